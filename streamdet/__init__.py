@@ -1,0 +1,44 @@
+"""streamdet: text-prompted zero-shot object detection for video with CLIP over sliding windows.
+
+    from streamdet import Detector
+    det = Detector("streamdet/scenes-clip", ["a red car", "a person"])
+    result = det.detect(frame)  # frame: HxWx3 uint8 BGR
+
+Importing the package is cheap; the detector and its ONNX Runtime session load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streamdet.errors import StreamdetError
+from streamdet.types import Detections, FrameResult, Timings
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from streamdet.detect.classify import Classifier
+    from streamdet.detect.detector import Detector
+
+__all__ = [
+    "Classifier",
+    "Detections",
+    "Detector",
+    "FrameResult",
+    "StreamdetError",
+    "Timings",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    """Import the engine lazily so ``import streamdet`` stays fast (no onnxruntime import)."""
+    if name == "Detector":
+        from streamdet.detect.detector import Detector
+
+        return Detector
+    if name == "Classifier":
+        from streamdet.detect.classify import Classifier
+
+        return Classifier
+    raise AttributeError(f"module 'streamdet' has no attribute {name!r}")

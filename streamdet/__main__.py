@@ -1,0 +1,5 @@
+"""``python -m streamdet`` runs the command line."""
+
+from streamdet.cli import main
+
+raise SystemExit(main())

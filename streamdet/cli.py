@@ -1,0 +1,234 @@
+"""The ``streamdet`` command line: ``export``, ``detect``, ``classify`` (and more as they land).
+
+``main(argv)`` returns the exit code: 0 on success, 1 when streamdet refused or failed with a
+one-line reason (``streamdet: error: ...`` on stderr, no traceback), 2 for usage errors (argparse),
+130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from streamdet import __version__
+from streamdet.errors import ImageReadError, StreamdetError
+
+log = logging.getLogger("streamdet")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a still image as HxWx3 uint8 BGR, with a one-line error when it cannot be read."""
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise ImageReadError(f"image '{p}' does not exist or is not a file")
+    data = np.fromfile(p, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ImageReadError(
+            f"'{p}' could not be decoded as an image (PNG, JPEG, BMP, TIFF, WebP are supported)"
+        )
+    return image
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default="streamdet/scenes-clip",
+        help="exported folder, Hugging Face folder or hub id (default: the built-in "
+        "streamdet/scenes-clip)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda or tensorrt (default: cpu)")
+    p.add_argument(
+        "--allow-fallback",
+        action="store_true",
+        help="run on the CPU when the requested GPU provider cannot load, instead of stopping",
+    )
+    p.add_argument("--cache-dir", help="exported models and text embeddings (~/.cache/streamdet)")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from streamdet.clip.export import export_model
+    from streamdet.clip.hub import hf_source_folder
+
+    source = hf_source_folder(args.model, cache_dir=args.cache_dir)
+    report = export_model(
+        source,
+        args.output,
+        fp16=args.fp16,
+        opset=args.opset,
+        tolerance=args.tolerance,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"exported {args.model} -> {report.out_dir} ({report.precision}, {report.seconds:.1f} s); "
+        f"parity vs PyTorch: image {report.image_max_abs_diff:.2e}, "
+        f"text {report.text_max_abs_diff:.2e} (tolerance {report.tolerance:.0e})"
+    )
+    return 0
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from streamdet.detect.classify import Classifier
+
+    if bool(args.labels) == bool(args.imagenet):
+        raise StreamdetError("give either --labels 'a cat,a dog' or --imagenet (one of the two)")
+    image = read_image(args.image)
+    clf = Classifier(
+        args.model, device=args.device, allow_fallback=args.allow_fallback, cache_dir=args.cache_dir
+    )
+    if args.imagenet:
+        preds = clf.classify_imagenet(
+            image, top_k=args.top_k, ensemble=args.ensemble, crop=args.crop
+        )
+    else:
+        preds = clf.classify(image, _comma_list(args.labels), top_k=args.top_k, crop=args.crop)
+    if args.json:
+        print(
+            json.dumps([{"label": p.label, "probability": round(p.probability, 6)} for p in preds])
+        )
+    else:
+        width = max(len(p.label) for p in preds)
+        for p in preds:
+            print(f"{p.label:<{width}}  {p.probability:7.2%}")
+    return 0
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    import cv2
+
+    from streamdet.detect.detector import Detector
+    from streamdet.video.render import draw_boxes, draw_heatmap
+
+    if not args.prompt:
+        raise StreamdetError("give at least one prompt with -p, e.g. -p 'a red car'")
+    image = read_image(args.image)
+    out_path = Path(args.output) if args.output else None
+    if out_path is not None:
+        if out_path.resolve() == Path(args.image).resolve():
+            raise StreamdetError("the output image equals the input; choose another -o path")
+        if out_path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+            raise StreamdetError(f"-o '{out_path}' must end in .png, .jpg, .bmp or .webp")
+    det = Detector(
+        args.model,
+        args.prompt,
+        patch=args.patch,
+        window=args.window,
+        stride=args.stride,
+        threshold=args.threshold,
+        scoring=args.scoring,
+        method=args.method,
+        device=args.device,
+        allow_fallback=args.allow_fallback,
+        cache_dir=args.cache_dir,
+    )
+    result = det.detect(image)
+    records = result.to_records()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "image": str(args.image),
+                    "detections": records,
+                    "timings_ms": round(result.timings.total_ms, 1),
+                }
+            )
+        )
+    else:
+        for r in records:
+            print(f"{r['label']}: {r['score']:.3f} at {r['box']}")
+        print(
+            f"{len(records)} detections in {result.timings.total_ms:.0f} ms "
+            f"({len(det.grid(*image.shape[:2]))} windows, {det.provider})"
+        )
+    if out_path is not None:
+        drawn = draw_heatmap(image, result, 0) if args.heatmap else image
+        drawn = draw_boxes(drawn, result)
+        ok, buf = cv2.imencode(out_path.suffix, drawn)
+        if not ok:
+            raise StreamdetError(f"could not encode '{out_path}'")
+        try:
+            out_path.write_bytes(buf.tobytes())
+        except OSError as exc:
+            raise StreamdetError(f"cannot write '{out_path}': {exc.strerror}") from None
+        print(f"wrote {out_path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamdet", description="Text-prompted zero-shot object detection with CLIP."
+    )
+    parser.add_argument("--version", action="version", version=f"streamdet {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("export", help="export a Hugging Face CLIP to ONNX (needs torch)")
+    p.add_argument("model", help="Hugging Face hub id or local Hugging Face CLIP folder")
+    p.add_argument("-o", "--output", required=True, help="folder to write (must not exist)")
+    p.add_argument("--fp16", action="store_true", help="fp16 weights (for GPUs)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--tolerance", type=float, help="max |ONNX - PyTorch| allowed")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier streamdet export")
+    p.add_argument("--cache-dir", help="hub downloads and exports (~/.cache/streamdet)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("classify", help="zero-shot classify an image against labels")
+    p.add_argument("image", help="image file")
+    p.add_argument("--labels", help="comma-separated labels, e.g. 'a cat,a dog'")
+    p.add_argument("--imagenet", action="store_true", help="the 1000 ImageNet classes")
+    p.add_argument("--ensemble", action="store_true", help="average 7 templates (ImageNet)")
+    p.add_argument("-k", "--top-k", type=int, default=5, help="how many labels to show")
+    p.add_argument(
+        "--crop",
+        choices=("center", "pad"),
+        default="center",
+        help="centre crop (CLIP's way) or pad to a square (keeps the edges)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser("detect", help="detect prompts in one image")
+    p.add_argument("image", help="image file")
+    p.add_argument("-p", "--prompt", action="append", default=[], help="what to find (repeat)")
+    p.add_argument("-o", "--output", help="write the annotated image here (.png/.jpg)")
+    p.add_argument("--heatmap", action="store_true", help="overlay the first prompt's heatmap")
+    p.add_argument("--patch", type=int, default=64, help="cell size in pixels (default 64)")
+    p.add_argument("--window", type=int, default=4, help="window size in cells (default 4)")
+    p.add_argument("--stride", type=int, default=1, help="window step in cells (default 1)")
+    p.add_argument("--threshold", type=float, help="box threshold on the heatmap, 0..1")
+    p.add_argument("--scoring", choices=("calibrated", "reference"), default="calibrated")
+    p.add_argument("--method", choices=("windows", "occlusion"), default="windows")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_detect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="streamdet: %(levelname)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except StreamdetError as exc:
+        print(f"streamdet: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("streamdet: interrupted", file=sys.stderr)
+        return 130

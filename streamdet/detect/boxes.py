@@ -1,0 +1,120 @@
+"""From heatmaps to boxes: every instance, not one box per prompt.
+
+A prompt's heatmap is thresholded; each 8-connected region of cells above the threshold becomes one
+box (its cells' extent in pixels, clipped to the frame) with the region's peak cell score as its
+confidence. Greedy non-maximum suppression per prompt then removes boxes that overlap a more
+confident box of the same prompt too much (this matters once several window scales are combined).
+The write-up's own rule (one box around all cells above the threshold) is ``single_box``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from streamdet.types import Detections
+
+
+def _cells_to_pixels(
+    r0: np.ndarray,
+    c0: np.ndarray,
+    r1: np.ndarray,
+    c1: np.ndarray,
+    patch: int,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """Inclusive cell ranges -> (n, 4) float32 pixel boxes clipped to the frame (h, w)."""
+    h, w = shape
+    xyxy = np.stack([c0 * patch, r0 * patch, (c1 + 1) * patch, (r1 + 1) * patch], axis=1)
+    xyxy = xyxy.astype(np.float32)
+    xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
+    xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
+    return xyxy
+
+
+def region_boxes(
+    heatmap: np.ndarray, threshold: float, patch: int, frame_shape: tuple[int, int], class_id: int
+) -> Detections:
+    """One box per 8-connected region of ``heatmap`` (rows, cols) cells with score > threshold."""
+    mask = (heatmap > threshold).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return Detections.empty()
+    stats = stats[1:]  # label 0 is the background
+    c0, r0 = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    c1 = c0 + stats[:, cv2.CC_STAT_WIDTH] - 1
+    r1 = r0 + stats[:, cv2.CC_STAT_HEIGHT] - 1
+    # Peak score of each region: max over its cells, all regions at once.
+    peaks = np.zeros(count, np.float32)
+    np.maximum.at(peaks, labels.ravel(), heatmap.ravel().astype(np.float32))
+    return Detections(
+        xyxy=_cells_to_pixels(r0, c0, r1, c1, patch, frame_shape),
+        confidence=peaks[1:],
+        class_id=np.full(count - 1, class_id, np.int64),
+    )
+
+
+def single_box(
+    heatmap: np.ndarray, threshold: float, patch: int, frame_shape: tuple[int, int], class_id: int
+) -> Detections:
+    """The write-up's rule: one box around every cell above the threshold (or none)."""
+    rows, cols = np.nonzero(heatmap > threshold)
+    if len(rows) == 0:
+        return Detections.empty()
+    xyxy = _cells_to_pixels(
+        rows.min(keepdims=True),
+        cols.min(keepdims=True),
+        rows.max(keepdims=True),
+        cols.max(keepdims=True),
+        patch,
+        frame_shape,
+    )
+    peak = np.asarray([heatmap[rows, cols].max()], np.float32)
+    return Detections(xyxy, peak, np.asarray([class_id], np.int64))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of (n, 4) and (m, 4) xyxy boxes -> (n, m)."""
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def nms(detections: Detections, iou_threshold: float) -> Detections:
+    """Greedy per-prompt non-maximum suppression; keeps the result sorted by confidence."""
+    if len(detections) <= 1:
+        return detections
+    order = np.argsort(-detections.confidence, kind="stable")
+    boxes = detections.xyxy[order]
+    classes = detections.class_id[order]
+    iou = box_iou(boxes, boxes)
+    same = classes[:, None] == classes[None, :]
+    keep = np.ones(len(order), bool)
+    for i in range(len(order)):  # n is the number of boxes in one frame: small
+        if keep[i]:
+            suppress = (iou[i] > iou_threshold) & same[i]
+            suppress[: i + 1] = False
+            keep &= ~suppress
+    return detections[order[keep]]
+
+
+def heatmaps_to_detections(
+    heatmaps: np.ndarray,
+    thresholds: np.ndarray,
+    patch: int,
+    frame_shape: tuple[int, int],
+    *,
+    per_region: bool = True,
+    iou_threshold: float = 0.5,
+) -> Detections:
+    """(K, rows, cols) heatmaps and (K,) thresholds -> all boxes of all prompts, after NMS."""
+    extract = region_boxes if per_region else single_box
+    parts = [
+        extract(heatmaps[k], float(thresholds[k]), patch, frame_shape, k)
+        for k in range(len(heatmaps))
+    ]
+    return nms(Detections.merge(parts), iou_threshold)

@@ -1,0 +1,264 @@
+"""The Detector: text prompts in, boxes and heatmaps out, one frame at a time.
+
+Per frame (shapes as comments in ``detect``): validate the frame, cut all windows in one vectorised
+step, run the image tower over all of them as one batch (split only above ``max_batch``), score the
+window embeddings against the cached prompt embeddings, average into cell heatmaps, extract boxes.
+Prompts are embedded once; ``set_prompts`` swaps them between frames by replacing one reference, so
+a running detector never sees half a prompt change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from streamdet.detect.boxes import heatmaps_to_detections
+from streamdet.detect.frames import as_bgr
+from streamdet.detect.occlusion import occluded_batch, occlusion_drops
+from streamdet.detect.prompts import normalise_prompts
+from streamdet.detect.scoring import (
+    SCORINGS,
+    prompt_vs_background,
+    reference_normalise,
+    window_logits,
+)
+from streamdet.detect.session import DEFAULT_MODEL, ModelSession
+from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
+from streamdet.errors import ConfigError, PromptError
+from streamdet.types import FrameResult, Timings
+
+log = logging.getLogger("streamdet")
+
+METHODS = ("windows", "occlusion")
+#: Threshold on calibrated heatmaps when the model's meta.json suggests none.
+DEFAULT_CALIBRATED_THRESHOLD = 0.5
+#: The write-up's threshold on its min-max normalised heatmap.
+REFERENCE_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class _PromptState:
+    """Prompts with everything derived from them; replaced as a whole by ``set_prompts``."""
+
+    prompts: tuple[str, ...]
+    embeddings: np.ndarray  # (K, D)
+    background: np.ndarray  # (B, D), background prompts that are not among the prompts
+    thresholds: np.ndarray  # (K,)
+
+
+def _check_fraction(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be a number between 0 and 1, but got {value!r}")
+    return float(value)
+
+
+def _check_templates(templates: Sequence[str]) -> tuple[str, ...]:
+    out = tuple(templates)
+    if not out or any(not isinstance(t, str) or t.count("{}") != 1 for t in out):
+        raise ConfigError(
+            f"templates must be strings with exactly one '{{}}' for the prompt, but got {out!r}"
+        )
+    return out
+
+
+class Detector:
+    """Zero-shot, text-prompted object detector over sliding windows (or occlusion).
+
+    model: an exported streamdet folder, a local Hugging Face CLIP folder, a hub id such as
+        ``openai/clip-vit-base-patch32``, or the built-in ``streamdet/scenes-clip``.
+    prompts: what to look for, e.g. ``["a red car", "a person"]``; a single string is one prompt.
+    patch, window, stride: cell size in pixels, window size in cells, step in cells.
+    scales: extra window sizes in cells, combined with ``window`` in the same batch.
+    threshold: heatmap threshold for boxes, one number or ``{prompt: number}`` (others take the
+        default: the model's suggestion for ``calibrated``, 0.5 for ``reference``).
+    scoring: ``"calibrated"`` (default) or ``"reference"`` (see ``streamdet.detect.scoring``).
+    method: ``"windows"`` (default) or ``"occlusion"``.
+    background_prompts: what "no object" looks like to ``calibrated`` scoring; defaults to the
+        model's own list from its meta.json.
+    templates: prompt templates averaged per prompt (CLIP's prompt ensembling), e.g.
+        ``["a photo of {}."]``; default ``["{}"]``: the prompt as written.
+    nms_iou: boxes of one prompt overlapping a better one by more than this are dropped.
+    device: ``"cpu"``, ``"cuda"`` or ``"tensorrt"``; allow_fallback: run on CPU when the GPU
+        provider cannot load, instead of stopping.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_MODEL,
+        prompts: str | Iterable[str] = (),
+        *,
+        patch: int = 64,
+        window: int = 4,
+        stride: int = 1,
+        scales: Sequence[int] = (),
+        threshold: float | Mapping[str, float] | None = None,
+        scoring: str = "calibrated",
+        method: str = "windows",
+        background_prompts: Sequence[str] | None = None,
+        templates: Sequence[str] = ("{}",),
+        nms_iou: float = 0.5,
+        device: str = "cpu",
+        allow_fallback: bool = False,
+        max_batch: int | None = None,
+        threads: int | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        if scoring not in SCORINGS:
+            raise ConfigError(f"scoring must be one of {', '.join(SCORINGS)}, but got {scoring!r}")
+        if method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, but got {method!r}")
+        self.spec = GridSpec(patch=patch, window=window, stride=stride, scales=tuple(scales))
+        self.scoring = scoring
+        self.method = method
+        self.templates = _check_templates(templates)
+        self.nms_iou = _check_fraction("nms_iou", nms_iou)
+        self._threshold_arg = self._check_threshold(threshold)
+        self.session = ModelSession.open(
+            model,
+            device=device,
+            allow_fallback=allow_fallback,
+            threads=threads,
+            max_batch=max_batch,
+            cache_dir=cache_dir,
+        )
+        meta = self.session.encoders.meta
+        if background_prompts is None:
+            background_prompts = meta.background_prompts
+        self.background_prompts = normalise_prompts(background_prompts)
+        self._background_all = (
+            self.session.texts.embed_templated(self.background_prompts, self.templates)
+            if self.background_prompts
+            else np.zeros((0, meta.embed_dim), np.float32)
+        )
+        self._state = _PromptState(
+            (),
+            np.zeros((0, meta.embed_dim), np.float32),
+            self._background_all,
+            np.zeros(0, np.float32),
+        )
+        self._grid_for = lru_cache(maxsize=8)(self._build_grid)
+        if prompts:
+            self.set_prompts(prompts)
+
+    # ----------------------------------------------------------------- configuration
+
+    @staticmethod
+    def _check_threshold(threshold: object) -> float | dict[str, float] | None:
+        if threshold is None:
+            return None
+        if isinstance(threshold, Mapping):
+            return {str(k): _check_fraction(f"threshold of '{k}'", v) for k, v in threshold.items()}
+        return _check_fraction("threshold", threshold)
+
+    def _default_threshold(self) -> float:
+        if self.scoring == "reference":
+            return REFERENCE_THRESHOLD
+        suggested = self.session.encoders.meta.defaults.get("threshold")
+        return float(suggested) if suggested is not None else DEFAULT_CALIBRATED_THRESHOLD
+
+    def _thresholds_for(self, prompts: tuple[str, ...]) -> np.ndarray:
+        arg = self._threshold_arg
+        default = self._default_threshold()
+        if isinstance(arg, dict):
+            return np.asarray([arg.get(p, default) for p in prompts], np.float32)
+        return np.full(len(prompts), default if arg is None else arg, np.float32)
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        return self._state.prompts
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return self._state.thresholds.copy()
+
+    @property
+    def provider(self) -> str:
+        """The ONNX Runtime execution provider that really runs the image tower."""
+        return self.session.encoders.provider
+
+    def set_prompts(self, prompts: str | Iterable[str]) -> None:
+        """Replace the prompts. Known prompts cost nothing; new ones one text-tower batch."""
+        texts = normalise_prompts(prompts)
+        if not texts:
+            raise PromptError("no prompts given; pass at least one, e.g. ['a red car']")
+        embeddings = self.session.texts.embed_templated(texts, self.templates)  # (K, D)
+        keep = [i for i, b in enumerate(self.background_prompts) if b not in texts]
+        self._state = _PromptState(
+            prompts=texts,
+            embeddings=embeddings,
+            background=self._background_all[keep],
+            thresholds=self._thresholds_for(texts),
+        )
+
+    def _build_grid(self, height: int, width: int) -> WindowGrid:
+        return WindowGrid.build(height, width, self.spec)
+
+    def grid(self, height: int, width: int) -> WindowGrid:
+        """The window grid for frames of this size (cached: frames of a video share it)."""
+        return self._grid_for(height, width)
+
+    # ----------------------------------------------------------------- detection
+
+    def detect(self, frame: np.ndarray) -> FrameResult:
+        """Find every prompt in one HxWx3 uint8 BGR frame."""
+        state = self._state  # read once: a concurrent set_prompts applies from the next frame
+        if not state.prompts:
+            raise PromptError("no prompts set; call set_prompts(['a red car', ...]) first")
+        t0 = time.perf_counter()
+        frame = as_bgr(frame)
+        h, w = frame.shape[:2]
+        grid = self.grid(h, w)
+        size, fill = self.session.image_size, self.session.fill
+        if self.method == "windows":
+            pixels = crop_windows(frame, grid, size, fill)  # (N, S, S, 3)
+        else:
+            pixels = occluded_batch(frame, grid, size, fill)  # (1 + N, S, S, 3)
+        t1 = time.perf_counter()
+        emb = self.session.embed_images(pixels)  # (N or 1 + N, D)
+        t2 = time.perf_counter()
+        heatmaps = self._heatmaps(emb, grid, state)  # (K, rows, cols) in [0, 1]
+        t3 = time.perf_counter()
+        detections = heatmaps_to_detections(
+            heatmaps,
+            state.thresholds,
+            grid.patch,
+            (h, w),
+            per_region=self.scoring != "reference",
+            iou_threshold=self.nms_iou,
+        )
+        t4 = time.perf_counter()
+        timings = Timings(
+            preprocess_ms=(t1 - t0) * 1e3,
+            encode_ms=(t2 - t1) * 1e3,
+            score_ms=(t3 - t2) * 1e3,
+            boxes_ms=(t4 - t3) * 1e3,
+        )
+        return FrameResult(detections, heatmaps, state.prompts, (h, w), grid.patch, timings)
+
+    def _heatmaps(self, emb: np.ndarray, grid: WindowGrid, state: _PromptState) -> np.ndarray:
+        scale = self.session.logit_scale
+        if self.method == "windows":
+            if self.scoring == "reference":
+                logits = window_logits(emb, state.embeddings, scale)  # (N, K)
+                return reference_normalise(grid.cell_mean(logits))
+            probs = prompt_vs_background(emb, state.embeddings, state.background, scale)
+            return grid.cell_mean(probs).astype(np.float32)
+        # Occlusion: row 0 is the whole frame, rows 1.. the occluded copies.
+        drops = occlusion_drops(window_logits(emb, state.embeddings, scale))  # (N, K)
+        cells = grid.cell_mean(drops)  # (K, rows, cols)
+        if self.scoring == "reference":
+            return reference_normalise(cells)
+        # Calibrated: the shape of the drop map, scaled by how likely the prompt is in the frame.
+        present = prompt_vs_background(emb[:1], state.embeddings, state.background, scale)[0]
+        cells = np.clip(cells, 0.0, None)
+        peak = cells.reshape(len(cells), -1).max(axis=1)
+        shape = np.divide(
+            cells, peak[:, None, None], out=np.zeros_like(cells), where=peak[:, None, None] > 0
+        )
+        return (shape * present[:, None, None]).astype(np.float32)

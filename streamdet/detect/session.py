@@ -1,0 +1,72 @@
+"""One loaded model: resolved folder, ONNX Runtime encoders and the text-embedding cache.
+
+``Detector`` and ``Classifier`` both start from here, so a model is resolved, exported (if needed)
+and opened the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from streamdet.clip.encoders import ClipEncoders
+from streamdet.clip.hub import resolve_model
+from streamdet.detect.prompts import TextEmbeddingCache
+
+log = logging.getLogger("streamdet")
+
+DEFAULT_MODEL = "streamdet/scenes-clip"
+
+
+def default_cache_dir() -> Path:
+    """Where exported models and text embeddings are kept between runs."""
+    return Path.home() / ".cache" / "streamdet"
+
+
+@dataclass(frozen=True)
+class ModelSession:
+    """Everything needed to embed windows and prompts with one model."""
+
+    encoders: ClipEncoders
+    texts: TextEmbeddingCache
+
+    @classmethod
+    def open(
+        cls,
+        model: str | Path = DEFAULT_MODEL,
+        *,
+        device: str = "cpu",
+        allow_fallback: bool = False,
+        threads: int | None = None,
+        max_batch: int | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> ModelSession:
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        folder = resolve_model(model, cache_dir=cache)
+        kwargs = {} if max_batch is None else {"max_batch": max_batch}
+        encoders = ClipEncoders(
+            folder, device=device, allow_fallback=allow_fallback, threads=threads, **kwargs
+        )
+        texts = TextEmbeddingCache(encoders.encode_texts, encoders.meta.checksum, cache)
+        return cls(encoders, texts)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.encoders.meta.image_size)
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.encoders.meta.logit_scale)
+
+    @property
+    def fill(self) -> tuple[float, float, float]:
+        """The model's mean colour in BGR 0..255: padding that is zero after normalisation."""
+        r, g, b = (float(v) * 255.0 for v in self.encoders.meta.image_mean)
+        return (b, g, r)
+
+    def embed_images(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) float32 BGR 0..255 -> (N, D) L2-normalised embeddings."""
+        return self.encoders.encode_images(pixels)

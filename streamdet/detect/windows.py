@@ -1,0 +1,204 @@
+"""The sliding-window grid over a frame, and cutting all its windows out in one vectorised step.
+
+The frame is divided into square cells of ``patch`` pixels. A window is ``w x w`` cells and slides
+over the cell grid by ``stride`` cells; several window sizes ("scales") may be combined. Unlike the
+original write-up, the grid covers the WHOLE frame: the last row/column of cells may stick out of
+the frame, and the frame is padded with the model's mean colour (zero after normalisation) so that
+every window is a full square. A frame smaller than one window is padded the same way.
+
+Cropping: instead of resizing each window separately (~340 ms for 136 windows of a 720p frame), the
+padded frame is resized ONCE by ``S / (w * patch)`` and the windows are sliced out of it. When the
+window is downscaled and ``S`` is divisible by ``w``, every window boundary falls on an output pixel
+boundary, so area resampling of the whole frame gives exactly the pixels that area resampling of
+each window would give (tested). Otherwise window origins are rounded to the nearest output pixel
+(at most half a pixel off).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import cv2
+import numpy as np
+
+from streamdet.errors import ConfigError
+
+#: Refuse settings that would make more windows than this per frame (a typo like --patch 1).
+MAX_WINDOWS_PER_FRAME = 20_000
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """How to lay windows over a frame: cell size, window sizes in cells, stride in cells."""
+
+    patch: int = 64
+    window: int = 4
+    stride: int = 1
+    scales: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("patch", "window", "stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise ConfigError(f"{name} must be a positive whole number, but got {value!r}")
+        for s in self.scales:
+            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 1:
+                raise ConfigError(
+                    f"extra window scales must be positive whole numbers of cells, but got {s!r}"
+                )
+        if self.stride > min(self.sizes):
+            raise ConfigError(
+                f"stride ({self.stride} cells) is larger than the smallest window "
+                f"({min(self.sizes)} cells), which would leave cells no window sees; "
+                "use a stride no larger than the window"
+            )
+        if self.patch * max(self.sizes) > 16384:
+            raise ConfigError(
+                f"a window of {max(self.sizes)} cells of {self.patch} px is "
+                f"{self.patch * max(self.sizes)} px wide; use a smaller patch or window"
+            )
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Window sizes in cells, main window first, without duplicates."""
+        return tuple(dict.fromkeys((int(self.window), *(int(s) for s in self.scales))))
+
+
+def _starts(cells: int, size: int, stride: int) -> list[int]:
+    """Window start cells along one axis, always including one that reaches the last cell."""
+    if cells <= size:
+        return [0]
+    starts = list(range(0, cells - size + 1, stride))
+    if starts[-1] != cells - size:
+        starts.append(cells - size)
+    return starts
+
+
+@dataclass(frozen=True)
+class WindowGrid:
+    """All windows of one frame size.
+
+    windows: (N, 3) int64 rows of (first cell row, first cell column, size in cells).
+    rows, cols: cells covering the frame (the last ones may be cut by the frame edge).
+    """
+
+    frame_h: int
+    frame_w: int
+    patch: int
+    rows: int
+    cols: int
+    windows: np.ndarray
+
+    @classmethod
+    def build(cls, frame_h: int, frame_w: int, spec: GridSpec) -> WindowGrid:
+        rows = math.ceil(frame_h / spec.patch)
+        cols = math.ceil(frame_w / spec.patch)
+        parts = []
+        for size in spec.sizes:
+            r0 = _starts(rows, size, spec.stride)
+            c0 = _starts(cols, size, spec.stride)
+            rr, cc = np.meshgrid(r0, c0, indexing="ij")
+            parts.append(np.stack([rr.ravel(), cc.ravel(), np.full(rr.size, size)], axis=1))
+        windows = np.concatenate(parts).astype(np.int64)
+        if len(windows) > MAX_WINDOWS_PER_FRAME:
+            raise ConfigError(
+                f"patch {spec.patch}, window {spec.window}, stride {spec.stride} make "
+                f"{len(windows)} windows on a {frame_w}x{frame_h} frame (limit "
+                f"{MAX_WINDOWS_PER_FRAME}); use a larger patch or stride"
+            )
+        return cls(frame_h, frame_w, spec.patch, rows, cols, windows)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    @cached_property
+    def coverage(self) -> np.ndarray:
+        """(N, rows*cols) float32: 1 where window n covers cell (r, c) inside the grid."""
+        n = len(self.windows)
+        cov = np.zeros((n, self.rows, self.cols), np.float32)
+        r = np.arange(self.rows)
+        c = np.arange(self.cols)
+        r0, c0, size = self.windows.T
+        in_r = (r[None, :] >= r0[:, None]) & (r[None, :] < (r0 + size)[:, None])  # (N, rows)
+        in_c = (c[None, :] >= c0[:, None]) & (c[None, :] < (c0 + size)[:, None])  # (N, cols)
+        cov[:] = in_r[:, :, None] & in_c[:, None, :]
+        return cov.reshape(n, -1)
+
+    @cached_property
+    def visits(self) -> np.ndarray:
+        """(rows*cols,) float32 number of windows covering each cell (>= 1 everywhere)."""
+        return self.coverage.sum(axis=0)
+
+    def cell_mean(self, values: np.ndarray) -> np.ndarray:
+        """Mean over the covering windows, per cell: (N, K) window values -> (K, rows, cols)."""
+        sums = values.T.astype(np.float32) @ self.coverage  # (K, rows*cols)
+        return (sums / self.visits).reshape(-1, self.rows, self.cols)
+
+    def window_boxes(self) -> np.ndarray:
+        """(N, 4) float32 pixel boxes (x1, y1, x2, y2) of every window, clipped to the frame."""
+        r0, c0, size = self.windows.T.astype(np.float32)
+        p = float(self.patch)
+        boxes = np.stack([c0 * p, r0 * p, (c0 + size) * p, (r0 + size) * p], axis=1)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, self.frame_w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, self.frame_h)
+        return boxes
+
+
+def pad_to(
+    frame: np.ndarray, height: int, width: int, fill: tuple[float, float, float]
+) -> np.ndarray:
+    """Pad a frame at the bottom and right to (height, width) with a constant BGR colour."""
+    h, w = frame.shape[:2]
+    if h == height and w == width:
+        return frame
+    return cv2.copyMakeBorder(
+        frame, 0, height - h, 0, width - w, cv2.BORDER_CONSTANT, value=tuple(float(v) for v in fill)
+    )
+
+
+def _slice_squares(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, size: int) -> np.ndarray:
+    """Copy the (size x size) squares with top-left corners (ys[i], xs[i]) out of an HxWx3 image."""
+    h, w, ch = image.shape
+    s0, s1, s2 = image.strides
+    # A read-only view of every possible square: (h-size+1, w-size+1, size, size, 3).
+    view = np.lib.stride_tricks.as_strided(
+        image, (h - size + 1, w - size + 1, size, size, ch), (s0, s1, s0, s1, s2), writeable=False
+    )
+    return view[ys, xs]  # (N, size, size, 3): one gather, no Python loop over windows
+
+
+def crop_windows(
+    frame: np.ndarray, grid: WindowGrid, size: int, fill: tuple[float, float, float]
+) -> np.ndarray:
+    """Cut every window of ``grid`` out of a BGR frame, resized to ``size`` x ``size``.
+
+    Returns (N, size, size, 3) float32 BGR in 0..255, the model's input layout, in the order of
+    ``grid.windows``.
+    """
+    out = np.empty((len(grid), size, size, 3), np.float32)
+    p = grid.patch
+    for cells in np.unique(grid.windows[:, 2]):  # one pass per window scale, not per window
+        idx = np.flatnonzero(grid.windows[:, 2] == cells)
+        r0, c0 = grid.windows[idx, 0], grid.windows[idx, 1]
+        need_r = int((r0 + cells).max())
+        need_c = int((c0 + cells).max())
+        padded = pad_to(frame, need_r * p, need_c * p, fill).astype(np.float32)
+        win_px = int(cells) * p
+        interp = cv2.INTER_AREA if win_px >= size else cv2.INTER_LINEAR
+        if size % cells == 0:
+            cell_out = size // int(cells)  # each cell maps to a whole number of output pixels
+            resized = cv2.resize(
+                padded, (need_c * cell_out, need_r * cell_out), interpolation=interp
+            )
+            ys, xs = r0 * cell_out, c0 * cell_out
+        else:
+            scale = size / win_px
+            out_h = max(size, round(need_r * p * scale))
+            out_w = max(size, round(need_c * p * scale))
+            resized = cv2.resize(padded, (out_w, out_h), interpolation=interp)
+            ys = np.minimum(np.rint(r0 * p * scale).astype(np.int64), out_h - size)
+            xs = np.minimum(np.rint(c0 * p * scale).astype(np.int64), out_w - size)
+        out[idx] = _slice_squares(resized, ys, xs, size)
+    return out

@@ -1,0 +1,116 @@
+"""Small frozen data types passed between stages.
+
+``Detections`` follows the parallel-arrays design of roboflow/supervision: one row per box, shapes
+checked on construction, boolean-mask indexing. ``FrameResult`` is what ``Detector.detect`` returns
+for one frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _check_array(name: str, value: np.ndarray, shape: tuple[int | None, ...]) -> None:
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, but got {type(value).__name__}")
+    if value.ndim != len(shape) or any(
+        want is not None and got != want for want, got in zip(shape, value.shape, strict=True)
+    ):
+        want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}, but got {value.shape}")
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes found in one frame, as parallel arrays.
+
+    xyxy: (n, 4) float32 pixel corners (x1, y1, x2, y2) in the input frame, x2/y2 exclusive.
+    confidence: (n,) float32 in [0, 1].
+    class_id: (n,) int64, index into the prompts of the frame.
+    """
+
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_array("xyxy", self.xyxy, (None, 4))
+        n = len(self.xyxy)
+        _check_array("confidence", self.confidence, (n,))
+        _check_array("class_id", self.class_id, (n,))
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            confidence=np.zeros((0,), np.float32),
+            class_id=np.zeros((0,), np.int64),
+        )
+
+    @classmethod
+    def merge(cls, parts: list[Detections]) -> Detections:
+        if not parts:
+            return cls.empty()
+        return cls(
+            xyxy=np.concatenate([p.xyxy for p in parts]).astype(np.float32, copy=False),
+            confidence=np.concatenate([p.confidence for p in parts]).astype(np.float32, copy=False),
+            class_id=np.concatenate([p.class_id for p in parts]).astype(np.int64, copy=False),
+        )
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: np.ndarray | slice | int) -> Detections:
+        if isinstance(index, int | np.integer):
+            index = slice(int(index), int(index) + 1)
+        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index])
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Milliseconds spent in each stage of ``Detector.detect`` for one frame."""
+
+    preprocess_ms: float = 0.0
+    encode_ms: float = 0.0
+    score_ms: float = 0.0
+    boxes_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.encode_ms + self.score_ms + self.boxes_ms
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything the detector found in one frame.
+
+    heatmaps: (prompts, grid rows, grid cols) float32 in [0, 1]; cell (r, c) covers pixels
+    rows r*patch .. (r+1)*patch and columns c*patch .. (c+1)*patch of the frame (the last row and
+    column may be cut by the frame edge).
+    """
+
+    detections: Detections
+    heatmaps: np.ndarray
+    prompts: tuple[str, ...]
+    frame_shape: tuple[int, int]
+    patch: int
+    timings: Timings = field(default_factory=Timings)
+
+    def labels(self) -> list[str]:
+        """The prompt text of every detection, in order."""
+        return [self.prompts[i] for i in self.detections.class_id.tolist()]
+
+    def to_records(self) -> list[dict]:
+        """JSON-ready detections: label, prompt index, box and score."""
+        d = self.detections
+        return [
+            {
+                "label": self.prompts[int(k)],
+                "prompt_index": int(k),
+                "box": [round(float(v), 1) for v in box],
+                "score": round(float(s), 4),
+            }
+            for box, s, k in zip(d.xyxy, d.confidence, d.class_id, strict=True)
+        ]
