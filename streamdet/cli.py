@@ -166,6 +166,28 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from streamdet.demo import DEMO_PROMPTS, run_demo
+
+    report = run_demo(
+        args.output,
+        model=args.model,
+        prompts=args.prompt or DEMO_PROMPTS,
+        n_frames=args.frames,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        device=args.device,
+        cache_dir=args.cache_dir,
+    )
+    found = ", ".join(f"{p!r}: {n}" for p, n in report.detections.items())
+    print(
+        f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} FPS, "
+        f"{report.provider}); boxes per prompt: {found}"
+    )
+    print(f"wrote {report.video} and {report.jsonl}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamdet", description="Text-prompted zero-shot object detection with CLIP."
@@ -173,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streamdet {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="detect prompts in a generated street clip (no download)")
+    p.add_argument("-o", "--output", default="streamdet-demo", help="folder for demo.mp4/.jsonl")
+    p.add_argument("-p", "--prompt", action="append", default=[], help="override the prompts")
+    p.add_argument("--frames", type=int, default=48, help="clip length in frames (default 48)")
+    p.add_argument("--seed", type=int, default=0, help="which generated clip (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier demo's files")
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("export", help="export a Hugging Face CLIP to ONNX (needs torch)")
     p.add_argument("model", help="Hugging Face hub id or local Hugging Face CLIP folder")

@@ -59,3 +59,19 @@ class FrameError(StreamdetError, ValueError):
 
 class ImageReadError(StreamdetError, ValueError):
     """An image file that cannot be read or decoded."""
+
+
+class OutputExistsError(StreamdetError, FileExistsError):
+    """The output file already exists and ``overwrite=True`` was not given."""
+
+
+class OutputFolderError(StreamdetError, OSError):
+    """The output folder is missing, is not a folder, or cannot be written to."""
+
+
+class WriterClosedError(StreamdetError, ValueError):
+    """A ``write`` on a writer that was already closed."""
+
+
+class VideoReadError(StreamdetError, ValueError):
+    """A video file that does not exist or cannot be opened and decoded."""

@@ -1,0 +1,66 @@
+"""``streamdet demo`` end to end on the tiny test model: an MP4 and a JSONL that agree."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streamdet.cli import main
+from streamdet.video.sinks import probe_video
+
+
+def test_demo_writes_a_playable_mp4_and_one_json_line_per_frame(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(
+        [
+            "demo",
+            "-o",
+            str(out),
+            "--frames",
+            "6",
+            "--model",
+            str(tiny_model_dir),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
+    assert code == 0
+    info = probe_video(out / "demo.mp4")
+    assert (info.frames, info.codec, info.pix_fmt) == (6, "h264", "yuv420p")
+    assert (info.width, info.height) == (640, 360)
+    lines = [json.loads(line) for line in (out / "demo.jsonl").read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(6))
+    assert lines[1]["pts"] == pytest.approx(1 / 12, abs=1e-6)
+    for line in lines:
+        for d in line["detections"]:
+            assert d["label"] in ("a red car", "a person", "a blue circle")
+            assert len(d["box"]) == 4 and 0 <= d["score"] <= 1
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_demo_refuses_to_overwrite_an_earlier_run(tiny_model_dir, tmp_path, capsys):
+    args = [
+        "demo",
+        "-o",
+        str(tmp_path),
+        "--frames",
+        "2",
+        "--model",
+        str(tiny_model_dir),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
+    assert main(args) == 0
+    before = (tmp_path / "demo.mp4").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("streamdet: error:") and err.count("\n") == 1
+    assert (tmp_path / "demo.mp4").read_bytes() == before
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_demo_rejects_zero_frames(tiny_model_dir, tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path), "--frames", "0", "--model", str(tiny_model_dir)]) == 1
+    assert "at least one frame" in capsys.readouterr().err
