@@ -63,9 +63,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from streamdet.clip.hub import hf_source_folder
 
     source = hf_source_folder(args.model, cache_dir=args.cache_dir)
+    local = Path(args.model).expanduser().exists()
     report = export_model(
         source,
         args.output,
+        source_name=None if local else f"hf://{args.model}",
         fp16=args.fp16,
         opset=args.opset,
         tolerance=args.tolerance,

@@ -1,0 +1,8 @@
+"""CLIP models for streamdet: export to ONNX, resolve model names, and run the two towers.
+
+- ``hub.resolve_model(spec)``: a folder, built-in name or hub id -> an exported folder.
+- ``export.export_model(source, out_dir)``: HF CLIP folder -> image.onnx, text.onnx, meta.json.
+- ``encoders.ClipEncoders(folder)``: ONNX Runtime sessions: ``encode_images``, ``encode_texts``.
+
+Submodules are imported explicitly so that the runtime never loads torch or transformers.
+"""

@@ -1,0 +1,257 @@
+"""Export: parity with PyTorch, the NHWC/BGR input contract, fp16, and safe publishing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamdet.clip import export as export_module
+from streamdet.clip.encoders import ClipEncoders
+from streamdet.clip.export import FP16_TOLERANCE, FP32_TOLERANCE, export_model
+from streamdet.clip.meta import load_meta
+from streamdet.errors import (
+    ConfigError,
+    ExportError,
+    MissingDependencyError,
+    ModelFormatError,
+    ModelNotFoundError,
+    OutputExistsError,
+    ParityError,
+    PromptError,
+)
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def torch_model(tiny_hf_dir: Path):
+    return transformers.CLIPModel.from_pretrained(tiny_hf_dir).eval()
+
+
+def _torch_image_embeddings(model, rgb_nhwc_0_255: np.ndarray, meta) -> np.ndarray:
+    """CLIP image embeddings computed the textbook way: RGB, /255, mean/std, NCHW."""
+    mean = np.asarray(meta.image_mean, np.float32)
+    std = np.asarray(meta.image_std, np.float32)
+    x = (rgb_nhwc_0_255 / 255.0 - mean) / std  # (N, S, S, 3)
+    x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))  # (N, 3, S, S)
+    with torch.no_grad():
+        out = model.get_image_features(pixel_values=x)
+        out = out if isinstance(out, torch.Tensor) else out.pooler_output
+        return torch.nn.functional.normalize(out).numpy()
+
+
+def _torch_text_embeddings(model, tokenizer_dir: Path, prompts: list[str]) -> np.ndarray:
+    tok = transformers.CLIPTokenizerFast.from_pretrained(tokenizer_dir)
+    batch = tok(prompts, padding="max_length", max_length=77, return_tensors="pt")
+    with torch.no_grad():
+        out = model.get_text_features(**batch)
+        out = out if isinstance(out, torch.Tensor) else out.pooler_output
+        return torch.nn.functional.normalize(out).numpy()
+
+
+def test_meta_records_parity_within_tolerance(tiny_model_dir: Path) -> None:
+    data = json.loads((tiny_model_dir / "meta.json").read_text())
+    assert data["parity"]["tolerance"] == FP32_TOLERANCE
+    assert 0 <= data["parity"]["image_max_abs_diff"] <= FP32_TOLERANCE
+    assert 0 <= data["parity"]["text_max_abs_diff"] <= FP32_TOLERANCE
+    assert data["precision"] == "fp32"
+    assert data["embed_dim"] == 16 and data["image_size"] == 32 and data["context_length"] == 77
+    assert data["pad_id"] == 49407
+    assert data["input_layout"] == "NHWC BGR float32 0-255"
+    assert set(data["files"]) >= {
+        "image.onnx",
+        "text.onnx",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    }
+    assert "special_tokens_map.json" in data["files"]
+    assert len(data["background_prompts"]) >= 3
+
+
+def test_onnx_matches_pytorch_and_treats_input_as_bgr(tiny_model_dir: Path, torch_model) -> None:
+    encoders = ClipEncoders(tiny_model_dir)
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
+    expected = _torch_image_embeddings(torch_model, rgb, encoders.meta)
+    got = encoders.encode_images(rgb[..., ::-1].copy())  # the BGR copy of the RGB images
+    assert got.shape == (4, 16) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=FP32_TOLERANCE)
+    # Feeding RGB as if it were BGR must give something else: the channel order matters.
+    assert np.abs(encoders.encode_images(rgb) - expected).max() > 1e-3
+
+
+def test_logit_scale_is_exponentiated(tiny_model_dir: Path, torch_model) -> None:
+    meta = load_meta(tiny_model_dir)
+    assert meta.logit_scale == pytest.approx(
+        float(torch_model.logit_scale.detach().exp()), rel=1e-6
+    )
+
+
+def test_text_embeddings_match_pytorch(tiny_model_dir: Path, torch_model, tiny_hf_dir) -> None:
+    prompts = ["a photo of a cat", "  A   red CAR, at night!  ", "dog"]
+    got = ClipEncoders(tiny_model_dir).encode_texts(prompts)
+    expected = _torch_text_embeddings(torch_model, tiny_hf_dir, prompts)
+    np.testing.assert_allclose(got, expected, atol=FP32_TOLERANCE)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_fp16_export_passes_its_tolerance(tiny_hf_dir: Path, tmp_path: Path, torch_model) -> None:
+    report = export_model(tiny_hf_dir, tmp_path / "fp16", fp16=True)
+    assert report.precision == "fp16" and report.tolerance == FP16_TOLERANCE
+    assert report.image_max_abs_diff <= FP16_TOLERANCE
+    assert report.text_max_abs_diff <= FP16_TOLERANCE
+    encoders = ClipEncoders(report.out_dir)
+    assert encoders.meta.precision == "fp16"
+    rgb = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
+    got = encoders.encode_images(rgb[..., ::-1].copy())
+    assert got.dtype == np.float32
+    expected = _torch_image_embeddings(torch_model, rgb, encoders.meta)
+    np.testing.assert_allclose(got, expected, atol=FP16_TOLERANCE)
+
+
+def test_failed_parity_leaves_no_folder(tiny_hf_dir, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(export_module, "_parity", lambda *args: (0.5, 0.0))
+    out = tmp_path / "out"
+    with pytest.raises(ParityError, match=r"image graph .* 0\.5 .* tolerance 0\.0001"):
+        export_model(tiny_hf_dir, out)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no staging folder left behind either
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_an_export(tiny_hf_dir, tmp_path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputExistsError, match="not a streamdet export"):
+        export_model(tiny_hf_dir, mine, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_existing_export_needs_overwrite_then_is_replaced(tiny_hf_dir, tmp_path) -> None:
+    out = tmp_path / "out"
+    export_model(tiny_hf_dir, out)
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        export_model(tiny_hf_dir, out)
+    (out / "stale.txt").write_text("old")
+    report = export_model(tiny_hf_dir, out, overwrite=True)
+    assert report.out_dir == out.resolve()
+    assert not (out / "stale.txt").exists()
+    load_meta(out)  # complete and verified
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_export_into_the_hf_folder_itself_keeps_its_files(tiny_hf_dir, tmp_path) -> None:
+    folder = tmp_path / "scenes-clip"
+    shutil.copytree(tiny_hf_dir, folder)
+    (folder / "README.md").write_text("model card")
+    (folder / "streamdet.json").write_text(
+        json.dumps({"background_prompts": ["an empty table"], "threshold": 0.4})
+    )
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    export_model(folder, folder, overwrite=True)
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert set(after) == set(before) | {"image.onnx", "text.onnx", "meta.json"}
+    assert all(after[name] == content for name, content in before.items())
+    meta = load_meta(folder)
+    assert meta.background_prompts == ("an empty table",)
+    assert meta.defaults == {"threshold": 0.4}
+    assert "model.safetensors" in meta.files and "README.md" in meta.files
+    # A second in-place export replaces its own files and still keeps the rest.
+    export_model(folder, folder, overwrite=True)
+    assert set(p.name for p in folder.iterdir()) == set(after)
+    load_meta(folder)
+
+
+def test_inplace_export_without_overwrite_refuses_a_second_time(tiny_hf_dir, tmp_path) -> None:
+    folder = tmp_path / "hf"
+    shutil.copytree(tiny_hf_dir, folder)
+    export_model(folder, folder)
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        export_model(folder, folder)
+
+
+def test_fp16_weights_in_the_source_are_exported_in_fp32(tiny_hf_dir, tmp_path) -> None:
+    half = tmp_path / "half"
+    transformers.CLIPModel.from_pretrained(tiny_hf_dir).half().save_pretrained(half)
+    for p in tiny_hf_dir.iterdir():
+        if p.suffix in {".json", ".txt"} and p.name != "config.json":
+            shutil.copyfile(p, half / p.name)
+    report = export_model(half, tmp_path / "out")
+    assert report.precision == "fp32" and report.image_max_abs_diff <= FP32_TOLERANCE
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda d: d / "missing", ModelNotFoundError, "does not exist"),
+        (lambda d: (d / "f.txt").write_text("x") and d / "f.txt", ModelFormatError, "is a file"),
+        (lambda d: d, ModelFormatError, "no config.json"),
+    ],
+)
+def test_bad_sources_raise_one_line_errors(tmp_path, make, error, match) -> None:
+    with pytest.raises(error, match=match) as info:
+        export_model(make(tmp_path), tmp_path / "out")
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_config_and_missing_weights(tiny_hf_dir, tmp_path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    with pytest.raises(ModelFormatError, match="not valid JSON"):
+        export_model(bad, tmp_path / "out")
+    (bad / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ModelFormatError, match="'bert'"):
+        export_model(bad, tmp_path / "out")
+    shutil.copyfile(tiny_hf_dir / "config.json", bad / "config.json")
+    with pytest.raises(ModelFormatError, match="no weights"):
+        export_model(bad, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_negative_tolerance_is_refused(tiny_hf_dir, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="tolerance"):
+        export_model(tiny_hf_dir, tmp_path / "out", tolerance=-1.0)
+
+
+def test_missing_torch_or_transformers_names_the_extra(tiny_hf_dir, tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
+    with pytest.raises(MissingDependencyError, match=r"pip install 'streamdet\[export\]'"):
+        export_model(tiny_hf_dir, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_replacing_a_folder_that_contains_the_source_is_refused(tiny_hf_dir, tmp_path) -> None:
+    out = tmp_path / "out"
+    export_model(tiny_hf_dir, out)
+    source = out / "hf"
+    shutil.copytree(tiny_hf_dir, source)
+    with pytest.raises(ExportError, match="would delete the source"):
+        export_model(source, out, overwrite=True)
+    assert (source / "model.safetensors").is_file()
+
+
+def test_short_context_model_exports_and_tokenizes(tiny_hf_dir, tmp_path) -> None:
+    # A small trained model may read fewer than 77 tokens: export, pad and refuse to match.
+    source = tmp_path / "short"
+    config = transformers.CLIPConfig.from_pretrained(tiny_hf_dir)
+    config.text_config.max_position_embeddings = 16
+    torch.manual_seed(0)
+    transformers.CLIPModel(config).save_pretrained(source)
+    for path in tiny_hf_dir.iterdir():
+        if path.suffix in {".json", ".txt"} and path.name != "config.json":
+            shutil.copyfile(path, source / path.name)
+    report = export_model(source, tmp_path / "out")
+    assert report.text_max_abs_diff <= FP32_TOLERANCE
+    encoders = ClipEncoders(report.out_dir)
+    assert encoders.meta.context_length == 16
+    assert encoders.encode_texts(["a red square"]).shape == (1, 16)
+    with pytest.raises(PromptError, match="is 17 tokens; the model reads at most 16"):
+        encoders.tokenize([" ".join(["cat"] * 15)])

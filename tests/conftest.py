@@ -1,0 +1,88 @@
+"""Fixtures shared by all test folders: the real CLIP tokenizer files and a tiny CLIP model.
+
+The tiny model has the real CLIP architecture and tokenizer (random weights, 32 px images), so
+export, ONNX Runtime and tokenisation are exercised exactly as with ViT-B/32, in about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CLIP_DIR = REPO.parent / "shared" / "models" / "clip-vit-base-patch32-noweights"
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+)
+TINY_IMAGE_SIZE = 32
+
+
+@pytest.fixture(scope="session")
+def shared_clip_dir() -> Path:
+    """The ViT-B/32 config, tokenizer and processor files (no weights) shipped beside the repo."""
+    if not (SHARED_CLIP_DIR / "tokenizer.json").is_file():
+        pytest.skip(f"{SHARED_CLIP_DIR} is absent: the real CLIP tokenizer files are needed")
+    return SHARED_CLIP_DIR
+
+
+def copy_tokenizer_files(source: Path, target: Path) -> None:
+    """Copy the CLIP tokenizer files of `source` into `target` (for tests that build models)."""
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(source / name, target / name)
+
+
+def write_preprocessor_config(source: Path, target: Path, size: int) -> None:
+    """The processor config of `source` with its resize and crop set to `size` pixels."""
+    config = json.loads((source / "preprocessor_config.json").read_text(encoding="utf-8"))
+    config["size"] = {"shortest_edge": size}
+    config["crop_size"] = {"height": size, "width": size}
+    (target / "preprocessor_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_dir(shared_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hugging Face folder of a tiny random CLIPModel (32 px, patch 8, width 32, D=16)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.CLIPConfig(
+        text_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "vocab_size": 49408,
+            "max_position_embeddings": 77,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": TINY_IMAGE_SIZE,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
+    folder = tmp_path_factory.mktemp("tiny-hf")
+    transformers.CLIPModel(config).eval().save_pretrained(folder)
+    copy_tokenizer_files(shared_clip_dir, folder)
+    write_preprocessor_config(shared_clip_dir, folder, TINY_IMAGE_SIZE)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_hf_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model exported by streamdet (fp32): image.onnx, text.onnx, tokenizer, meta.json."""
+    from streamdet.clip.export import export_model
+
+    out_dir = tmp_path_factory.mktemp("tiny-export") / "model"
+    return export_model(tiny_hf_dir, out_dir).out_dir
