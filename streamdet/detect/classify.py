@@ -24,6 +24,8 @@ from streamdet.detect.session import DEFAULT_MODEL, ModelSession
 from streamdet.errors import ConfigError, PromptError
 
 CROPS = ("center", "pad")
+#: Labels per classification (ImageNet has 1000).
+MAX_LABELS = 10_000
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class Classifier:
         crop: str = "center",
     ) -> list[Prediction]:
         """The ``top_k`` most probable labels for the image, most probable first."""
-        names = normalise_prompts(labels)
+        names = normalise_prompts(labels, max_count=MAX_LABELS)
         if len(names) < 2:
             raise PromptError("give at least two labels to choose between, e.g. 'a cat,a dog'")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:

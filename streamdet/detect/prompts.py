@@ -28,7 +28,9 @@ MAX_PROMPT_CHARS = 300
 MAX_PROMPTS = 256
 
 
-def normalise_prompts(prompts: str | Iterable[str]) -> tuple[str, ...]:
+def normalise_prompts(
+    prompts: str | Iterable[str], *, max_count: int = MAX_PROMPTS
+) -> tuple[str, ...]:
     """Validate prompts and return them stripped, as a tuple. A single string is one prompt."""
     if isinstance(prompts, str):
         prompts = [prompts]
@@ -53,8 +55,8 @@ def normalise_prompts(prompts: str | Iterable[str]) -> tuple[str, ...]:
         if text in out:
             raise PromptError(f"prompt '{text}' is given twice; give each prompt once")
         out.append(text)
-    if len(out) > MAX_PROMPTS:
-        raise PromptError(f"{len(out)} prompts given, at most {MAX_PROMPTS} are allowed")
+    if len(out) > max_count:
+        raise PromptError(f"{len(out)} prompts given, at most {max_count} are allowed")
     return tuple(out)
 
 
