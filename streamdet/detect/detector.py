@@ -38,6 +38,8 @@ log = logging.getLogger("streamdet")
 METHODS = ("windows", "occlusion")
 #: Threshold on calibrated heatmaps when the model's meta.json suggests none.
 DEFAULT_CALIBRATED_THRESHOLD = 0.5
+#: Boxes keep the cells scoring at least this fraction of their region's peak (see boxes.py).
+DEFAULT_PEAK_RATIO = 0.0
 #: The write-up's threshold on its min-max normalised heatmap.
 REFERENCE_THRESHOLD = 0.5
 
@@ -84,6 +86,8 @@ class Detector:
     templates: prompt templates averaged per prompt (CLIP's prompt ensembling), e.g.
         ``["a photo of {}."]``; default ``["{}"]``: the prompt as written.
     nms_iou: boxes of one prompt overlapping a better one by more than this are dropped.
+    peak_ratio: tighten each box to the cells scoring at least this fraction of the peak of its
+        region (0 keeps the whole region; default: the model's suggestion, else 0).
     device: ``"cpu"``, ``"cuda"`` or ``"tensorrt"``; allow_fallback: run on CPU when the GPU
         provider cannot load, instead of stopping.
     """
@@ -103,6 +107,7 @@ class Detector:
         background_prompts: Sequence[str] | None = None,
         templates: Sequence[str] = ("{}",),
         nms_iou: float = 0.5,
+        peak_ratio: float | None = None,
         device: str = "cpu",
         allow_fallback: bool = False,
         max_batch: int | None = None,
@@ -128,6 +133,9 @@ class Detector:
             cache_dir=cache_dir,
         )
         meta = self.session.encoders.meta
+        if peak_ratio is None:
+            peak_ratio = meta.defaults.get("peak_ratio", DEFAULT_PEAK_RATIO)
+        self.peak_ratio = _check_fraction("peak_ratio", peak_ratio)
         if background_prompts is None:
             background_prompts = meta.background_prompts
         self.background_prompts = normalise_prompts(background_prompts)
@@ -231,6 +239,7 @@ class Detector:
             (h, w),
             per_region=self.scoring != "reference",
             iou_threshold=self.nms_iou,
+            peak_ratio=self.peak_ratio,
         )
         t4 = time.perf_counter()
         timings = Timings(

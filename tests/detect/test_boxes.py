@@ -71,3 +71,26 @@ def test_box_iou():
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
     np.testing.assert_allclose(box_iou(a, b), [[1 / 3, 0.0]])
+
+
+def test_peak_ratio_tightens_a_blurred_blob_to_its_core():
+    # A one-cell object seen through 3x3-cell windows: mean scores fall off around it.
+    hm = np.zeros((7, 7), np.float32)
+    hm[1:6, 1:6] = 0.55
+    hm[2:5, 2:5] = 0.75
+    hm[3, 3] = 1.0
+    loose = region_boxes(hm, 0.5, 10, (70, 70), 0)
+    tight = region_boxes(hm, 0.5, 10, (70, 70), 0, peak_ratio=0.8)
+    np.testing.assert_array_equal(loose.xyxy, [[10, 10, 60, 60]])
+    np.testing.assert_array_equal(tight.xyxy, [[30, 30, 40, 40]])
+    np.testing.assert_allclose(tight.confidence, [1.0])
+
+
+def test_peak_ratio_separates_two_objects_merged_in_one_region():
+    hm = np.full((3, 9), 0.6, np.float32)
+    hm[1, 1] = hm[1, 7] = 0.95
+    assert len(region_boxes(hm, 0.5, 10, (30, 90), 0)) == 1
+    two = region_boxes(hm, 0.5, 10, (30, 90), 0, peak_ratio=0.8)
+    np.testing.assert_array_equal(
+        two.xyxy[np.argsort(two.xyxy[:, 0])], [[10, 10, 20, 20], [70, 10, 80, 20]]
+    )
