@@ -13,17 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from streamdet.clip.encoders import ClipEncoders
-from streamdet.clip.hub import resolve_model
+from streamdet.clip.hub import default_cache_dir, resolve_model
 from streamdet.detect.prompts import TextEmbeddingCache
 
 log = logging.getLogger("streamdet")
 
 DEFAULT_MODEL = "streamdet/scenes-clip"
-
-
-def default_cache_dir() -> Path:
-    """Where exported models and text embeddings are kept between runs."""
-    return Path.home() / ".cache" / "streamdet"
 
 
 @dataclass(frozen=True)
