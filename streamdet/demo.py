@@ -51,6 +51,7 @@ def demo_frames(n_frames: int, height: int, width: int, seed: int) -> list[np.nd
         height,
         width,
         speed=4.0,
+        background="street",
         include=[*DEMO_PROMPTS, "a blue square", "a green car"],
         n_objects=1,
         sizes=("large",),
