@@ -163,6 +163,9 @@ class Config:
     stride: int = 1
     scales: tuple[int, ...] = ()
     method: str = "windows"
+    patch: int | None = None  # None: the command line's --patch
+    peak_ratio: float | None = None  # None: the model's default
+    threshold: float | None = None  # None: the model's default
 
 
 @dataclass(frozen=True)
@@ -578,7 +581,7 @@ def grid_ceiling(frames: Sequence[FrameInfo], truths: Sequence[GtBox], patch: in
 # Running the detector
 
 
-def make_configs(window: int, stride: int) -> dict[str, Config]:
+def make_configs(window: int, stride: int, patch: int = 32) -> dict[str, Config]:
     """Every config the full setting compares, around the base window and stride."""
     configs = [
         Config("calibrated", window=window, stride=stride),
@@ -593,6 +596,21 @@ def make_configs(window: int, stride: int) -> dict[str, Config]:
             scales=(window - 1, window + 2),
         ),
         Config("calibrated-occlusion", window=window, stride=stride, method="occlusion"),
+        Config("calibrated-peak0", window=window, stride=stride, peak_ratio=0.0),
+        Config("calibrated-peak0.7", window=window, stride=stride, peak_ratio=0.7),
+        Config("calibrated-peak0.85", window=window, stride=stride, peak_ratio=0.85),
+        Config(
+            f"calibrated-p{patch // 2}-w{2 * window}-s{2 * stride}",
+            window=2 * window,
+            stride=2 * stride,
+            patch=max(1, patch // 2),
+        ),
+        Config(
+            f"calibrated-p{patch // 2}-w{2 * window}-s{stride}",
+            window=2 * window,
+            stride=stride,
+            patch=max(1, patch // 2),
+        ),
     ]
     return {c.name: c for c in configs if c.window >= 1}
 
@@ -641,12 +659,14 @@ def evaluate_config(
     detector = Detector(
         model,
         dataset.prompts[:1],
-        patch=patch,
+        patch=config.patch or patch,
         window=config.window,
         stride=config.stride,
         scales=config.scales,
         scoring=config.scoring,
         method=config.method,
+        peak_ratio=config.peak_ratio,
+        threshold=config.threshold,
         threads=threads,
         cache_dir=cache_dir,
     )
@@ -898,7 +918,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """The whole benchmark as one JSON-ready dict."""
     started = time.perf_counter()
     model = model_info(args.model, args.cache_dir)  # first: a missing model fails fast
-    all_configs = make_configs(args.window, args.stride)
+    all_configs = make_configs(args.window, args.stride, args.patch)
     default_configs = ["calibrated", "reference"] if args.quick else None
     config_names = _select(args.configs or default_configs, all_configs, "config")
     sets = {n: PROMPT_SETS[n] for n in _select(args.sets, PROMPT_SETS, "prompt set")}
