@@ -164,6 +164,7 @@ class Config:
     scales: tuple[int, ...] = ()
     method: str = "windows"
     patch: int | None = None  # None: the command line's --patch
+    overhang: bool = False
     peak_ratio: float | None = None  # None: the model's default
     threshold: float | None = None  # None: the model's default
 
@@ -599,6 +600,14 @@ def make_configs(window: int, stride: int, patch: int = 32) -> dict[str, Config]
         Config("calibrated-peak0", window=window, stride=stride, peak_ratio=0.0),
         Config("calibrated-peak0.7", window=window, stride=stride, peak_ratio=0.7),
         Config("calibrated-peak0.85", window=window, stride=stride, peak_ratio=0.85),
+        Config("calibrated-overhang", window=window, stride=stride, overhang=True),
+        Config(
+            "calibrated-overhang-peak0.8",
+            window=window,
+            stride=stride,
+            overhang=True,
+            peak_ratio=0.8,
+        ),
         Config(
             f"calibrated-p{patch // 2}-w{2 * window}-s{2 * stride}",
             window=2 * window,
@@ -667,6 +676,7 @@ def evaluate_config(
         method=config.method,
         peak_ratio=config.peak_ratio,
         threshold=config.threshold,
+        overhang=config.overhang,
         threads=threads,
         cache_dir=cache_dir,
     )

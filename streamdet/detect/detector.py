@@ -77,6 +77,8 @@ class Detector:
     prompts: what to look for, e.g. ``["a red car", "a person"]``; a single string is one prompt.
     patch, window, stride: cell size in pixels, window size in cells, step in cells.
     scales: extra window sizes in cells, combined with ``window`` in the same batch.
+    overhang: let windows hang over the frame edges (padded with the mean colour), so that cells
+        at the edge are judged like the others; more windows per frame.
     threshold: heatmap threshold for boxes, one number or ``{prompt: number}`` (others take the
         default: the model's suggestion for ``calibrated``, 0.5 for ``reference``).
     scoring: ``"calibrated"`` (default) or ``"reference"`` (see ``streamdet.detect.scoring``).
@@ -101,6 +103,7 @@ class Detector:
         window: int = 4,
         stride: int = 1,
         scales: Sequence[int] = (),
+        overhang: bool = False,
         threshold: float | Mapping[str, float] | None = None,
         scoring: str = "calibrated",
         method: str = "windows",
@@ -118,7 +121,9 @@ class Detector:
             raise ConfigError(f"scoring must be one of {', '.join(SCORINGS)}, but got {scoring!r}")
         if method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, but got {method!r}")
-        self.spec = GridSpec(patch=patch, window=window, stride=stride, scales=tuple(scales))
+        self.spec = GridSpec(
+            patch=patch, window=window, stride=stride, scales=tuple(scales), overhang=overhang
+        )
         self.scoring = scoring
         self.method = method
         self.templates = _check_templates(templates)

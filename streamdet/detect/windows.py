@@ -37,6 +37,7 @@ class GridSpec:
     window: int = 4
     stride: int = 1
     scales: tuple[int, ...] = ()
+    overhang: bool = False
 
     def __post_init__(self) -> None:
         for name in ("patch", "window", "stride"):
@@ -66,13 +67,21 @@ class GridSpec:
         return tuple(dict.fromkeys((int(self.window), *(int(s) for s in self.scales))))
 
 
-def _starts(cells: int, size: int, stride: int) -> list[int]:
-    """Window start cells along one axis, always including one that reaches the last cell."""
-    if cells <= size:
-        return [0]
-    starts = list(range(0, cells - size + 1, stride))
-    if starts[-1] != cells - size:
-        starts.append(cells - size)
+def _starts(cells: int, size: int, stride: int, overhang: bool = False) -> list[int]:
+    """Window start cells along one axis, always including one that reaches the last cell.
+
+    With ``overhang`` windows also hang over both frame edges by up to ``size - 1`` cells, so every
+    cell is seen by as many windows as any other, and a cell at the edge has windows that show it
+    without its inward neighbours (otherwise an object near the edge lights up every cell between
+    it and the edge).
+    """
+    if overhang:
+        first, last = -(size - 1), cells - 1
+    else:
+        first, last = 0, max(0, cells - size)
+    starts = list(range(first, last + 1, stride))
+    if starts[-1] != last:
+        starts.append(last)
     return starts
 
 
@@ -97,8 +106,8 @@ class WindowGrid:
         cols = math.ceil(frame_w / spec.patch)
         parts = []
         for size in spec.sizes:
-            r0 = _starts(rows, size, spec.stride)
-            c0 = _starts(cols, size, spec.stride)
+            r0 = _starts(rows, size, spec.stride, spec.overhang)
+            c0 = _starts(cols, size, spec.stride, spec.overhang)
             rr, cc = np.meshgrid(r0, c0, indexing="ij")
             parts.append(np.stack([rr.ravel(), cc.ravel(), np.full(rr.size, size)], axis=1))
         windows = np.concatenate(parts).astype(np.int64)
@@ -147,14 +156,21 @@ class WindowGrid:
 
 
 def pad_to(
-    frame: np.ndarray, height: int, width: int, fill: tuple[float, float, float]
+    frame: np.ndarray,
+    height: int,
+    width: int,
+    fill: tuple[float, float, float],
+    *,
+    top: int = 0,
+    left: int = 0,
 ) -> np.ndarray:
-    """Pad a frame at the bottom and right to (height, width) with a constant BGR colour."""
+    """Place a frame at (top, left) of a (height, width) canvas of a constant BGR colour."""
     h, w = frame.shape[:2]
     if h == height and w == width:
         return frame
+    value = tuple(float(v) for v in fill)
     return cv2.copyMakeBorder(
-        frame, 0, height - h, 0, width - w, cv2.BORDER_CONSTANT, value=tuple(float(v) for v in fill)
+        frame, top, height - h - top, left, width - w - left, cv2.BORDER_CONSTANT, value=value
     )
 
 
@@ -182,9 +198,12 @@ def crop_windows(
     for cells in np.unique(grid.windows[:, 2]):  # one pass per window scale, not per window
         idx = np.flatnonzero(grid.windows[:, 2] == cells)
         r0, c0 = grid.windows[idx, 0], grid.windows[idx, 1]
+        top, left = max(0, -int(r0.min())), max(0, -int(c0.min()))  # cells of padding
+        r0, c0 = r0 + top, c0 + left
         need_r = int((r0 + cells).max())
         need_c = int((c0 + cells).max())
-        padded = pad_to(frame, need_r * p, need_c * p, fill).astype(np.float32)
+        padded = pad_to(frame, need_r * p, need_c * p, fill, top=top * p, left=left * p)
+        padded = padded.astype(np.float32)
         win_px = int(cells) * p
         interp = cv2.INTER_AREA if win_px >= size else cv2.INTER_LINEAR
         if size % cells == 0:

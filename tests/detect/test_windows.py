@@ -76,7 +76,9 @@ def _one_by_one(frame, grid, size):
     """Crop each window from the padded frame and resize it on its own (the write-up's way)."""
     p = grid.patch
     out = []
-    for r0, c0, cells in grid.windows:
+    top, left = max(0, -grid.windows[:, 0].min()), max(0, -grid.windows[:, 1].min())
+    frame = cv2.copyMakeBorder(frame, top * p, 0, left * p, 0, cv2.BORDER_CONSTANT, value=FILL)
+    for r0, c0, cells in grid.windows + np.array([top, left, 0]):
         need_h, need_w = (r0 + cells) * p, (c0 + cells) * p
         padded = cv2.copyMakeBorder(
             frame,
@@ -103,6 +105,18 @@ def test_vectorised_crop_equals_per_window_resize(h, w, patch, window, size):
     fast = crop_windows(frame, grid, size, FILL)
     assert fast.shape == (len(grid), size, size, 3) and fast.dtype == np.float32
     np.testing.assert_allclose(fast, _one_by_one(frame, grid, size), atol=1e-3)
+
+
+def test_overhanging_windows_see_every_cell_equally_and_crop_exactly():
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    grid = WindowGrid.build(70, 90, GridSpec(patch=16, window=3, stride=1, overhang=True))
+    assert grid.windows[:, :2].min() == -2
+    assert np.all(grid.visits == 9)  # window**2 everywhere, corners included
+    fast = crop_windows(frame, grid, 48, FILL)
+    np.testing.assert_allclose(fast, _one_by_one(frame, grid, 48), atol=1e-3)
+    boxes = grid.window_boxes()
+    assert boxes.min() >= 0 and boxes[:, 2].max() <= 90 and boxes[:, 3].max() <= 70
 
 
 def test_crop_when_size_not_divisible_by_window_is_close():
