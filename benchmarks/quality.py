@@ -164,7 +164,7 @@ class Config:
     scales: tuple[int, ...] = ()
     method: str = "windows"
     patch: int | None = None  # None: the command line's --patch
-    overhang: bool = False
+    overhang: bool | None = None  # None: the model's default
     peak_ratio: float | None = None  # None: the model's default
     threshold: float | None = None  # None: the model's default
 
@@ -601,6 +601,13 @@ def make_configs(window: int, stride: int, patch: int = 32) -> dict[str, Config]
         Config("calibrated-peak0.7", window=window, stride=stride, peak_ratio=0.7),
         Config("calibrated-peak0.85", window=window, stride=stride, peak_ratio=0.85),
         Config("calibrated-overhang", window=window, stride=stride, overhang=True),
+        Config(
+            "calibrated-no-overhang-peak0",
+            window=window,
+            stride=stride,
+            overhang=False,
+            peak_ratio=0.0,
+        ),
         Config(
             "calibrated-overhang-peak0.8",
             window=window,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -78,7 +78,9 @@ class Detector:
     patch, window, stride: cell size in pixels, window size in cells, step in cells.
     scales: extra window sizes in cells, combined with ``window`` in the same batch.
     overhang: let windows hang over the frame edges (padded with the mean colour), so that cells
-        at the edge are judged like the others; more windows per frame.
+        at the edge are judged like the others; about 2x the windows at 640x360.
+    threshold, peak_ratio and overhang default to the settings the model's meta.json suggests
+    (the built-in model ships the ones its quality benchmark chose), else 0.5, 0 and False.
     threshold: heatmap threshold for boxes, one number or ``{prompt: number}`` (others take the
         default: the model's suggestion for ``calibrated``, 0.5 for ``reference``).
     scoring: ``"calibrated"`` (default) or ``"reference"`` (see ``streamdet.detect.scoring``).
@@ -103,7 +105,7 @@ class Detector:
         window: int = 4,
         stride: int = 1,
         scales: Sequence[int] = (),
-        overhang: bool = False,
+        overhang: bool | None = None,
         threshold: float | Mapping[str, float] | None = None,
         scoring: str = "calibrated",
         method: str = "windows",
@@ -121,9 +123,8 @@ class Detector:
             raise ConfigError(f"scoring must be one of {', '.join(SCORINGS)}, but got {scoring!r}")
         if method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, but got {method!r}")
-        self.spec = GridSpec(
-            patch=patch, window=window, stride=stride, scales=tuple(scales), overhang=overhang
-        )
+        # Checked before the model loads; overhang is settled once the model's defaults are known.
+        spec = GridSpec(patch=patch, window=window, stride=stride, scales=tuple(scales))
         self.scoring = scoring
         self.method = method
         self.templates = _check_templates(templates)
@@ -138,6 +139,9 @@ class Detector:
             cache_dir=cache_dir,
         )
         meta = self.session.encoders.meta
+        if overhang is None:
+            overhang = bool(meta.defaults.get("overhang", False))
+        self.spec = replace(spec, overhang=bool(overhang))
         if peak_ratio is None:
             peak_ratio = meta.defaults.get("peak_ratio", DEFAULT_PEAK_RATIO)
         self.peak_ratio = _check_fraction("peak_ratio", peak_ratio)
