@@ -586,7 +586,7 @@ def make_configs(window: int, stride: int, patch: int = 32) -> dict[str, Config]
     """Every config the full setting compares, around the base window and stride."""
     configs = [
         Config("calibrated", window=window, stride=stride),
-        Config("reference", scoring="reference", window=window, stride=stride),
+        Config("reference", scoring="reference", window=window, stride=stride, overhang=False),
         Config(f"calibrated-w{window - 1}", window=window - 1, stride=min(stride, window - 1)),
         Config(f"calibrated-w{window + 1}", window=window + 1, stride=stride),
         Config(f"calibrated-s{stride + 1}", window=window, stride=min(stride + 1, window)),
