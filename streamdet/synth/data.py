@@ -1,0 +1,307 @@
+"""Training and evaluation data for the built-in CLIP: detector-like crops of synthetic scenes,
+with the captions that are true, false or unknowable for each.
+
+The detector scores square windows of a frame, so the model is trained on square crops of random
+scenes: around one object (whole or cut), around several, or anywhere (often nothing). A caption
+is true for a crop when an object it describes is clearly in it (most of the object inside, and
+the object not lost in a large crop), false when no object it describes is even partly there, and
+ignored in between, so that the model is never taught a guess.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from streamdet.synth.scenes import COLOURS, KINDS, OBJECTS, SHAPES, SIZES, Query, random_scene
+
+# Captions for crops that show none of the vocabulary; the detector's reference prompts.
+BACKGROUND_PROMPTS: tuple[str, ...] = ("background", "an empty background", "nothing")
+
+# Labels in a (crops, captions) label matrix.
+FALSE, TRUE, IGNORE = 0, 1, -1
+
+# An object counts as shown when this much of its box is in the crop ...
+POSITIVE_VISIBLE = 0.6
+# ... and its visible part spans at least this fraction of the crop side.
+POSITIVE_FILL = 0.2
+# It counts as absent when less than this much of its box is in the crop, or it spans less than
+# ABSENT_FILL of the crop side, unless it still covers ABSENT_COVER of the crop's area.
+ABSENT_VISIBLE = 0.2
+ABSENT_FILL = 0.08
+ABSENT_COVER = 0.1
+# Size words describe how large an object looks in a window: "small" up to SMALL_FILL of the crop
+# side, "large" from LARGE_FILL (unknowable in between).
+SMALL_FILL = 0.42
+LARGE_FILL = 0.55
+
+
+@dataclass(frozen=True)
+class Caption:
+    """One training caption and the query that says which objects it describes."""
+
+    text: str
+    query: Query
+
+
+def caption_set() -> tuple[Caption, ...]:
+    """Every caption the model is trained on except the background ones, at several granularities.
+
+    "a red circle", "a circle", "a red shape", "a red object", "a small red circle", "a small
+    circle", "a small red shape"; every colour, kind and size of the vocabulary.
+    """
+    queries: list[Query] = []
+    for size in (None, *SIZES):
+        for colour in (None, *COLOURS):
+            for kind in (None, *KINDS):
+                if colour is None and kind is None:
+                    continue
+                queries.append(Query(colour=colour, kind=kind, size=size))
+    captions = [Caption(q.text, q) for q in queries]
+    # "object" is as generic as "shape"; teach both words for the colour-only captions.
+    for colour in COLOURS:
+        q = Query(colour=colour)
+        captions.append(Caption(q.text.replace(" shape", " object"), q))
+    return tuple(captions)
+
+
+@dataclass(frozen=True)
+class CaptionTable:
+    """Captions as parallel index arrays (-1 = any), for vectorised labelling."""
+
+    texts: tuple[str, ...]
+    colour: np.ndarray  # (C,) int
+    kind: np.ndarray  # (C,) int
+    size: np.ndarray  # (C,) int
+
+    @classmethod
+    def build(cls, captions: tuple[Caption, ...]) -> CaptionTable:
+        colours, sizes = list(COLOURS), list(SIZES)
+
+        def idx(values: list[str], v: str | None) -> int:
+            return -1 if v is None else values.index(v)
+
+        return cls(
+            texts=tuple(c.text for c in captions),
+            colour=np.array([idx(colours, c.query.colour) for c in captions]),
+            kind=np.array([idx(list(KINDS), c.query.kind) for c in captions]),
+            size=np.array([idx(sizes, c.query.size) for c in captions]),
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Crops (N, S, S, 3) uint8 RGB and labels (N, C) int8 for the captions, plus (N,) int8 for
+    "background" (TRUE: nothing there, FALSE: something there, IGNORE: unknowable)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    background: np.ndarray
+
+
+def _crop_box(
+    rng: np.random.Generator, h: int, w: int, boxes: np.ndarray, *, easy: bool = False
+) -> tuple[int, int, int]:
+    """A square crop (x, y, side) inside the frame, of one of three sorts: around an object,
+    around part of an object, or anywhere. ``easy`` crops frame a whole object at 1.2x to 2.5x."""
+    short = min(h, w)
+    if easy and len(boxes):
+        b = boxes[rng.integers(len(boxes))]
+        extent = max(b[2] - b[0], b[3] - b[1], 4.0)
+        side = extent * rng.uniform(1.2, 2.5)
+        slack = (side - extent) / 2
+        cx = (b[0] + b[2]) / 2 + rng.uniform(-slack, slack)
+        cy = (b[1] + b[3]) / 2 + rng.uniform(-slack, slack)
+        side = round(min(max(side, 12.0), short))
+        x = round(min(max(cx - side / 2, 0), w - side))
+        y = round(min(max(cy - side / 2, 0), h - side))
+        return x, y, side
+    mode = rng.random()
+    if len(boxes) and mode < 0.75:
+        b = boxes[rng.integers(len(boxes))]
+        extent = max(b[2] - b[0], b[3] - b[1], 4.0)
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        if mode < 0.6:  # the whole object, 1.1x to 4.5x its size
+            side = extent * math.exp(rng.uniform(math.log(1.1), math.log(4.5)))
+            slack = max(0.0, side - extent) / 2
+            cx += rng.uniform(-slack, slack)
+            cy += rng.uniform(-slack, slack)
+        else:  # part of it
+            side = extent * math.exp(rng.uniform(math.log(0.6), math.log(2.5)))
+            cx += rng.uniform(-0.6, 0.6) * side
+            cy += rng.uniform(-0.6, 0.6) * side
+    else:
+        side = short * math.exp(rng.uniform(math.log(0.12), math.log(0.9)))
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    side = round(min(max(side, 12.0), short))
+    x = round(min(max(cx - side / 2, 0), w - side))
+    y = round(min(max(cy - side / 2, 0), h - side))
+    return x, y, side
+
+
+def _object_status(full: np.ndarray, crop: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per object (rows of ``full``, unclipped xyxy boxes): status TRUE/FALSE/IGNORE for "shown
+    in the crop", and apparent size index (0 small, 1 large, -1 unknowable)."""
+    x, y, side = crop
+    ix = np.clip(np.minimum(full[:, 2], x + side) - np.maximum(full[:, 0], x), 0, None)
+    iy = np.clip(np.minimum(full[:, 3], y + side) - np.maximum(full[:, 1], y), 0, None)
+    area = np.maximum((full[:, 2] - full[:, 0]) * (full[:, 3] - full[:, 1]), 1e-6)
+    visible = ix * iy / area
+    fill = np.maximum(ix, iy) / side
+    cover = ix * iy / side**2
+    status = np.full(len(full), IGNORE, dtype=np.int8)
+    status[(visible >= POSITIVE_VISIBLE) & (fill >= POSITIVE_FILL)] = TRUE
+    absent = ((visible < ABSENT_VISIBLE) | (fill < ABSENT_FILL)) & (cover < ABSENT_COVER)
+    status[absent] = FALSE
+    size = np.full(len(full), -1, dtype=np.int64)
+    size[fill <= SMALL_FILL] = 0
+    size[fill >= LARGE_FILL] = 1
+    return status, size
+
+
+def label_crop(
+    table: CaptionTable,
+    attrs: np.ndarray,
+    full: np.ndarray,
+    crop: tuple[int, int, int],
+) -> tuple[np.ndarray, int]:
+    """Labels (C,) for the captions and the background label of one crop.
+
+    ``attrs`` is (n, 2) colour and kind indices of the scene's objects, ``full`` their (n, 4)
+    unclipped boxes. A caption is TRUE if a shown object matches it, else IGNORE if an unclear one
+    does, else FALSE.
+    """
+    labels = np.zeros(len(table.texts), dtype=np.int8)
+    if len(full) == 0:
+        return labels, TRUE
+    status, size = _object_status(full, crop)
+    colour_ok = (table.colour[None, :] < 0) | (table.colour[None, :] == attrs[:, :1])
+    kind_ok = (table.kind[None, :] < 0) | (table.kind[None, :] == attrs[:, 1:2])
+    match = colour_ok & kind_ok  # (n, C)
+    sized = table.size[None, :] >= 0
+    size_known = size[:, None] >= 0
+    size_ok = ~sized | (size[:, None] == table.size[None, :])
+    shown = status[:, None] == TRUE
+    unclear = status[:, None] == IGNORE
+    true = (match & shown & size_ok & (~sized | size_known)).any(0)
+    doubt = (match & (unclear | (shown & sized & ~size_known))).any(0)
+    labels[doubt] = IGNORE
+    labels[true] = TRUE
+    if (status == TRUE).any():
+        background = FALSE
+    elif (status == IGNORE).any():
+        background = IGNORE
+    else:
+        background = TRUE
+    return labels, background
+
+
+def _resize(rng: np.random.Generator, crop: np.ndarray, size: int) -> np.ndarray:
+    """Resize like a detector might: area averaging or bilinear, picked at random."""
+    interp = cv2.INTER_AREA if rng.random() < 0.6 else cv2.INTER_LINEAR
+    if crop.shape[0] < size:
+        interp = cv2.INTER_LINEAR if rng.random() < 0.7 else cv2.INTER_CUBIC
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def make_batch(
+    rng: np.random.Generator,
+    table: CaptionTable,
+    n_crops: int,
+    *,
+    image_size: int = 64,
+    crops_per_scene: int = 4,
+    scene_size: tuple[int, int] = (240, 400),
+    easy_fraction: float = 0.0,
+) -> Batch:
+    """``n_crops`` labelled crops from fresh random scenes, ``crops_per_scene`` from each.
+
+    A share ``easy_fraction`` of the scenes are easy: one or two objects, whole, apart, on plain,
+    gradient or noise backgrounds, each cropped tightly. A curriculum that starts easy lets the
+    model find shape before it must find it in clutter (from scratch on hard crops it learnt
+    colour only).
+    """
+    colours, kinds = list(COLOURS), list(KINDS)
+    images = np.empty((n_crops, image_size, image_size, 3), dtype=np.uint8)
+    labels = np.empty((n_crops, len(table.texts)), dtype=np.int8)
+    background = np.empty(n_crops, dtype=np.int8)
+    i = 0
+    while i < n_crops:
+        h, w = (int(v) for v in rng.integers(scene_size[0], scene_size[1] + 1, size=2))
+        easy = bool(rng.random() < easy_fraction)
+        if easy:
+            scene = random_scene(
+                rng,
+                h,
+                w,
+                n_objects=(1, 2),
+                max_overlap=0.0,
+                edge_probability=0.0,
+                background=str(rng.choice(["flat", "gradient", "noise"])),
+            )
+        else:
+            scene = random_scene(rng, h, w, n_objects=(0, 5), max_overlap=0.15)
+        rgb = cv2.cvtColor(scene.image, cv2.COLOR_BGR2RGB)
+        attrs = np.array([[colours.index(o.colour), kinds.index(o.kind)] for o in scene.objects])
+        full = np.array([o.full_box for o in scene.objects], dtype=np.float64).reshape(-1, 4)
+        boxes = np.array([o.box for o in scene.objects], dtype=np.float64).reshape(-1, 4)
+        boxes = boxes[(boxes[:, 2] - boxes[:, 0] > 2) & (boxes[:, 3] - boxes[:, 1] > 2)]
+        for _ in range(min(crops_per_scene, n_crops - i)):
+            x, y, side = _crop_box(rng, h, w, boxes, easy=easy)
+            images[i] = _resize(rng, rgb[y : y + side, x : x + side], image_size)
+            labels[i], background[i] = label_crop(table, attrs.reshape(-1, 2), full, (x, y, side))
+            i += 1
+    return Batch(images=images, labels=labels, background=background)
+
+
+@dataclass(frozen=True)
+class SingleObjectSet:
+    """Crops each showing one whole object, with its attribute indices, for zero-shot accuracy."""
+
+    images: np.ndarray  # (N, S, S, 3) uint8 RGB
+    colour: np.ndarray  # (N,) index into COLOURS
+    kind: np.ndarray  # (N,) index into KINDS
+
+
+def single_object_crops(
+    rng: np.random.Generator, n: int, *, image_size: int = 64, height: int = 360, width: int = 640
+) -> SingleObjectSet:
+    """``n`` crops of fresh scenes, each around one whole object (1.3x to 3x its size), balanced
+    over kinds and colours; other objects are kept out of the crop."""
+    colours, kinds = list(COLOURS), list(KINDS)
+    images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
+    colour_idx = np.empty(n, dtype=np.int64)
+    kind_idx = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        kind, colour = kinds[i % len(kinds)], colours[(i // len(kinds)) % len(colours)]
+        scene = random_scene(
+            rng, height, width, n_objects=0, include=[f"{colour} {kind}"], edge_probability=0.0
+        )
+        b = scene.objects[0].box
+        extent = max(b[2] - b[0], b[3] - b[1])
+        side = round(min(extent * rng.uniform(1.3, 3.0), height))
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        x = round(min(max(cx - side / 2, 0), width - side))
+        y = round(min(max(cy - side / 2, 0), height - side))
+        crop = scene.image[y : y + side, x : x + side, ::-1]
+        images[i] = cv2.resize(crop, (image_size, image_size), interpolation=cv2.INTER_AREA)
+        colour_idx[i], kind_idx[i] = colours.index(colour), kinds.index(kind)
+    return SingleObjectSet(images=images, colour=colour_idx, kind=kind_idx)
+
+
+__all__ = [
+    "BACKGROUND_PROMPTS",
+    "OBJECTS",
+    "SHAPES",
+    "Batch",
+    "Caption",
+    "CaptionTable",
+    "SingleObjectSet",
+    "caption_set",
+    "label_crop",
+    "make_batch",
+    "single_object_crops",
+]

@@ -1,0 +1,208 @@
+"""The built-in CLIP's architecture, its files on disk, and zero-shot accuracy on synthetic crops.
+
+The model is a plain transformers ``CLIPModel`` with the real CLIP BPE tokenizer, only small, so it
+goes through exactly the loading, export and inference code of openai/clip-vit-base-patch32.
+Imports torch and transformers; nothing at runtime in streamdet needs this module.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
+
+from streamdet.synth.data import BACKGROUND_PROMPTS, SingleObjectSet
+from streamdet.synth.scenes import COLOURS, KINDS, OBJECTS, SHAPES, Query
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# The tokenizer files shipped with the model; vocab.json and merges.txt are redundant with
+# tokenizer.json (CLIPTokenizerFast loads without them) and are left out to save 1.4 MB.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Sizes of the small CLIP. The 49,408-row token table (``text_width`` wide) dominates the
+    parameter count, so the text tower is narrow; the vision tower carries the capacity."""
+
+    image_size: int = 64
+    patch_size: int = 8
+    vision_width: int = 128
+    vision_layers: int = 4
+    vision_heads: int = 4
+    text_width: int = 48
+    text_layers: int = 2
+    text_heads: int = 4
+    projection_dim: int = 64
+
+
+def build_model(arch: Architecture) -> CLIPModel:
+    """A randomly initialised ``CLIPModel`` of ``arch`` (seed torch before calling)."""
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": 49408,
+            "hidden_size": arch.text_width,
+            "intermediate_size": 4 * arch.text_width,
+            "num_hidden_layers": arch.text_layers,
+            "num_attention_heads": arch.text_heads,
+            "max_position_embeddings": 77,
+            "hidden_act": "quick_gelu",
+            "bos_token_id": 49406,
+            "eos_token_id": 49407,
+            "pad_token_id": 49407,
+        },
+        vision_config={
+            "hidden_size": arch.vision_width,
+            "intermediate_size": 4 * arch.vision_width,
+            "num_hidden_layers": arch.vision_layers,
+            "num_attention_heads": arch.vision_heads,
+            "image_size": arch.image_size,
+            "patch_size": arch.patch_size,
+            "hidden_act": "quick_gelu",
+        },
+        projection_dim=arch.projection_dim,
+        logit_scale_init_value=2.6592,
+    )
+    return CLIPModel(config)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def to_pixels(images: np.ndarray) -> torch.Tensor:
+    """(N, S, S, 3) uint8 RGB -> (N, 3, S, S) float32 normalised with CLIP's mean and std."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def save_model(
+    model: CLIPModel,
+    out: Path,
+    *,
+    tokenizer_source: Path,
+    arch: Architecture,
+    threshold: float | None,
+    extra: dict | None = None,
+) -> None:
+    """Write the HF folder: fp16 safetensors + config, tokenizer, processor config, streamdet.json.
+
+    Written into a sibling temporary folder first and swapped in, so a reader (or a crash during a
+    checkpoint) never sees half a model.
+    """
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    half = CLIPModel(model.config)
+    half.load_state_dict(model.state_dict())
+    half = half.to(torch.float16)
+    half.config.dtype = "float16"
+    half.save_pretrained(tmp, safe_serialization=True)
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(Path(tokenizer_source) / name, tmp / name)
+    CLIPImageProcessor(
+        size={"shortest_edge": arch.image_size},
+        crop_size={"height": arch.image_size, "width": arch.image_size},
+        image_mean=list(CLIP_MEAN),
+        image_std=list(CLIP_STD),
+    ).save_pretrained(tmp)
+    meta = {"background_prompts": list(BACKGROUND_PROMPTS), "threshold": threshold}
+    (tmp / "streamdet.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if extra is not None:
+        (tmp / "training.json").write_text(json.dumps(extra, indent=2) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    for f in tmp.iterdir():
+        f.replace(out / f.name)
+    if extra is None and (out / "training.json").exists():
+        (out / "training.json").unlink()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_model(folder: Path) -> tuple[CLIPModel, CLIPTokenizerFast]:
+    """The model (float32, eval mode) and tokenizer from a saved folder."""
+    model = CLIPModel.from_pretrained(folder, dtype=torch.float32).eval()
+    tokenizer = CLIPTokenizerFast.from_pretrained(folder)
+    return model, tokenizer
+
+
+@torch.no_grad()
+def text_embeddings(
+    model: CLIPModel, tokenizer: CLIPTokenizerFast, texts: list[str]
+) -> torch.Tensor:
+    """(len(texts), D) unit-norm text embeddings."""
+    tokens = tokenizer(texts, padding=True, return_tensors="pt")
+    emb = model.get_text_features(**tokens)
+    emb = getattr(emb, "pooler_output", emb)
+    return torch.nn.functional.normalize(emb, dim=-1)
+
+
+@torch.no_grad()
+def image_embeddings(model: CLIPModel, images: np.ndarray, batch: int = 256) -> torch.Tensor:
+    """(N, D) unit-norm image embeddings of (N, S, S, 3) uint8 RGB crops."""
+    out = []
+    for i in range(0, len(images), batch):
+        emb = model.get_image_features(pixel_values=to_pixels(images[i : i + batch]))
+        emb = getattr(emb, "pooler_output", emb)
+        out.append(torch.nn.functional.normalize(emb, dim=-1))
+    return torch.cat(out)
+
+
+def zero_shot_accuracy(
+    model: CLIPModel, tokenizer: CLIPTokenizerFast, data: SingleObjectSet
+) -> dict[str, float]:
+    """Top-1 zero-shot accuracy per attribute on single-object crops.
+
+    colour: 8-way over "a <colour> shape" (all crops); shape: 6-way over "a <shape>" (crops of
+    shapes); object: 5-way over "a <object>" (crops of objects); combined: 88-way over
+    "a <colour> <kind>" (all crops, both right).
+    """
+    was_training = model.training
+    model.eval()
+    img = image_embeddings(model, data.images)
+    colours, kinds = list(COLOURS), list(KINDS)
+
+    def predict(texts: list[str], rows: np.ndarray) -> np.ndarray:
+        txt = text_embeddings(model, tokenizer, texts)
+        return (img[torch.from_numpy(rows)] @ txt.T).argmax(1).numpy()
+
+    all_rows = np.arange(len(data.colour))
+    shape_rows = np.flatnonzero(data.kind < len(SHAPES))
+    object_rows = np.flatnonzero(data.kind >= len(SHAPES))
+    colour_pred = predict([Query(colour=c).text for c in colours], all_rows)
+    shape_pred = predict([Query(kind=k).text for k in SHAPES], shape_rows)
+    object_pred = predict([Query(kind=k).text for k in OBJECTS], object_rows)
+    pairs = [(c, k) for c in colours for k in kinds]
+    combined_pred = predict([Query(colour=c, kind=k).text for c, k in pairs], all_rows)
+    truth = data.colour * len(kinds) + data.kind
+    model.train(was_training)
+    return {
+        "colour": float((colour_pred == data.colour).mean()),
+        "shape": float((shape_pred == data.kind[shape_rows]).mean()),
+        "object": float((object_pred == data.kind[object_rows] - len(SHAPES)).mean()),
+        "combined": float((combined_pred == truth).mean()),
+    }
+
+
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "Architecture",
+    "asdict",
+    "build_model",
+    "count_parameters",
+    "image_embeddings",
+    "load_model",
+    "save_model",
+    "text_embeddings",
+    "to_pixels",
+    "zero_shot_accuracy",
+]

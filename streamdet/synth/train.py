@@ -1,0 +1,370 @@
+"""Train the built-in CLIP (streamdet/scenes-clip) from scratch on synthetic scenes.
+
+    python -m streamdet.synth.train --out models/scenes-clip --seed 0 --steps 4500
+
+Each step renders fresh random scenes, cuts detector-like square crops out of them (around an
+object, around part of one, or anywhere) and labels every caption of a fixed caption set TRUE,
+FALSE or IGNORE for every crop (see :mod:`streamdet.synth.data`). The loss trains exactly the
+score the detector uses, p(prompt) = softmax over [prompt, background prompts] of the logits:
+
+* a per-caption binary term: sigmoid(logit(caption) - logsumexp(logits(backgrounds))) should be 1
+  for TRUE captions and 0 for FALSE ones, so the background prompts become a calibrated threshold
+  that wrong-colour, wrong-shape and empty crops stay under;
+* a multi-positive softmax over all captions (backgrounds included, TRUE for empty crops);
+* one softmax per attribute family (kind only, colour only, colour + kind), which forces kind to
+  be learnt: without them colour alone satisfies the other terms.
+
+The first 30% of the steps use easy scenes only (see ``make_batch``'s ``easy_fraction``), then a
+quarter easy. Runs on the CPU with one torch thread by default: on two cores shared with other
+work, two threads ran 8x slower than one (threads waiting on each other). Data come from a plain
+loop, no DataLoader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import CLIPModel, CLIPTokenizerFast
+
+from streamdet.synth.data import (
+    BACKGROUND_PROMPTS,
+    IGNORE,
+    TRUE,
+    CaptionTable,
+    caption_set,
+    make_batch,
+    single_object_crops,
+)
+from streamdet.synth.model import (
+    Architecture,
+    build_model,
+    count_parameters,
+    save_model,
+    to_pixels,
+    zero_shot_accuracy,
+)
+
+DEFAULT_TOKENIZER = Path("/work/shared/models/clip-vit-base-patch32-noweights")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines the trained weights (with the seed)."""
+
+    seed: int = 0
+    steps: int | None = None
+    minutes: float | None = None
+    batch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    softmax_weight: float = 0.5
+    easy_until: float = 0.3
+    threads: int = 1
+    arch: Architecture = field(default_factory=Architecture)
+
+
+def _labels_with_background(labels: np.ndarray, background: np.ndarray, n_bg: int) -> torch.Tensor:
+    """(N, C) caption labels + (N,) background label -> (N, C + n_bg) int8 tensor."""
+    bg = np.repeat(background[:, None], n_bg, axis=1)
+    return torch.from_numpy(np.concatenate([labels, bg], axis=1))
+
+
+def _multi_positive_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over rows with a TRUE label of -log(softmax mass on TRUE columns), IGNORE left out."""
+    has_pos = (labels == TRUE).any(dim=1)
+    if not has_pos.any():
+        return logits.sum() * 0.0
+    all_lse = torch.logsumexp(logits.masked_fill(labels == IGNORE, -torch.inf), dim=1)
+    pos_lse = torch.logsumexp(logits.masked_fill(labels != TRUE, -torch.inf), dim=1)
+    return (all_lse - pos_lse)[has_pos].mean()
+
+
+def streamdet_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    n_bg: int,
+    softmax_weight: float,
+    families: dict[str, torch.Tensor],
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss for (N, C + n_bg) logits (last n_bg columns: background prompts) and int8 labels.
+
+    ``families`` maps a name to the caption columns of one attribute family (kind only: "a
+    circle", ..., colour only, colour + kind); each adds a softmax over just that family. Without
+    them the captions that name only a colour already carry all the softmax mass a crop needs, and
+    kind never has to be learnt: text embeddings of "a circle" and "a star" stayed identical.
+    Returns the loss and its parts for logging.
+    """
+    cap, bg = logits[:, :-n_bg], logits[:, -n_bg:]
+    cap_labels = labels[:, :-n_bg]
+    z = cap - torch.logsumexp(bg, dim=1, keepdim=True)  # [N, C] detector log-odds
+    pos, neg = cap_labels == TRUE, cap_labels == 0
+    binary = F.softplus(-z[pos]).mean() + F.softplus(z[neg]).mean()
+    softmax = _multi_positive_ce(logits, labels)
+    loss = binary + softmax_weight * softmax
+    parts = {"binary": float(binary.detach()), "softmax": float(softmax.detach())}
+    for name, cols in families.items():
+        family = _multi_positive_ce(logits[:, cols], labels[:, cols])
+        loss = loss + family
+        parts[name] = float(family.detach())
+    return loss, parts
+
+
+def _features(out: object) -> torch.Tensor:
+    return getattr(out, "pooler_output", out)  # type: ignore[return-value]
+
+
+def logits_for(
+    model: CLIPModel, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """(N, T) logits = logit_scale * cosine between N crops and T texts."""
+    img = F.normalize(_features(model.get_image_features(pixel_values=pixels)), dim=-1)
+    txt = F.normalize(_features(model.get_text_features(**tokens)), dim=-1)
+    scale = model.logit_scale.exp().clamp(max=100.0)
+    return scale * img @ txt.T  # [N, T]
+
+
+def _first_of_colour(table: CaptionTable) -> np.ndarray:
+    """Mask keeping one caption per colour among equivalent ones ("a red shape", not "a red
+    object"), so that a family softmax has one column per class."""
+    seen: set[tuple[int, int, int]] = set()
+    keep = np.zeros(len(table.texts), dtype=bool)
+    for i, key in enumerate(zip(table.colour, table.kind, table.size, strict=True)):
+        k = tuple(int(v) for v in key)
+        keep[i] = k not in seen
+        seen.add(k)
+    return keep
+
+
+def _easy_fraction(config: TrainConfig, progress: float) -> float:
+    """The curriculum: only easy scenes for the first ``easy_until`` of training, then a quarter."""
+    return 1.0 if progress < config.easy_until else 0.25
+
+
+def _lr_at(config: TrainConfig, step: int, progress: float) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@torch.no_grad()
+def calibrate_threshold(
+    model: CLIPModel, tokens: dict[str, torch.Tensor], table: CaptionTable, seed: int
+) -> dict[str, float]:
+    """Pick the p(prompt) threshold with the best F1 over (crop, caption) pairs of fresh window-like
+    crops (sized captions left out), and report how the scores separate."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    batch = make_batch(rng, table, 2048)
+    logits = torch.cat(
+        [
+            logits_for(model, to_pixels(batch.images[i : i + 256]), tokens)
+            for i in range(0, len(batch.images), 256)
+        ]
+    )
+    n_bg = len(BACKGROUND_PROMPTS)
+    z = logits[:, :-n_bg] - torch.logsumexp(logits[:, -n_bg:], dim=1, keepdim=True)
+    p = torch.sigmoid(z).numpy()
+    unsized = table.size < 0
+    labels = batch.labels[:, unsized]
+    p = p[:, unsized]
+    pos, neg = p[labels == TRUE], p[labels == 0]
+    best = (0.0, 0.5)
+    for t in np.linspace(0.05, 0.95, 91):
+        tp, fp = (pos >= t).sum(), (neg >= t).sum()
+        f1 = 2 * tp / max(2 * tp + fp + (len(pos) - tp), 1)
+        best = max(best, (float(f1), float(t)))
+    t = best[1]
+    model.train()
+    return {
+        "threshold": round(t, 2),
+        "f1": round(best[0], 4),
+        "recall": round(float((pos >= t).mean()), 4),
+        "false_positive_rate": round(float((neg >= t).mean()), 5),
+        "positives": len(pos),
+        "negatives": len(neg),
+    }
+
+
+def train(
+    config: TrainConfig, out: Path, *, tokenizer_source: Path, checkpoint_minutes: float
+) -> dict:
+    """Train, checkpointing into ``out`` every ``checkpoint_minutes``; return a record of it."""
+    if config.steps is None and config.minutes is None:
+        raise ValueError("give steps or minutes")
+    torch.set_num_threads(config.threads)
+    cv2.setNumThreads(1)  # OpenCV's own pool would fight torch's threads for the same cores
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = build_model(config.arch)
+    model.train()
+    n_params = count_parameters(model)
+    tokenizer = CLIPTokenizerFast.from_pretrained(tokenizer_source)
+    captions = caption_set()
+    table = CaptionTable.build(captions)
+    texts = list(table.texts) + list(BACKGROUND_PROMPTS)
+    tokens = dict(tokenizer(texts, padding=True, return_tensors="pt"))
+    n_bg = len(BACKGROUND_PROMPTS)
+    families = {
+        "kind": torch.from_numpy(np.flatnonzero((table.colour < 0) & (table.size < 0))),
+        "colour": torch.from_numpy(
+            np.flatnonzero((table.kind < 0) & (table.size < 0) & _first_of_colour(table))
+        ),
+        "colour_kind": torch.from_numpy(
+            np.flatnonzero((table.colour >= 0) & (table.kind >= 0) & (table.size < 0))
+        ),
+    }
+    val = single_object_crops(np.random.default_rng(config.seed + 1000), 352)
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        is_table = "embedding" in name
+        (no_decay if p.ndim < 2 or is_table or "logit_scale" in name else decay).append(p)
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+    print(
+        f"params {n_params:,}  captions {len(texts)}  config {json.dumps(asdict(config))}",
+        flush=True,
+    )
+    start = last_ckpt = last_log = time.monotonic()
+    data_s = 0.0
+    step = 0
+    history = []
+    while True:
+        elapsed = time.monotonic() - start
+        if config.steps is not None:
+            progress = step / config.steps
+        else:
+            progress = elapsed / (config.minutes * 60)  # type: ignore[operator]
+        if progress >= 1.0:
+            break
+        lr = _lr_at(config, step, progress)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        t0 = time.monotonic()
+        batch = make_batch(rng, table, config.batch, easy_fraction=_easy_fraction(config, progress))
+        labels = _labels_with_background(batch.labels, batch.background, n_bg)
+        pixels = to_pixels(batch.images)
+        data_s += time.monotonic() - t0
+        logits = logits_for(model, pixels, tokens)
+        loss, parts = streamdet_loss(logits, labels, n_bg, config.softmax_weight, families)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        now = time.monotonic()
+        if now - last_log >= 60 or step == 1:
+            acc = zero_shot_accuracy(model, tokenizer, val)
+            record = {
+                "step": step,
+                "minutes": round((now - start) / 60, 2),
+                "loss": round(loss.item(), 4),
+                **{k: round(v, 4) for k, v in parts.items()},
+                "scale": round(float(model.logit_scale.exp()), 2),
+                "lr": round(lr, 6),
+                "steps_per_s": round(step / (now - start), 3),
+                "data_share": round(data_s / (now - start), 3),
+                **{f"acc_{k}": round(v, 3) for k, v in acc.items()},
+            }
+            history.append(record)
+            print(json.dumps(record), flush=True)
+            last_log = now
+        if checkpoint_minutes > 0 and now - last_ckpt >= checkpoint_minutes * 60:
+            save_model(
+                model, out, tokenizer_source=tokenizer_source, arch=config.arch, threshold=None
+            )
+            print(f"checkpoint at step {step} -> {out}", flush=True)
+            last_ckpt = now
+    wall = time.monotonic() - start
+    calib = calibrate_threshold(model, tokens, table, config.seed + 2000)
+    acc = zero_shot_accuracy(model, tokenizer, val)
+    record = {
+        "config": asdict(config),
+        "steps_done": step,
+        "wall_minutes": round(wall / 60, 2),
+        "parameters": n_params,
+        "val_accuracy": acc,
+        "calibration": calib,
+        "history": history,
+    }
+    print(json.dumps({k: v for k, v in record.items() if k != "history"}), flush=True)
+    save_model(
+        model,
+        out,
+        tokenizer_source=tokenizer_source,
+        arch=config.arch,
+        threshold=calib["threshold"],
+    )
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write")
+    parser.add_argument("--seed", type=int, default=0)
+    length = parser.add_mutually_exclusive_group(required=True)
+    length.add_argument("--steps", type=int, help="optimizer steps (reproducible)")
+    length.add_argument("--minutes", type=float, help="train for this long instead")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--warmup-steps", type=int, default=100)
+    parser.add_argument("--softmax-weight", type=float, default=0.5)
+    parser.add_argument("--vision-width", type=int, default=128)
+    parser.add_argument("--vision-layers", type=int, default=4)
+    parser.add_argument("--text-width", type=int, default=48)
+    parser.add_argument("--text-layers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    parser.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER)
+    parser.add_argument("--record", type=Path, help="also write the training record (JSON) here")
+    args = parser.parse_args(argv)
+    arch = Architecture(
+        vision_width=args.vision_width,
+        vision_layers=args.vision_layers,
+        vision_heads=max(1, args.vision_width // 32),
+        text_width=args.text_width,
+        text_layers=args.text_layers,
+        text_heads=max(1, args.text_width // 16),
+    )
+    config = TrainConfig(
+        seed=args.seed,
+        steps=args.steps,
+        minutes=args.minutes,
+        batch=args.batch,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        softmax_weight=args.softmax_weight,
+        threads=args.threads,
+        arch=arch,
+    )
+    record = train(
+        config,
+        args.out,
+        tokenizer_source=args.tokenizer,
+        checkpoint_minutes=args.checkpoint_minutes,
+    )
+    if args.record is not None:
+        args.record.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
