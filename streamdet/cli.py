@@ -60,14 +60,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from streamdet.clip.export import export_model
-    from streamdet.clip.hub import hf_source_folder
+    from streamdet.clip.hub import BUILTIN_MODELS, hf_source_folder
 
     source = hf_source_folder(args.model, cache_dir=args.cache_dir)
-    local = Path(args.model).expanduser().exists()
+    if args.model in BUILTIN_MODELS:
+        name = args.model
+    elif Path(args.model).expanduser().exists():
+        name = None  # the path itself
+    else:
+        name = f"hf://{args.model}"
     report = export_model(
         source,
         args.output,
-        source_name=None if local else f"hf://{args.model}",
+        source_name=name,
         fp16=args.fp16,
         opset=args.opset,
         tolerance=args.tolerance,

@@ -56,19 +56,28 @@ def region_boxes(
 ) -> Detections:
     """One box per 8-connected region of ``heatmap`` (rows, cols) cells with score > threshold.
 
-    ``peak_ratio`` > 0 tightens each box to the cells scoring at least that fraction of their
-    region's peak. A window covers several cells, so an object lifts the mean score of cells up to
+    ``peak_ratio`` > 0 makes each box the cells scoring at least that fraction of their region's
+    peak. A window covers several cells, so an object lifts the mean score of cells up to
     ``window - 1`` cells around it; keeping only the cells near the peak undoes that blur without
-    the per-frame normalisation of the reference method (the detection itself is still decided by
-    the absolute ``threshold``). Two objects merged into one region may separate at that level.
+    the per-frame normalisation of the reference method. Whether there is an object at all is
+    still decided by the absolute ``threshold`` (the peak must pass it), but the box may include
+    cells below it: a high threshold then costs no box size. Two objects merged into one region
+    separate at that level.
     """
     above = heatmap > threshold
     if not above.any():
         return Detections.empty()
-    cells, peaks, labels = _components(above, heatmap)
-    if peak_ratio > 0:
-        core = above & (heatmap >= peak_ratio * peaks[labels])
+    if peak_ratio <= 0:
+        cells, peaks, _ = _components(above, heatmap)
+    else:
+        # Hysteresis: a region is detected when its peak passes the threshold, but its extent is
+        # the cells near its own peak, which may lie below the threshold.
+        low = heatmap >= peak_ratio * threshold
+        _, peaks, labels = _components(low, heatmap)
+        core = low & (heatmap >= peak_ratio * peaks[labels]) & (peaks[labels] > threshold)
         cells, peaks, _ = _components(core, heatmap)
+        keep = peaks[1:] > threshold  # a merged neighbour whose own peak is too low goes
+        cells, peaks = cells[keep], np.concatenate([peaks[:1], peaks[1:][keep]])
     r0, c0, r1, c1 = cells.T
     return Detections(
         xyxy=_cells_to_pixels(r0, c0, r1, c1, patch, frame_shape),

@@ -94,3 +94,14 @@ def test_peak_ratio_separates_two_objects_merged_in_one_region():
     np.testing.assert_array_equal(
         two.xyxy[np.argsort(two.xyxy[:, 0])], [[10, 10, 20, 20], [70, 10, 80, 20]]
     )
+
+
+def test_the_threshold_decides_detection_and_the_peak_ratio_the_extent():
+    hm = np.zeros((7, 7), np.float32)
+    hm[1:4, 1:4] = 0.85
+    hm[2, 2] = 0.97
+    hm[6, 6] = 0.9  # a separate, weaker blob: its peak does not pass the threshold
+    det = region_boxes(hm, 0.95, 10, (70, 70), 0, peak_ratio=0.8)
+    np.testing.assert_array_equal(det.xyxy, [[10, 10, 40, 40]])  # 0.85 >= 0.8 * 0.97
+    np.testing.assert_allclose(det.confidence, [0.97])
+    assert len(region_boxes(hm, 0.98, 10, (70, 70), 0, peak_ratio=0.8)) == 0
