@@ -21,6 +21,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+# The model's default threshold (0.95) is tuned for frames full of near misses; this model tells
+# shapes apart poorly (see models/README.md), so "a red circle" peaks near 0.9 on a lone circle.
+# Localisation and silence on empty frames are checked at 0.85.
+THRESHOLD = 0.85
+
+
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
     return Detector(
@@ -28,6 +34,7 @@ def detector(tmp_path_factory):
         ["a red circle"],
         patch=32,
         window=4,
+        threshold=THRESHOLD,
         cache_dir=tmp_path_factory.mktemp("cache"),
     )
 
