@@ -23,7 +23,7 @@ from streamdet.synth.scenes import moving_video
 from streamdet.video.render import draw_boxes
 from streamdet.video.sinks import JsonlWriter, Mp4Writer
 
-DEMO_PROMPTS: tuple[str, ...] = ("a red car", "a person", "a blue circle")
+DEMO_PROMPTS: tuple[str, ...] = ("a red car", "a green car", "a person")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class DemoReport:
 
 
 def demo_frames(n_frames: int, height: int, width: int, seed: int) -> list[np.ndarray]:
-    """A reproducible clip: a red car, a person and a blue circle among distractors, moving."""
+    """A reproducible street clip: cars, people and coloured shapes moving about."""
     rng = np.random.default_rng(seed)
     scenes = moving_video(
         rng,
@@ -52,7 +52,7 @@ def demo_frames(n_frames: int, height: int, width: int, seed: int) -> list[np.nd
         width,
         speed=4.0,
         background="street",
-        include=[*DEMO_PROMPTS, "a blue square", "a green car"],
+        include=[*DEMO_PROMPTS, "a blue square", "a blue circle"],
         n_objects=1,
         sizes=("large",),
     )
