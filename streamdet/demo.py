@@ -71,8 +71,8 @@ def run_demo(
     overwrite: bool = False,
     device: str = "cpu",
     cache_dir: str | Path | None = None,
-    patch: int = 32,
-    window: int = 4,
+    patch: int | None = None,
+    window: int | None = None,
 ) -> DemoReport:
     """Generate the clip, detect ``prompts`` in it and write ``demo.mp4`` + ``demo.jsonl``."""
     if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,6 +36,8 @@ from streamdet.types import FrameResult, Timings
 log = logging.getLogger("streamdet")
 
 METHODS = ("windows", "occlusion")
+#: Window geometry when neither the caller nor the model's meta.json gives one: the write-up's.
+GRID_DEFAULTS = {"patch": 64, "window": 4, "stride": 1}
 #: Threshold on calibrated heatmaps when the model's meta.json suggests none.
 DEFAULT_CALIBRATED_THRESHOLD = 0.5
 #: Boxes keep the cells scoring at least this fraction of their region's peak (see boxes.py).
@@ -79,8 +81,9 @@ class Detector:
     scales: extra window sizes in cells, combined with ``window`` in the same batch.
     overhang: let windows hang over the frame edges (padded with the mean colour), so that cells
         at the edge are judged like the others; about 2x the windows at 640x360.
-    threshold, peak_ratio and overhang default to the settings the model's meta.json suggests
-    (the built-in model ships the ones its quality benchmark chose), else 0.5, 0 and False.
+    patch, window, stride, threshold, peak_ratio and overhang default to the settings the model's
+    meta.json suggests (the built-in model ships the ones its quality benchmark chose), else to
+    64, 4, 1, 0.5, 0 and False.
     threshold: heatmap threshold for boxes, one number or ``{prompt: number}`` (others take the
         default: the model's suggestion for ``calibrated``, 0.5 for ``reference``).
     scoring: ``"calibrated"`` (default) or ``"reference"`` (see ``streamdet.detect.scoring``).
@@ -101,9 +104,9 @@ class Detector:
         model: str | Path = DEFAULT_MODEL,
         prompts: str | Iterable[str] = (),
         *,
-        patch: int = 64,
-        window: int = 4,
-        stride: int = 1,
+        patch: int | None = None,
+        window: int | None = None,
+        stride: int | None = None,
         scales: Sequence[int] = (),
         overhang: bool | None = None,
         threshold: float | Mapping[str, float] | None = None,
@@ -123,8 +126,9 @@ class Detector:
             raise ConfigError(f"scoring must be one of {', '.join(SCORINGS)}, but got {scoring!r}")
         if method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, but got {method!r}")
-        # Checked before the model loads; overhang is settled once the model's defaults are known.
-        spec = GridSpec(patch=patch, window=window, stride=stride, scales=tuple(scales))
+        # Geometry given here is checked before the model loads; the rest comes from its defaults.
+        given = {"patch": patch, "window": window, "stride": stride}
+        GridSpec(**{k: v for k, v in given.items() if v is not None}, scales=tuple(scales))
         self.scoring = scoring
         self.method = method
         self.templates = _check_templates(templates)
@@ -139,9 +143,13 @@ class Detector:
             cache_dir=cache_dir,
         )
         meta = self.session.encoders.meta
+        geometry = {
+            k: v if v is not None else int(meta.defaults.get(k, GRID_DEFAULTS[k]))
+            for k, v in given.items()
+        }
         if overhang is None:
             overhang = bool(meta.defaults.get("overhang", False))
-        self.spec = replace(spec, overhang=bool(overhang))
+        self.spec = GridSpec(**geometry, scales=tuple(scales), overhang=bool(overhang))
         if peak_ratio is None:
             peak_ratio = meta.defaults.get("peak_ratio", DEFAULT_PEAK_RATIO)
         self.peak_ratio = _check_fraction("peak_ratio", peak_ratio)
