@@ -12,16 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from streamdet.clip.export import TOKENIZER_FILES
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CLIP_DIR = REPO.parent / "shared" / "models" / "clip-vit-base-patch32-noweights"
 
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.json",
-    "merges.txt",
-)
 TINY_IMAGE_SIZE = 32
 
 
@@ -36,7 +31,8 @@ def shared_clip_dir() -> Path:
 def copy_tokenizer_files(source: Path, target: Path) -> None:
     """Copy the CLIP tokenizer files of `source` into `target` (for tests that build models)."""
     for name in TOKENIZER_FILES:
-        shutil.copyfile(source / name, target / name)
+        if (source / name).is_file():  # the exporter's list includes optional files
+            shutil.copyfile(source / name, target / name)
 
 
 def write_preprocessor_config(source: Path, target: Path, size: int) -> None:

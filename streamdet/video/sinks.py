@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TypeVar
 
 import av
 import numpy as np
@@ -148,10 +148,78 @@ def _check_pts(pts: float | None) -> float | None:
     return value
 
 
+# --- the partial file, published on close ----------------------------------------------------
+
+_W = TypeVar("_W", bound="_PublishedOnClose")
+
+
+class _PublishedOnClose:
+    """An output written under a hidden partial name and moved to its path by ``close``.
+
+    Subclasses open their writer in ``__init__`` and implement ``_finish`` (flush and close it,
+    return how many items were written). The crash rule lives here, once: leaving a ``with`` block
+    by an exception (Ctrl-C included) still finalises what was written, then the exception goes on.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], overwrite: bool) -> None:
+        self._overwrite = overwrite
+        self._path, self._partial = _prepare_output(path, overwrite)
+        self._closed = False
+        self._result: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The final output path (the file appears there on ``close``)."""
+        return self._path
+
+    @property
+    def partial_path(self) -> Path:
+        """The hidden file being written until ``close``."""
+        return self._partial
+
+    def _finish(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> Path | None:
+        """Finalise and move the file into place; ``None`` (no file) when nothing was written."""
+        if self._closed:
+            return self._result
+        self._closed = True
+        try:
+            written = self._finish()
+        except BaseException:
+            _discard(self._partial)
+            raise
+        if written == 0:
+            _discard(self._partial)
+            return None
+        _publish(self._partial, self._path, self._overwrite)
+        self._result = self._path
+        return self._result
+
+    def __enter__(self: _W) -> _W:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # Keep what was written, and let the original exception (Ctrl-C included) propagate.
+        try:
+            self.close()
+        except Exception as err:
+            _log.warning("could not finalise '%s' after %s: %s", self._path, exc_type.__name__, err)
+
+
 # --- MP4 -------------------------------------------------------------------------------------
 
 
-class Mp4Writer:
+class Mp4Writer(_PublishedOnClose):
     """Writes BGR frames to a browser-playable H.264 MP4 (yuv420p, ``movflags=+faststart``).
 
     PyAV is used because OpenCV's wheels cannot encode H.264. The frame size is fixed by the first
@@ -197,9 +265,7 @@ class Mp4Writer:
         self._preset = preset
         self._time_base = tb
         self._step = max(1, round(1 / (self._fps * tb)))  # one nominal frame interval, in ticks
-        self._overwrite = overwrite
-        self._path, self._partial = _prepare_output(path, overwrite)
-
+        super().__init__(path, overwrite)
         self._container: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
         self._size: tuple[int, int] | None = None  # (height, width) of the first frame
@@ -207,18 +273,6 @@ class Mp4Writer:
         self._last_ticks: int | None = None
         self._frames = 0
         self._repaired = 0
-        self._closed = False
-        self._result: Path | None = None
-
-    @property
-    def path(self) -> Path:
-        """The final output path (the file appears there on ``close``)."""
-        return self._path
-
-    @property
-    def partial_path(self) -> Path:
-        """The hidden file being written until ``close`` moves it to ``path``."""
-        return self._partial
 
     @property
     def frames_written(self) -> int:
@@ -294,55 +348,17 @@ class Mp4Writer:
         self._last_ticks = ticks
         self._frames += 1
 
-    def close(self) -> Path | None:
-        """Flush the encoder, finalise the MP4 and move it into place.
-
-        Returns the output path, or ``None`` when no frame was written (then no file is left).
-        If finalising fails, the partial file is removed and the error raised. Closing twice is a
-        no-op that returns the same value.
-        """
-        if self._closed:
-            return self._result
-        self._closed = True
-        try:
-            if self._container is not None:
-                assert self._stream is not None
-                for packet in self._stream.encode(None):
-                    self._container.mux(packet)
-                self._container.close()
-        except BaseException:
-            _discard(self._partial)
-            raise
-        if self._frames == 0:
-            _discard(self._partial)
-            return None
-        _publish(self._partial, self._path, self._overwrite)
-        self._result = self._path
-        return self._result
-
-    def __enter__(self) -> Mp4Writer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        # Keep what was written, and let the original exception (Ctrl-C included) propagate.
-        try:
-            self.close()
-        except Exception as err:
-            _log.warning("could not finalise '%s' after %s: %s", self._path, exc_type.__name__, err)
+    def _finish(self) -> int:
+        """Flush the encoder and close the container; the number of frames written."""
+        if self._container is not None:
+            assert self._stream is not None
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+        return self._frames
 
 
-# --- JSON lines ------------------------------------------------------------------------------
-
-
-class JsonlWriter:
+class JsonlWriter(_PublishedOnClose):
     """Writes one JSON line per processed frame, flushed as it goes.
 
     Line: ``{"frame": int, "pts": float seconds or null, "detections": [{"label": str,
@@ -354,22 +370,9 @@ class JsonlWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
-        self._overwrite = overwrite
-        self._path, self._partial = _prepare_output(path, overwrite)
+        super().__init__(path, overwrite)
         self._file: IO[str] = open(self._partial, "w", encoding="utf-8")  # noqa: SIM115
         self._lines = 0
-        self._closed = False
-        self._result: Path | None = None
-
-    @property
-    def path(self) -> Path:
-        """The final output path (the file appears there on ``close``)."""
-        return self._path
-
-    @property
-    def partial_path(self) -> Path:
-        """The hidden file being written (and flushed line by line) until ``close``."""
-        return self._partial
 
     @property
     def lines_written(self) -> int:
@@ -395,39 +398,10 @@ class JsonlWriter:
         self._file.flush()
         self._lines += 1
 
-    def close(self) -> Path | None:
-        """Close the file and move it into place; ``None`` (no file) when no line was written."""
-        if self._closed:
-            return self._result
-        self._closed = True
-        try:
-            self._file.close()
-        except BaseException:
-            _discard(self._partial)
-            raise
-        if self._lines == 0:
-            _discard(self._partial)
-            return None
-        _publish(self._partial, self._path, self._overwrite)
-        self._result = self._path
-        return self._result
-
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except Exception as err:
-            _log.warning("could not finalise '%s' after %s: %s", self._path, exc_type.__name__, err)
+    def _finish(self) -> int:
+        """Close the file; the number of lines written."""
+        self._file.close()
+        return self._lines
 
 
 # --- probing ---------------------------------------------------------------------------------
