@@ -1,0 +1,623 @@
+"""Speed: the original write-up's way against streamdet's engine, same model, frame and settings.
+
+    python benchmarks/bench_reference.py            # ViT-B/32 shape (random weights), 1280x720
+    python benchmarks/bench_reference.py --quick    # CI: tiny model, small frame, < 30 s
+
+Three ways of turning one frame into per-prompt cell heatmaps, all over streamdet's window grid
+(patch 64, window 4, stride 1, no overhang: 153 windows at 1280x720, the last row/column of cells
+kept; the write-up drops the margins, 136 windows, but both ways here do the same work):
+
+``writeup``
+    The write-up's loop: for each window crop its pixels out of the frame, one
+    ``CLIPProcessor(images=crop, text=prompts)`` call and one full ``CLIPModel(**inputs)`` forward
+    (the text is re-encoded every time), PyTorch eager fp32, one window at a time; per-cell mean of
+    the logits. It takes ~16 s per frame at full size on 2 cores, so it is timed on a subset of
+    windows (``--sample-windows``, spread over the grid) and extrapolated to the whole grid.
+``torch-batch``
+    The middle step: all windows cut out by streamdet's vectorised cropper and run through the
+    PyTorch image tower in ONE eager batch against cached text embeddings. Separates what
+    batching and caching buy from what ONNX Runtime buys.
+``streamdet``
+    ``Detector(exported_folder, prompts, patch=64, window=4, stride=1, overhang=False,
+    scoring="reference")``: ONNX Runtime, all windows batched, cached text embeddings, timed on
+    whole frames (one warm-up call, then the median of ``--repeats``).
+
+The model has the ViT-B/32 shape with random weights (``torch.manual_seed(0)``): speed only, the
+heatmaps mean nothing. It is built once from the config in
+``shared/models/clip-vit-base-patch32-noweights/`` and exported with
+``streamdet.clip.export.export_model``; both are cached under ``benchmarks/.cache/``.
+Results go to JSON (machine, versions, settings, command, ms per frame, ratios); a markdown table
+goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from streamdet.clip.export import TOKENIZER_FILES, export_model
+from streamdet.clip.files import source_checksum
+from streamdet.clip.meta import META_FILE, is_export_folder
+from streamdet.detect.detector import Detector
+from streamdet.detect.scoring import reference_normalise, window_logits
+from streamdet.detect.windows import WindowGrid, crop_windows
+
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR = HERE / "results"
+CACHE_DIR = HERE / ".cache"
+SHARED = HERE.parent.parent / "shared"
+SHARED_CLIP_DIR = SHARED / "models" / "clip-vit-base-patch32-noweights"
+VIDEO = SHARED / "media" / "dashcam-highway-1280x720.mp4"
+
+#: Prompt sets by count; the first prompt of each is the same so 1 is a prefix of 8.
+PROMPTS: dict[int, tuple[str, ...]] = {
+    1: ("a car",),
+    8: (
+        "a car",
+        "a truck",
+        "a person",
+        "a traffic sign",
+        "a motorbike",
+        "a tree",
+        "a road marking",
+        "the sky",
+    ),
+}
+
+#: The tests' tiny CLIP shape (tests/conftest.py): 32 px images, patch 8, width 32, D=16.
+TINY_TEXT = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "vocab_size": 49408,
+    "max_position_embeddings": 77,
+}
+TINY_VISION = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 32,
+    "patch_size": 8,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one run measures: model, frame, grid, prompt counts and how often."""
+
+    quick: bool
+    model: str
+    frame_source: str
+    frame_size: tuple[int, int]  # (width, height)
+    patch: int
+    window: int
+    stride: int
+    overhang: bool
+    windows: int
+    prompt_counts: tuple[int, ...]
+    sample_windows: int
+    repeats: int
+    torch_threads: int
+    ort_threads: int | None
+
+
+@dataclass(frozen=True)
+class WayResult:
+    """Milliseconds per frame of one way with one prompt count, and how they were obtained."""
+
+    way: str
+    prompts: int
+    ms_per_frame: float
+    measured: str  # "whole frames" or "extrapolated from N windows"
+    runs_ms: tuple[float, ...]  # per frame (whole frames) or per window (extrapolated)
+    parts_ms: dict[str, float]  # where the time goes, per frame
+
+
+# ----------------------------------------------------------------------------------------------
+# Model and frame
+
+
+def _write_preprocessor(source: Path, target: Path, size: int) -> None:
+    """The processor config of `source` with its resize and crop set to `size` pixels."""
+    config = json.loads((source / "preprocessor_config.json").read_text(encoding="utf-8"))
+    config["size"] = {"shortest_edge": size}
+    config["crop_size"] = {"height": size, "width": size}
+    (target / "preprocessor_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+def build_hf_model(target: Path, *, tiny: bool, clip_dir: Path = SHARED_CLIP_DIR) -> Path:
+    """A Hugging Face CLIP folder of random weights (seed 0): ViT-B/32's shape, or the tiny one.
+
+    Skipped when `target` already holds a saved model (the build is deterministic).
+    """
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    import torch
+    import transformers
+
+    if not (clip_dir / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"{clip_dir} is absent: the CLIP config and tokenizer are needed")
+    torch.manual_seed(0)
+    if tiny:
+        config = transformers.CLIPConfig(
+            text_config=TINY_TEXT, vision_config=TINY_VISION, projection_dim=16
+        )
+    else:
+        config = transformers.CLIPConfig.from_pretrained(clip_dir)
+    stage = target.with_name(target.name + ".partial")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    transformers.CLIPModel(config).eval().save_pretrained(stage)
+    for name in TOKENIZER_FILES:
+        if (clip_dir / name).is_file():
+            shutil.copyfile(clip_dir / name, stage / name)
+    _write_preprocessor(clip_dir, stage, int(config.vision_config.image_size))
+    shutil.rmtree(target, ignore_errors=True)
+    stage.rename(target)  # a half-written folder never looks complete
+    return target
+
+
+def export_cached(hf_dir: Path, out_dir: Path) -> Path:
+    """streamdet's fp32 export of `hf_dir` into `out_dir`, reused when it was made from the same
+    source (its meta.json records the source checksum), redone otherwise."""
+    if is_export_folder(out_dir):
+        meta = json.loads((out_dir / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("source_sha256") == source_checksum(hf_dir):
+            return out_dir
+    return export_model(hf_dir, out_dir, overwrite=True).out_dir
+
+
+def generated_frame(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A deterministic BGR frame with some structure (gradients, boxes) when no video is at hand."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    frame = np.stack([x / width * 255, y / height * 255, (x + y) / (width + height) * 255], -1)
+    frame = frame.astype(np.uint8)
+    for _ in range(12):
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        w, h = int(rng.integers(8, max(9, width // 4))), int(rng.integers(8, max(9, height // 4)))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.rectangle(frame, (x0, y0), (x0 + w, y0 + h), colour, -1)
+    return frame
+
+
+def load_frame(video: Path, width: int, height: int) -> tuple[np.ndarray, str]:
+    """The first frame of `video` as BGR uint8, resized to (width, height); generated if absent."""
+    try:
+        import av
+
+        with av.open(str(video)) as container:
+            frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    except Exception:  # no PyAV, no file, undecodable: the benchmark still runs
+        return generated_frame(width, height), f"generated {width}x{height}"
+    source = f"first frame of {video.name}"
+    if frame.shape[:2] != (height, width):
+        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+        source += f", resized to {width}x{height}"
+    return np.ascontiguousarray(frame), source
+
+
+# ----------------------------------------------------------------------------------------------
+# The three ways
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1e3
+
+
+def sample_indices(n_windows: int, n_sample: int) -> np.ndarray:
+    """`n_sample` window indices spread evenly over the grid (all when there are fewer)."""
+    if n_sample >= n_windows:
+        return np.arange(n_windows)
+    return np.unique(np.linspace(0, n_windows - 1, n_sample).round().astype(np.int64))
+
+
+def _window_crop(frame_rgb: np.ndarray, grid: WindowGrid, index: int) -> np.ndarray:
+    """A window's pixels cut from the frame, as the write-up does (clipped at the frame edge)."""
+    r0, c0, size = (int(v) for v in grid.windows[index])
+    p = grid.patch
+    return frame_rgb[r0 * p : (r0 + size) * p, c0 * p : (c0 + size) * p]
+
+
+def time_writeup(
+    model: Any,
+    processor: Any,
+    frame: np.ndarray,
+    grid: WindowGrid,
+    prompts: Sequence[str],
+    sample: np.ndarray,
+) -> WayResult:
+    """The write-up's loop on the sampled windows, extrapolated to the whole grid.
+
+    One warm-up window first (not counted). The per-cell mean of the logits is accumulated as the
+    write-up does; its cost per frame is negligible and included in the extrapolation per window.
+    """
+    import torch
+
+    # RGB uint8: CLIPProcessor (transformers 5) would rescale float input in [0, 1] a second time.
+    frame_rgb = np.ascontiguousarray(frame[:, :, ::-1])
+    sums = np.zeros((len(prompts), grid.rows, grid.cols), np.float32)
+    visits = np.zeros((grid.rows, grid.cols), np.float32)
+
+    def one(index: int) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        crop = _window_crop(frame_rgb, grid, index)
+        inputs = processor(images=crop, text=list(prompts), return_tensors="pt", padding=True)
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            logits = model(**inputs).logits_per_image[0].numpy()  # (K,)
+        r0, c0, size = (int(v) for v in grid.windows[index])
+        sums[:, r0 : r0 + size, c0 : c0 + size] += logits[:, None, None]
+        visits[r0 : r0 + size, c0 : c0 + size] += 1
+        return (t1 - t0) * 1e3, _ms(t1)
+
+    one(int(sample[0]))  # warm-up
+    parts = [one(int(i)) for i in sample]
+    per_window = [a + b for a, b in parts]
+    n = len(grid)
+    return WayResult(
+        way="writeup",
+        prompts=len(prompts),
+        ms_per_frame=statistics.mean(per_window) * n,
+        measured=f"extrapolated from {len(sample)} of {n} windows (mean per window x {n})",
+        runs_ms=tuple(round(v, 2) for v in per_window),
+        parts_ms={
+            "processor": statistics.mean(a for a, _ in parts) * n,
+            "model": statistics.mean(b for _, b in parts) * n,
+        },
+    )
+
+
+def _median_run(fn: Callable[[], dict[str, float]], repeats: int) -> tuple[list[float], dict]:
+    """One warm-up call, then `repeats` timed calls; totals and the median of each part."""
+    fn()
+    totals, parts = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        part = fn()
+        totals.append(_ms(t0))
+        parts.append(part)
+    medians = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
+    return totals, medians
+
+
+def time_torch_batch(
+    model: Any,
+    frame: np.ndarray,
+    grid: WindowGrid,
+    text_emb: np.ndarray,
+    *,
+    size: int,
+    fill: tuple[float, float, float],
+    mean: Sequence[float],
+    std: Sequence[float],
+    logit_scale: float,
+    repeats: int,
+) -> WayResult:
+    """All windows in one PyTorch eager batch against cached (K, D) text embeddings."""
+    import torch
+
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    def once() -> dict[str, float]:
+        t0 = time.perf_counter()
+        pixels = crop_windows(frame, grid, size, fill)  # (N, S, S, 3) BGR 0..255
+        x = torch.from_numpy(pixels).permute(0, 3, 1, 2)[:, [2, 1, 0]]  # (N, 3, S, S) RGB
+        x = (x / 255.0 - mean_t) / std_t
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            out = model.get_image_features(pixel_values=x)
+            out = out if isinstance(out, torch.Tensor) else out.pooler_output
+            emb = torch.nn.functional.normalize(out).numpy()  # (N, D)
+        t2 = time.perf_counter()
+        reference_normalise(grid.cell_mean(window_logits(emb, text_emb, logit_scale)))
+        return {"preprocess": (t1 - t0) * 1e3, "model": (t2 - t1) * 1e3, "score": _ms(t2)}
+
+    totals, parts = _median_run(once, repeats)
+    return WayResult(
+        way="torch-batch",
+        prompts=len(text_emb),
+        ms_per_frame=statistics.median(totals),
+        measured=f"whole frames: median of {repeats} after one warm-up",
+        runs_ms=tuple(round(v, 2) for v in totals),
+        parts_ms=parts,
+    )
+
+
+def time_streamdet(detector: Detector, frame: np.ndarray, repeats: int) -> WayResult:
+    """``Detector.detect`` on whole frames; parts from its own ``Timings``."""
+
+    def once() -> dict[str, float]:
+        t = detector.detect(frame).timings
+        return {
+            "preprocess": t.preprocess_ms,
+            "model": t.encode_ms,
+            "score": t.score_ms,
+            "boxes": t.boxes_ms,
+        }
+
+    totals, parts = _median_run(once, repeats)
+    return WayResult(
+        way="streamdet",
+        prompts=len(detector.prompts),
+        ms_per_frame=statistics.median(totals),
+        measured=f"whole frames: median of {repeats} after one warm-up",
+        runs_ms=tuple(round(v, 2) for v in totals),
+        parts_ms=parts,
+    )
+
+
+def text_embeddings(model: Any, processor: Any, prompts: Sequence[str]) -> np.ndarray:
+    """(K, D) L2-normalised text embeddings from the PyTorch model, computed once (cached)."""
+    import torch
+
+    tokens = processor.tokenizer(list(prompts), padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model.get_text_features(**tokens)
+        out = out if isinstance(out, torch.Tensor) else out.pooler_output
+        return torch.nn.functional.normalize(out).numpy()
+
+
+def ratios(results: Sequence[WayResult]) -> dict[str, dict[str, float]]:
+    """Per prompt count, how many times faster each way is than the write-up's, from the ms."""
+    out: dict[str, dict[str, float]] = {}
+    for k in sorted({r.prompts for r in results}):
+        by_way = {r.way: r.ms_per_frame for r in results if r.prompts == k}
+        base = by_way.get("writeup")
+        if base is None:
+            continue
+        out[str(k)] = {way: base / ms for way, ms in by_way.items() if ms > 0}
+        if "torch-batch" in by_way and "streamdet" in by_way and by_way["streamdet"] > 0:
+            out[str(k)]["streamdet_vs_torch_batch"] = by_way["torch-batch"] / by_way["streamdet"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Reporting
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the numbers were taken, and with which library versions."""
+    import onnxruntime
+    import torch
+    import transformers
+
+    import streamdet
+
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": len(affinity(0)) if affinity else os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "opencv": cv2.__version__,
+        "streamdet": streamdet.__version__,
+    }
+
+
+WAY_LABELS = {
+    "writeup": "write-up: processor + full CLIPModel per window (eager fp32)",
+    "torch-batch": "all windows in one PyTorch eager batch, cached text",
+    "streamdet": "streamdet Detector (ONNX Runtime fp32, batched, cached text)",
+}
+
+
+def markdown_table(results: Sequence[Any], ratio: dict[str, dict[str, float]]) -> str:
+    """One row per way and prompt count: ms per frame and speed-up over the write-up's way."""
+    lines = [
+        "| way | prompts | ms per frame | vs write-up | measured |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        r = r if isinstance(r, dict) else asdict(r)
+        x = ratio.get(str(r["prompts"]), {}).get(r["way"])
+        speed = f"{x:.1f}x" if x is not None else "-"
+        label = WAY_LABELS.get(r["way"], r["way"])
+        lines.append(
+            f"| {label} | {r['prompts']} | {r['ms_per_frame']:,.0f} | {speed} | {r['measured']} |"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="The write-up's per-window loop vs streamdet's engine, same model and frame.",
+        epilog="Writes JSON (--out) and prints a markdown table.",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny model, small frame (CI)")
+    parser.add_argument(
+        "--source", type=Path, help="use this HF CLIP folder instead of building a random one"
+    )
+    parser.add_argument("--video", type=Path, default=VIDEO, help="frame source (first frame)")
+    parser.add_argument("--frame-size", default=None, help="WxH (1280x720; quick 128x96)")
+    parser.add_argument("--patch", type=int, help="cell size in pixels (64; quick 16)")
+    parser.add_argument("--window", type=int, default=4, help="window size in cells")
+    parser.add_argument("--stride", type=int, default=1, help="stride in cells")
+    parser.add_argument(
+        "--prompts", default="1,8", help="comma-separated prompt counts (each of 1, 8)"
+    )
+    parser.add_argument(
+        "--sample-windows", type=int, default=8, help="windows the write-up's way is timed on"
+    )
+    parser.add_argument("--repeats", type=int, help="timed whole frames per way (3; quick 2)")
+    parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="models are cached here")
+    parser.add_argument("--out", type=Path, help="JSON file (results/bench_reference[-quick].json)")
+    args = parser.parse_args(argv)
+    size = args.frame_size or ("128x96" if args.quick else "1280x720")
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--frame-size must be WIDTHxHEIGHT such as 1280x720, got {size!r}")
+    args.frame_size = (width, height)
+    args.patch = args.patch or (16 if args.quick else 64)
+    args.repeats = args.repeats or (2 if args.quick else 3)
+    try:
+        args.prompts = tuple(int(v) for v in args.prompts.split(",") if v.strip())
+    except ValueError:
+        parser.error(f"--prompts must be counts such as 1,8, got {args.prompts!r}")
+    if not args.prompts or any(k not in PROMPTS for k in args.prompts):
+        parser.error(f"--prompts must be among {sorted(PROMPTS)}, got {args.prompts}")
+    if args.sample_windows < 1 or args.repeats < 1:
+        parser.error("--sample-windows and --repeats must be at least 1")
+    return args
+
+
+def prepare_model(args: argparse.Namespace) -> tuple[Path, Path, str]:
+    """The HF folder and its streamdet export (both cached), and a name for the JSON."""
+    if args.source is not None:
+        hf_dir = args.source.resolve()
+        name = f"given: {hf_dir}"
+        export_dir = args.cache_dir / f"export-{hf_dir.name}"
+    else:
+        key = "tiny-random-seed0" if args.quick else "vit-b32-random-seed0"
+        hf_dir = build_hf_model(args.cache_dir / key / "hf", tiny=args.quick)
+        name = (
+            "tiny CLIP (32 px, patch 8, width 32), random weights, seed 0"
+            if args.quick
+            else "ViT-B/32 shape (clip-vit-base-patch32 config), random weights, seed 0"
+        )
+        export_dir = args.cache_dir / key / "export"
+    return hf_dir, export_cached(hf_dir, export_dir), name
+
+
+def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The whole benchmark as one JSON-ready dict."""
+    import torch
+    import transformers
+
+    started = time.perf_counter()
+    hf_dir, export_dir, model_name = prepare_model(args)
+    _log(f"model ready in {time.perf_counter() - started:.1f} s: {export_dir}")
+    width, height = args.frame_size
+    frame, frame_source = load_frame(args.video, width, height)
+
+    model = transformers.CLIPModel.from_pretrained(hf_dir, dtype=torch.float32).eval()
+    processor = transformers.CLIPProcessor.from_pretrained(hf_dir)
+    results: list[WayResult] = []
+    settings: Settings | None = None
+    for k in args.prompts:
+        prompts = PROMPTS[k]
+        detector = Detector(
+            export_dir,
+            prompts,
+            patch=args.patch,
+            window=args.window,
+            stride=args.stride,
+            overhang=False,
+            scoring="reference",
+            threads=args.threads,
+            cache_dir=args.cache_dir / "streamdet",
+        )
+        grid = detector.grid(height, width)
+        sample = sample_indices(len(grid), args.sample_windows)
+        meta = detector.session.encoders.meta
+        settings = settings or Settings(
+            quick=args.quick,
+            model=model_name,
+            frame_source=frame_source,
+            frame_size=(width, height),
+            patch=args.patch,
+            window=args.window,
+            stride=args.stride,
+            overhang=False,
+            windows=len(grid),
+            prompt_counts=tuple(args.prompts),
+            sample_windows=len(sample),
+            repeats=args.repeats,
+            torch_threads=torch.get_num_threads(),
+            ort_threads=args.threads,
+        )
+        results.append(time_writeup(model, processor, frame, grid, prompts, sample))
+        _log(f"{k} prompt(s): write-up {results[-1].ms_per_frame:,.0f} ms/frame (extrapolated)")
+        results.append(
+            time_torch_batch(
+                model,
+                frame,
+                grid,
+                text_embeddings(model, processor, prompts),
+                size=detector.session.image_size,
+                fill=detector.session.fill,
+                mean=meta.image_mean,
+                std=meta.image_std,
+                logit_scale=detector.session.logit_scale,
+                repeats=args.repeats,
+            )
+        )
+        _log(f"{k} prompt(s): torch batch {results[-1].ms_per_frame:,.0f} ms/frame")
+        results.append(time_streamdet(detector, frame, args.repeats))
+        _log(f"{k} prompt(s): streamdet {results[-1].ms_per_frame:,.0f} ms/frame")
+    assert settings is not None
+    return {
+        "benchmark": "bench_reference",
+        "command": command,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "model": {
+            "name": model_name,
+            "hf_folder": str(hf_dir),
+            "export_folder": str(export_dir),
+            "image_size": int(model.config.vision_config.image_size),
+            "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        },
+        "settings": asdict(settings),
+        "notes": [
+            "random weights: speed only, the heatmaps mean nothing",
+            "both ways use streamdet's grid (last row/column of cells kept, no overhang); the "
+            "write-up drops the margins, which would give fewer windows (136 at 1280x720)",
+            "writeup crops are clipped at the frame edge and go through CLIPProcessor (uint8 RGB)",
+            "writeup ms_per_frame is extrapolated: mean ms per sampled window x windows per frame",
+        ],
+        "results": [asdict(r) for r in results],
+        "ratios": ratios(results),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _log(message: str) -> None:
+    print(f"[bench_reference] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    command = shlex.join(["python", "benchmarks/bench_reference.py", *argv])
+    report = run(args, command)
+    default = "bench_reference-quick.json" if args.quick else "bench_reference.json"
+    out = args.out or RESULTS_DIR / default
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(markdown_table(report["results"], report["ratios"]))
+    _log(f"wrote {out} in {report['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The speed benchmarks run end to end in --quick mode on the tiny model, and report consistently.
+
+benchmarks/ is not a package on sys.path, so the modules are loaded from their files. Nothing here
+asserts a speed: only that the JSON has its structure and that the ratios follow from the measured
+milliseconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"streamdet_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench_reference() -> ModuleType:
+    return _load("bench_reference")
+
+
+@pytest.fixture(scope="module")
+def bench_model() -> ModuleType:
+    return _load("bench_model")
+
+
+def test_sample_indices_spread_over_the_grid(bench_reference):
+    idx = bench_reference.sample_indices(153, 8)
+    assert list(idx[[0, -1]]) == [0, 152]
+    assert len(idx) == 8 and len(set(idx.tolist())) == 8
+    assert list(bench_reference.sample_indices(3, 8)) == [0, 1, 2]
+
+
+def test_ratios_are_computed_from_the_milliseconds(bench_reference):
+    way = bench_reference.WayResult
+    results = [
+        way("writeup", 1, 1000.0, "extrapolated", (), {}),
+        way("torch-batch", 1, 500.0, "whole frames", (), {}),
+        way("streamdet", 1, 250.0, "whole frames", (), {}),
+    ]
+    r = bench_reference.ratios(results)["1"]
+    expected = {"writeup": 1.0, "torch-batch": 2.0, "streamdet": 4.0}
+    assert r == {**expected, "streamdet_vs_torch_batch": 2.0}
+
+
+def test_bench_reference_quick(bench_reference, tiny_hf_dir, tmp_path, capsys):
+    out = tmp_path / "ref.json"
+    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--sample-windows", "3", "--out", str(out)]
+    assert bench_reference.main(argv) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["benchmark"] == "bench_reference"
+    assert report["command"].startswith("python benchmarks/bench_reference.py --quick")
+    for key in ("python", "onnxruntime", "torch", "transformers", "usable_cpus"):
+        assert key in report["machine"]
+    settings = report["settings"]
+    assert settings["quick"] and settings["windows"] > settings["sample_windows"] == 3
+    assert settings["prompt_counts"] == [1, 8]
+    results = report["results"]
+    assert {(r["way"], r["prompts"]) for r in results} == {
+        (w, k) for w in ("writeup", "torch-batch", "streamdet") for k in (1, 8)
+    }
+    for r in results:
+        assert r["ms_per_frame"] > 0 and r["parts_ms"]
+        if r["way"] == "writeup":  # extrapolated: mean per sampled window x windows per frame
+            assert len(r["runs_ms"]) == 3
+            expected = sum(r["runs_ms"]) / 3 * settings["windows"]
+            assert r["ms_per_frame"] == pytest.approx(expected, rel=1e-3)
+        else:  # median of whole frames
+            assert len(r["runs_ms"]) == settings["repeats"]
+    for k in ("1", "8"):
+        ms = {r["way"]: r["ms_per_frame"] for r in results if str(r["prompts"]) == k}
+        ratio = report["ratios"][k]
+        for way in ("writeup", "torch-batch", "streamdet"):
+            assert ratio[way] == pytest.approx(ms["writeup"] / ms[way])
+        assert ratio["streamdet_vs_torch_batch"] == pytest.approx(
+            ms["torch-batch"] / ms["streamdet"]
+        )
+    table = capsys.readouterr().out
+    assert table.startswith("| way | prompts | ms per frame |") and table.count("\n") >= 7
+
+
+def test_bench_model_quick(bench_model, tiny_hf_dir, tmp_path, capsys):
+    out = tmp_path / "model.json"
+    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--out", str(out)]
+    assert bench_model.main(argv) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["benchmark"] == "bench_model"
+    assert report["command"].startswith("python benchmarks/bench_model.py --quick")
+    assert "onnxruntime" in report["machine"]
+    rows = report["results"]
+    settings = report["settings"]
+    combos = {(r["resolution"], r["prompts"], r["backend"], r["precision"]) for r in rows}
+    assert len(combos) == len(rows)
+    assert {r["backend"] for r in rows} == {"onnxruntime", "torch"}
+    assert {r["prompts"] for r in rows} == set(settings["prompt_counts"])
+    for r in rows:
+        assert r["windows"] > 0 and r["ms_per_frame"] > 0
+        assert len(r["runs_ms"]) == settings["repeats"]
+        assert r["ms_per_window"] == pytest.approx(r["ms_per_frame"] / r["windows"])
+        base = next(
+            b
+            for b in rows
+            if (b["resolution"], b["prompts"], b["backend"], b["precision"])
+            == (r["resolution"], r["prompts"], "onnxruntime", "fp32")
+        )
+        assert r["vs_onnxruntime_fp32"] == pytest.approx(base["ms_per_frame"] / r["ms_per_frame"])
+    assert capsys.readouterr().out.startswith("| resolution |")
