@@ -75,3 +75,16 @@ class WriterClosedError(StreamdetError, ValueError):
 
 class VideoReadError(StreamdetError, ValueError):
     """A video file that does not exist or cannot be opened and decoded."""
+
+
+class SourceError(StreamdetError, ValueError):
+    """An input that cannot be opened or read: missing, empty or corrupt file, unsupported URL
+    scheme, unreachable stream, camera that does not exist, folder or glob with no media."""
+
+
+class StreamLostError(SourceError):
+    """A live network stream dropped and did not come back within the reconnect time limit."""
+
+
+class PipelineError(StreamdetError, RuntimeError):
+    """A pipeline stage failed or stalled; the message names the stage and the cause."""
