@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import IO, TypeVar
 
 import av
+import cv2
 import numpy as np
 from av.codec import Codec
 
@@ -402,6 +403,41 @@ class JsonlWriter(_PublishedOnClose):
         """Close the file; the number of lines written."""
         self._file.close()
         return self._lines
+
+
+class ImageWriter(_PublishedOnClose):
+    """Writes one annotated picture (the last one given) as PNG/JPEG/BMP/WebP on ``close``.
+
+    The format follows the path's suffix. Same partial-file, overwrite and crash rules as the
+    video writers; a writer that got no picture leaves no file.
+    """
+
+    SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        suffix = Path(path).suffix.lower()
+        if suffix not in self.SUFFIXES:
+            raise ConfigError(
+                f"image output '{path}' must end in one of {', '.join(self.SUFFIXES)}"
+            )
+        super().__init__(path, overwrite)
+        self._suffix = suffix
+        self._picture: np.ndarray | None = None
+
+    def write(self, picture_bgr: np.ndarray) -> None:
+        """Keep ``picture_bgr`` (HxWx3 uint8 BGR; gray and BGRA converted) to write on close."""
+        if self._closed:
+            raise WriterClosedError(f"ImageWriter for '{self._path}' is closed; open a new one")
+        self._picture = as_bgr(picture_bgr)
+
+    def _finish(self) -> int:
+        if self._picture is None:
+            return 0
+        ok, buf = cv2.imencode(self._suffix, self._picture)
+        if not ok:
+            raise FrameError(f"OpenCV could not encode the picture as {self._suffix}")
+        self._partial.write_bytes(buf.tobytes())
+        return 1
 
 
 # --- probing ---------------------------------------------------------------------------------

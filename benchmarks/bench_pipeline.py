@@ -1,0 +1,342 @@
+"""Speed end to end: file -> annotated MP4 FPS, and live latency with a simulated camera.
+
+    python benchmarks/bench_pipeline.py                  # the real clips in ../shared/media
+    python benchmarks/bench_pipeline.py --quick          # CI: one clip, 24 frames, 2 s live
+    python benchmarks/bench_pipeline.py --size 640x360 --frames 120 --live-seconds 10
+
+1. **File -> MP4.** Each clip is first transcoded (untimed) to ``--size`` so every clip is measured
+   at the resolution the targets name; then ``streamdet run``'s pipeline reads it (PyAV, threaded
+   decode), detects the prompts with the chosen model, draws boxes and encodes an H.264 MP4
+   (libx264, on the calling thread while inference runs on its worker thread). Reported: end-to-end
+   FPS and each stage's mean milliseconds. In the same run, for scale: decode alone (FPS of just
+   reading the clip) and encode alone (FPS of just writing the frames), so one can see which stage
+   bounds the pipeline.
+2. **Live latency.** A simulated camera delivers the clip's frames at ``--camera-fps`` (30) in real
+   time, as a live source: the capture queue keeps only the newest frame. Reported: processed FPS,
+   frames dropped, and latency from the moment a frame was captured to the moment its annotated
+   picture was written (median, p95, max). The target is that latency stays bounded (about one or
+   two inference times) however long the run: it never creeps up.
+
+Results go to JSON (machine, versions, settings, command) and a markdown table goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from streamdet.detect.detector import Detector
+from streamdet.detect.session import DEFAULT_MODEL
+from streamdet.pipeline.outputs import Mp4Output
+from streamdet.pipeline.runner import RunOptions, run
+from streamdet.pipeline.stats import RunReport
+from streamdet.video.render import Renderer
+from streamdet.video.sinks import Mp4Writer
+from streamdet.video.sources import VideoFrame, open_source
+
+HERE = Path(__file__).resolve().parent
+MEDIA = HERE.parent.parent / "shared" / "media"
+PROMPTS = ("a red car", "a person", "a white car")
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One clip through the whole pipeline, and decode/encode alone for scale."""
+
+    clip: str
+    size: str
+    frames: int
+    windows: int
+    pipeline_fps: float
+    decode_fps: float
+    encode_fps: float
+    stages_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    """A simulated camera at ``camera_fps`` for ``seconds``."""
+
+    clip: str
+    size: str
+    camera_fps: float
+    seconds: float
+    frames_captured: int
+    frames_processed: int
+    frames_dropped: int
+    processed_fps: float
+    latency_ms: dict[str, float]
+    inference_ms: float
+
+
+def machine_info() -> dict[str, Any]:
+    """Where the numbers were taken, and with which library versions."""
+    import onnxruntime
+
+    import streamdet
+
+    affinity = getattr(os, "sched_getaffinity", None)
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": len(affinity(0)) if affinity else os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "av": av.__version__,
+        "opencv": cv2.__version__,
+        "streamdet": streamdet.__version__,
+    }
+
+
+def transcode(src: Path, dst: Path, size: tuple[int, int], frames: int) -> int:
+    """The first ``frames`` frames of ``src`` resized to ``size`` (w, h), as an H.264 MP4."""
+    n = 0
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or 30
+        with Mp4Writer(dst, fps=rate, crf=18, overwrite=True) as writer:
+            for frame in container.decode(stream):
+                image = frame.to_ndarray(format="bgr24")
+                writer.write(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+                n += 1
+                if n >= frames:
+                    break
+    return n
+
+
+def decode_fps(path: Path) -> float:
+    """Frames per second of just reading ``path`` the way the pipeline does."""
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    with open_source(path) as source:
+        n = sum(1 for _ in source.frames(stop))
+    return n / (time.perf_counter() - t0)
+
+
+def encode_fps(frames: list[np.ndarray], folder: Path, fps: float) -> float:
+    """Frames per second of just encoding ``frames`` to an MP4 (no detection, no drawing)."""
+    t0 = time.perf_counter()
+    with Mp4Writer(folder / "encode-only.mp4", fps=fps, overwrite=True) as writer:
+        for f in frames:
+            writer.write(f)
+    return len(frames) / (time.perf_counter() - t0)
+
+
+def read_frames(path: Path) -> tuple[list[np.ndarray], float]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or 30)
+        return [f.to_ndarray(format="bgr24") for f in container.decode(stream)], rate
+
+
+def bench_file(detector: Detector, clip: Path, work: Path, size: tuple[int, int], frames: int):
+    small = work / f"{clip.stem}-{size[0]}x{size[1]}.mp4"
+    n = transcode(clip, small, size, frames)
+    images, rate = read_frames(small)
+    detector.detect(images[0])  # warm-up: sessions, grid, first-call allocations
+    with open_source(small) as source:
+        out = Mp4Output(work / f"{clip.stem}-out.mp4", fps=source.fps, overwrite=True)
+        report = run(source, detector, [out], renderer=Renderer())
+    assert report.frames_processed == n, (report.frames_processed, n)
+    return FileResult(
+        clip=clip.name,
+        size=f"{size[0]}x{size[1]}",
+        frames=n,
+        windows=len(detector.grid(size[1], size[0])),
+        pipeline_fps=round(report.fps, 2),
+        decode_fps=round(decode_fps(small), 1),
+        encode_fps=round(encode_fps(images, work, rate), 1),
+        stages_ms={k: round(v.mean, 2) for k, v in report.stages.items()},
+    )
+
+
+class SimulatedCamera:
+    """A live source that delivers preloaded frames at ``fps`` in real time, for ``seconds``."""
+
+    live = True
+    frame_count = None
+
+    def __init__(self, images: list[np.ndarray], fps: float, seconds: float) -> None:
+        self.name = "simulated camera"
+        self.images = images
+        self.fps = fps
+        self.size = (images[0].shape[1], images[0].shape[0])
+        self.seconds = seconds
+        self.produced = 0
+
+    def frames(self, stop: threading.Event) -> Iterator[VideoFrame]:
+        start = time.monotonic()
+        i = 0
+        while not stop.is_set():
+            due = start + i / self.fps
+            if due - start > self.seconds:
+                return
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            image = self.images[i % len(self.images)]
+            self.produced += 1
+            yield VideoFrame(image=image, index=i, pts=i / self.fps, captured_at=time.monotonic())
+            i += 1
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> SimulatedCamera:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def bench_live(detector: Detector, clip_name: str, images: list[np.ndarray], args, work: Path):
+    camera = SimulatedCamera(images, args.camera_fps, args.live_seconds)
+    out = Mp4Output(work / "live-out.mp4", fps=args.camera_fps, overwrite=True)
+    report: RunReport = run(camera, detector, [out], options=RunOptions(queue_size=1))
+    lat = report.stages["latency"]
+    h, w = images[0].shape[:2]
+    return LiveResult(
+        clip=clip_name,
+        size=f"{w}x{h}",
+        camera_fps=args.camera_fps,
+        seconds=round(report.seconds, 2),
+        frames_captured=camera.produced,
+        frames_processed=report.frames_processed,
+        frames_dropped=report.frames_dropped,
+        processed_fps=round(report.fps, 2),
+        latency_ms=lat.to_dict(),
+        inference_ms=round(
+            sum(report.stages[s].mean for s in ("preprocess", "encode", "score")), 2
+        ),
+    )
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x360, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="CI setting: one clip, few frames")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model (default: the built-in)")
+    p.add_argument("--clips", nargs="*", type=Path, help="clips (default: ../shared/media/*.mp4)")
+    p.add_argument("--size", type=parse_size, default=(640, 360), help="WxH (default 640x360)")
+    p.add_argument("--frames", type=int, help="frames per clip (default 150, quick 24)")
+    p.add_argument("--camera-fps", type=float, default=30.0)
+    p.add_argument("--live-seconds", type=float, help="live run length (default 10, quick 2)")
+    p.add_argument("--patch", type=int)
+    p.add_argument("--window", type=int)
+    p.add_argument("--stride", type=int)
+    p.add_argument("--overhang", choices=("model", "on", "off"), default="model")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, help="JSON (default results/bench_pipeline[-quick].json)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    frames = args.frames or (24 if args.quick else 150)
+    args.live_seconds = args.live_seconds or (2.0 if args.quick else 10.0)
+    clips = args.clips or sorted(MEDIA.glob("*.mp4"))
+    if args.quick:
+        clips = clips[:1]
+    if not clips:
+        print(f"bench_pipeline: no clips given and none in {MEDIA}", file=sys.stderr)
+        return 2
+    out = args.out or HERE / "results" / (
+        "bench_pipeline-quick.json" if args.quick else "bench_pipeline.json"
+    )
+    overhang = None if args.overhang == "model" else args.overhang == "on"
+    detector = Detector(
+        args.model,
+        PROMPTS,
+        patch=args.patch,
+        window=args.window,
+        stride=args.stride,
+        overhang=overhang,
+        device=args.device,
+    )
+    files: list[FileResult] = []
+    with tempfile.TemporaryDirectory(prefix="streamdet-bench-") as tmp:
+        work = Path(tmp)
+        for clip in clips:
+            files.append(bench_file(detector, clip, work, args.size, frames))
+            print(f"{clip.name}: {files[-1].pipeline_fps} FPS", file=sys.stderr)
+        images, _ = read_frames(work / f"{clips[0].stem}-{args.size[0]}x{args.size[1]}.mp4")
+        live = bench_live(detector, clips[0].name, images, args, work)
+    report = {
+        "benchmark": "bench_pipeline",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join(["python", "benchmarks/bench_pipeline.py", *argv]),
+        "machine": machine_info(),
+        "settings": {
+            "model": str(args.model),
+            "prompts": list(PROMPTS),
+            "size": f"{args.size[0]}x{args.size[1]}",
+            "frames_per_clip": frames,
+            "grid": asdict(detector.spec),
+            "provider": detector.provider,
+            "camera_fps": args.camera_fps,
+            "live_seconds": args.live_seconds,
+        },
+        "files": [asdict(f) for f in files],
+        "live": asdict(live),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(markdown(report))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def markdown(report: dict) -> str:
+    rows = [
+        "| clip | size | windows | pipeline FPS | decode FPS | encode FPS | "
+        "encode ms | render ms | write ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for f in report["files"]:
+        s = f["stages_ms"]
+        rows.append(
+            f"| {f['clip']} | {f['size']} | {f['windows']} | {f['pipeline_fps']} | "
+            f"{f['decode_fps']} | {f['encode_fps']} | {s.get('encode', 0)} | "
+            f"{s.get('render', 0)} | {s.get('write', 0)} |"
+        )
+    lv = report["live"]
+    rows.append("")
+    rows.append(
+        f"Live, simulated {lv['camera_fps']:.0f} FPS camera for {lv['seconds']} s: processed "
+        f"{lv['processed_fps']} FPS, dropped {lv['frames_dropped']} of {lv['frames_captured']}, "
+        f"latency p50 {lv['latency_ms']['p50']} ms / p95 {lv['latency_ms']['p95']} ms / max "
+        f"{lv['latency_ms']['max']} ms (inference {lv['inference_ms']} ms per frame)."
+    )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

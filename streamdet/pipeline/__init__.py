@@ -1,0 +1,1 @@
+"""The streaming pipeline: sources in, detections and annotated video out (``streamdet run``)."""

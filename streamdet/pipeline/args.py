@@ -1,0 +1,63 @@
+"""The ``streamdet run`` command line (kept free of heavy imports: the CLI builds every
+sub-command's parser at start-up, and ``run``'s code loads only when ``run`` is used)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from streamdet.pipeline.command import cmd_run
+
+    return cmd_run(args)
+
+
+def add_run_parser(
+    sub: argparse._SubParsersAction, add_model_args: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """The ``run`` sub-command's options."""
+    p = sub.add_parser(
+        "run",
+        help="detect prompts in a video file, folder, camera or stream",
+        description="Detect prompts in a video file, image, folder or glob of them, a webcam "
+        "(index) or a network stream (rtsp://, rtmp://, http(s)://, udp://, srt://).",
+    )
+    p.add_argument("source", help="file, folder, glob, camera index (0) or stream URL")
+    p.add_argument("-p", "--prompt", action="append", default=[], help="what to find (repeat)")
+    p.add_argument(
+        "--prompts-file",
+        help="one prompt per line; re-read when it changes, so a live run's prompts can be edited",
+    )
+    p.add_argument("-o", "--output", help="annotated MP4 (a folder for several inputs)")
+    p.add_argument("--jsonl", help="per-frame detections as JSON lines ('-' for stdout)")
+    p.add_argument("--show", action="store_true", help="show a live window (q or Esc stops)")
+    p.add_argument(
+        "--heatmap",
+        nargs="?",
+        const="color",
+        default="none",
+        choices=("none", "color", "dim"),
+        help="draw the heatmap: colour map (default when given) or 'dim' everything else",
+    )
+    p.add_argument("--overlay", action="store_true", help="draw FPS/latency on the frames")
+    p.add_argument("--stats", action="store_true", help="print live per-stage stats every second")
+    p.add_argument("--report", help="write the run's summary (stats, outputs) as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--patch", type=int, help="cell size in pixels (default: the model's)")
+    p.add_argument("--window", type=int, help="window size in cells (default: the model's)")
+    p.add_argument("--stride", type=int, help="window step in cells (default: the model's)")
+    p.add_argument("--threshold", type=float, help="box threshold on the heatmap, 0..1")
+    p.add_argument("--scoring", choices=("calibrated", "reference"), default="calibrated")
+    p.add_argument("--max-fps", type=float, help="sample a live source down to this frame rate")
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="stream connect/read timeout, s (default 10)"
+    )
+    p.add_argument(
+        "--reconnect-timeout",
+        type=float,
+        default=60.0,
+        help="give up on a dropped stream after this many seconds (0: never; default 60)",
+    )
+    add_model_args(p)
+    p.set_defaults(func=_cmd_run)

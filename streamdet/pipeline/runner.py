@@ -1,0 +1,334 @@
+"""The streaming pipeline: capture thread -> frame queue -> inference thread -> result queue ->
+render and outputs (on the calling thread).
+
+Why this shape:
+
+* Capture runs on its own thread so that decoding (or a network read) overlaps inference; the
+  frame queue between them waits for files and drops the oldest frame for live sources (see
+  ``capture``).
+* Inference runs on a worker thread, so that the calling thread stays free for rendering,
+  encoding and the live window (OpenCV's GUI wants one thread, and it should be the main one),
+  and for noticing Ctrl-C at once. ONNX Runtime, OpenCV and PyAV release the GIL, so the stages
+  really overlap on a multi-core machine.
+* Rendering and writing happen in order on the calling thread, one frame at a time, so every
+  output holds the same frames: after a stop the MP4's frame count equals the JSONL's line count.
+
+One ``halt`` event stops every stage. It is set by the caller's ``stop`` event (Ctrl-C, ``q`` in
+the window), by the end of the input, or by an error in any stage; every queue operation waits at
+most ``POLL_S`` before looking at it, so nothing hangs. An error in a thread is caught there,
+kept with its traceback, and raised on the calling thread after the outputs were finalised:
+``StreamdetError``s as they are (one-line messages), anything else as ``PipelineError`` naming the
+stage, chained to the original.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from streamdet.errors import PipelineError, StreamdetError
+from streamdet.pipeline.capture import POLL_S, Capture, EndOfStream
+from streamdet.pipeline.outputs import Output
+from streamdet.pipeline.prompt_file import PromptFile
+from streamdet.pipeline.stats import RunReport, StageClock
+from streamdet.types import FrameResult
+from streamdet.video.render import Renderer
+from streamdet.video.sources import Source, VideoFrame
+
+_log = logging.getLogger("streamdet.pipeline")
+
+_END = object()
+
+
+class FrameDetector(Protocol):
+    """What the pipeline needs of a detector (``streamdet.Detector`` has it)."""
+
+    @property
+    def provider(self) -> str: ...
+
+    def detect(self, frame: np.ndarray) -> FrameResult: ...
+
+    def set_prompts(self, prompts: Sequence[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Knobs of one run.
+
+    queue_size: frames between capture and inference (default: 1 for live sources, 8 for files).
+    max_fps: sample a live source down to this rate before the queue.
+    result_queue: detected frames waiting for render/outputs (back-pressure on inference).
+    stats_interval: seconds between live stats lines (None: no live stats).
+    join_timeout: how long to wait for a stage to finish its current step after a stop.
+    """
+
+    queue_size: int | None = None
+    max_fps: float | None = None
+    result_queue: int = 4
+    stats_interval: float | None = None
+    join_timeout: float = 15.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for progress bars and live stats."""
+
+    processed: int
+    expected: int | None
+    elapsed: float
+    fps: float
+    dropped: int
+    latency_ms: float | None
+
+
+class _Failure:
+    """The first error of any stage, with the stage's name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.stage: str | None = None
+        self.error: BaseException | None = None
+
+    def set(self, stage: str, error: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.stage, self.error = stage, error
+
+    def raise_if_any(self) -> None:
+        if self.error is None:
+            return
+        if isinstance(self.error, StreamdetError):
+            raise self.error
+        _log.info("%s stage failed", self.stage, exc_info=self.error)
+        raise PipelineError(
+            f"the {self.stage} stage failed: {type(self.error).__name__}: {self.error}"
+        ) from self.error
+
+
+class _Inference:
+    """The inference worker: frames from the capture queue, results to the result queue."""
+
+    def __init__(
+        self,
+        capture: Capture,
+        detector: FrameDetector,
+        results: queue.Queue,
+        halt: threading.Event,
+        failure: _Failure,
+        clock: StageClock,
+        prompts: PromptFile | None,
+    ) -> None:
+        self.capture = capture
+        self.detector = detector
+        self.results = results
+        self.halt = halt
+        self.failure = failure
+        self.clock = clock
+        self.prompts = prompts
+        self.thread = threading.Thread(target=self._run, name="streamdet-inference", daemon=True)
+
+    def _put(self, item: object) -> bool:
+        while not self.halt.is_set():
+            try:
+                self.results.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while not self.halt.is_set():
+                t0 = time.perf_counter()
+                try:
+                    frame = self.capture.queue.get(self.halt)
+                except EndOfStream:
+                    self._put(_END)
+                    return
+                if frame is None:  # halted while waiting
+                    return
+                self.clock.add("capture_wait", (time.perf_counter() - t0) * 1e3)
+                if self.prompts is not None:
+                    changed = self.prompts.poll()
+                    if changed is not None:
+                        self.detector.set_prompts(changed)
+                result = self.detector.detect(frame.image)
+                t = result.timings
+                self.clock.add("preprocess", t.preprocess_ms)
+                self.clock.add("encode", t.encode_ms)
+                self.clock.add("score", t.score_ms + t.boxes_ms)
+                if not self._put((frame, result)):
+                    return
+        except BaseException as exc:  # kept, raised on the calling thread
+            stage = "capture" if self.capture.queue.failed else "inference"
+            self.failure.set(stage, exc)
+            self.halt.set()
+
+
+def run(
+    source: Source,
+    detector: FrameDetector,
+    outputs: Sequence[Output],
+    *,
+    renderer: Renderer | None = None,
+    options: RunOptions | None = None,
+    stop: threading.Event | None = None,
+    prompts: PromptFile | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_stats: Callable[[Progress, StageClock], None] | None = None,
+) -> RunReport:
+    """Run ``source`` through ``detector`` into ``outputs`` until the end, a stop or an error.
+
+    Outputs are always closed (finalised) before this returns or raises. ``stop`` (set it from a
+    signal handler or another thread) ends the run after the frame being written; the report
+    then says ``interrupted``. A ``KeyboardInterrupt`` on the calling thread does the same and is
+    re-raised after the outputs are closed.
+    """
+    renderer = renderer or Renderer()
+    options = options or RunOptions()
+    stop = stop or threading.Event()
+    halt = threading.Event()
+    failure = _Failure()
+    clock = StageClock()
+    capture = Capture(source, halt, queue_size=options.queue_size, max_fps=options.max_fps)
+    results: queue.Queue = queue.Queue(maxsize=max(1, options.result_queue))
+    worker = _Inference(capture, detector, results, halt, failure, clock, prompts)
+    needs_picture = any(o.needs_picture for o in outputs)
+    expected = None if source.live else source.frame_count
+    processed = 0
+    interrupted = False
+    keyboard: KeyboardInterrupt | None = None
+    written: dict[str, int] = {}
+    start = time.monotonic()
+    last_stats = start
+    last_progress = 0.0
+
+    def snapshot() -> Progress:
+        elapsed = time.monotonic() - start
+        return Progress(
+            processed=processed,
+            expected=expected,
+            elapsed=elapsed,
+            fps=processed / elapsed if elapsed > 0 else 0.0,
+            dropped=capture.stats.dropped,
+            latency_ms=clock.recent_mean("latency"),
+        )
+
+    capture.start()
+    worker.thread.start()
+    try:
+        while True:
+            if stop.is_set():
+                interrupted = True
+                break
+            try:
+                item = results.get(timeout=POLL_S)
+            except queue.Empty:
+                if halt.is_set() and failure.error is not None:
+                    break
+                continue
+            if item is _END:
+                break
+            frame, result = item
+            try:
+                _write_frame(frame, result, outputs, renderer, needs_picture, clock, snapshot)
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                failure.set("output", exc)
+                break
+            processed += 1
+            now = time.monotonic()
+            if on_progress is not None and (now - last_progress >= 0.25 or processed == 1):
+                on_progress(snapshot())
+                last_progress = now
+            if (
+                on_stats is not None
+                and options.stats_interval
+                and (now - last_stats >= options.stats_interval)
+            ):
+                on_stats(snapshot(), clock)
+                last_stats = now
+    except KeyboardInterrupt as exc:
+        interrupted, keyboard = True, exc
+    finally:
+        halt.set()
+        for name, ok in (
+            ("inference", _join(worker.thread, options.join_timeout)),
+            ("capture", capture.join(options.join_timeout)),
+        ):
+            if not ok:
+                _log.warning("the %s stage did not stop within %.0f s", name, options.join_timeout)
+        for out in outputs:
+            try:
+                done = out.close()
+            except BaseException as exc:  # the first error wins; the others still close
+                failure.set("output", exc)
+                continue
+            if done is not None:
+                written[done[0]] = done[1]
+        if on_progress is not None:
+            on_progress(snapshot())
+    if keyboard is not None:
+        raise keyboard
+    failure.raise_if_any()
+    stats = capture.stats
+    return RunReport(
+        source=source.name,
+        live=source.live,
+        frames_read=stats.read,
+        frames_processed=processed,
+        frames_dropped=stats.dropped,
+        frames_skipped=stats.skipped,
+        seconds=time.monotonic() - start,
+        stages=clock.summary(),
+        outputs=written,
+        interrupted=interrupted,
+        provider=detector.provider,
+    )
+
+
+def _join(thread: threading.Thread, timeout: float) -> bool:
+    if thread.is_alive():
+        thread.join(timeout)
+    return not thread.is_alive()
+
+
+def _overlay_lines(progress: Progress) -> list[str]:
+    lines = [f"{progress.fps:.1f} FPS"]
+    if progress.latency_ms is not None:
+        lines.append(f"latency {progress.latency_ms:.0f} ms")
+    if progress.dropped:
+        lines.append(f"dropped {progress.dropped}")
+    return lines
+
+
+def _write_frame(
+    frame: VideoFrame,
+    result: FrameResult,
+    outputs: Sequence[Output],
+    renderer: Renderer,
+    needs_picture: bool,
+    clock: StageClock,
+    snapshot: Callable[[], Progress],
+) -> None:
+    """Render once, hand the frame to every output, and record render/write/latency times."""
+    t0 = time.perf_counter()
+    picture = None
+    if needs_picture:
+        overlay = _overlay_lines(snapshot()) if renderer.overlay else ()
+        picture = renderer.render(frame.image, result, overlay)
+    t1 = time.perf_counter()
+    for out in outputs:
+        out.write(frame, result, picture)
+    t2 = time.perf_counter()
+    clock.add("render", (t1 - t0) * 1e3)
+    clock.add("write", (t2 - t1) * 1e3)
+    clock.add("latency", (time.monotonic() - frame.captured_at) * 1e3)
