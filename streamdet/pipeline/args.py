@@ -59,5 +59,12 @@ def add_run_parser(
         default=60.0,
         help="give up on a dropped stream after this many seconds (0: never; default 60)",
     )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,  # absent: keep what `streamdet -v run` said
+        help="log what happens (also accepted before `run`)",
+    )
     add_model_args(p)
     p.set_defaults(func=_cmd_run)

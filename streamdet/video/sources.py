@@ -728,12 +728,21 @@ class _Outage:
 
 
 def _open_camera(index: int) -> cv2.VideoCapture | None:
-    """An opened OpenCV capture for camera ``index``, or None (tests replace this function)."""
-    capture = cv2.VideoCapture(index)
-    if capture.isOpened():
-        return capture
-    capture.release()
-    return None
+    """An opened OpenCV capture for camera ``index``, or None (tests replace this function).
+
+    OpenCV's own warnings ("can't open camera by index", one per backend tried) are silenced
+    while it probes: the one-line ``SourceError`` says what happened.
+    """
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        capture = cv2.VideoCapture(index)
+        if capture.isOpened():
+            return capture
+        capture.release()
+        return None
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
 
 
 class _CameraSource(_LiveSource[Any]):
