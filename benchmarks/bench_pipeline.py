@@ -17,6 +17,10 @@
    picture was written (median, p95, max). The target is that latency stays bounded (about one or
    two inference times) however long the run: it never creeps up.
 
+3. **Drawing at 1080p.** Milliseconds to render one 1920x1080 frame in each view (boxes and the
+   FPS overlay; plus the colour heatmap or the dimmed view), to show drawing stays small next to
+   inference.
+
 Results go to JSON (machine, versions, settings, command) and a markdown table goes to stdout.
 """
 
@@ -229,6 +233,34 @@ def bench_live(detector: Detector, clip_name: str, images: list[np.ndarray], arg
     )
 
 
+def bench_render(repeats: int) -> dict[str, float]:
+    """Milliseconds to draw one 1920x1080 frame in each view (five boxes, three prompts, the FPS
+    overlay): drawing must cost little next to inference at 1080p."""
+    from streamdet.types import Detections, FrameResult
+
+    h, w, patch = 1080, 1920, 32
+    rng = np.random.default_rng(0)
+    heat = rng.random((3, -(-h // patch), -(-w // patch)), dtype=np.float32)
+    boxes = np.array([[100 + 300 * i, 200, 380 + 300 * i, 500] for i in range(5)], np.float32)
+    result = FrameResult(
+        Detections(boxes, np.full(5, 0.9, np.float32), np.arange(5) % 3),
+        heat,
+        ("a red car", "a person", "a white car"),
+        (h, w),
+        patch,
+    )
+    frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out = {}
+    for view in ("none", "color", "dim"):
+        renderer = Renderer(heatmap=view, overlay=True)
+        renderer.render(frame, result, ["12.0 FPS"])
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            renderer.render(frame, result, ["12.0 FPS", "latency 80 ms"])
+        out[f"boxes+overlay, heatmap {view}"] = round((time.perf_counter() - t0) / repeats * 1e3, 2)
+    return out
+
+
 def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -306,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "files": [asdict(f) for f in files],
         "live": asdict(live),
+        "render_1080p_ms": bench_render(5 if args.quick else 30),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -334,6 +367,12 @@ def markdown(report: dict) -> str:
         f"{lv['processed_fps']} FPS, dropped {lv['frames_dropped']} of {lv['frames_captured']}, "
         f"latency p50 {lv['latency_ms']['p50']} ms / p95 {lv['latency_ms']['p95']} ms / max "
         f"{lv['latency_ms']['max']} ms (inference {lv['inference_ms']} ms per frame)."
+    )
+    rows.append("")
+    rows.append(
+        "Drawing one 1920x1080 frame: "
+        + ", ".join(f"{k} {v} ms" for k, v in report["render_1080p_ms"].items())
+        + "."
     )
     return "\n".join(rows)
 

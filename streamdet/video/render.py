@@ -87,6 +87,11 @@ def draw_dimmed(frame: np.ndarray, result: FrameResult, index: int | None = 0) -
 def draw_boxes(frame: np.ndarray, result: FrameResult, thickness: int = 2) -> np.ndarray:
     """Boxes with "prompt score" labels, a colour per prompt."""
     out = frame.copy()
+    _boxes_into(out, result, thickness)
+    return out
+
+
+def _boxes_into(out: np.ndarray, result: FrameResult, thickness: int = 2) -> None:
     scale = max(0.4, min(out.shape[:2]) / 900)
     for (x1, y1, x2, y2), score, k in zip(
         result.detections.xyxy,
@@ -111,15 +116,18 @@ def draw_boxes(frame: np.ndarray, result: FrameResult, thickness: int = 2) -> np
             1,
             cv2.LINE_AA,
         )
-    return out
 
 
 def draw_overlay(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
-    """White text lines on a dark band at the top-left (FPS, latency, drops); drawn in place on
-    a copy."""
+    """White text lines on a dark band at the top-left (FPS, latency, drops)."""
     out = frame.copy()
+    _overlay_into(out, lines)
+    return out
+
+
+def _overlay_into(out: np.ndarray, lines: Sequence[str]) -> None:
     if not lines:
-        return out
+        return
     scale = max(0.4, min(out.shape[:2]) / 1000)
     sizes = [cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1) for t in lines]
     line_h = max(th + base for (_, th), base in sizes) + 4
@@ -131,7 +139,6 @@ def draw_overlay(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
         cv2.putText(
             out, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
         )
-    return out
 
 
 @dataclass(frozen=True)
@@ -156,15 +163,19 @@ class Renderer:
     def render(
         self, frame: np.ndarray, result: FrameResult, overlay: Sequence[str] = ()
     ) -> np.ndarray:
-        """The annotated picture of one frame (a new array; ``frame`` is not modified)."""
+        """The annotated picture of one frame (a new array; ``frame`` is not modified).
+
+        At most one full-frame copy is made: the heatmap views return a new array and boxes and
+        text are drawn into it (or into one copy of the frame).
+        """
         if self.heatmap == "color":
             out = draw_heatmap(frame, result, None)
         elif self.heatmap == "dim":
             out = draw_dimmed(frame, result, None)
         else:
-            out = frame
+            out = frame.copy()
         if self.boxes:
-            out = draw_boxes(out, result)
+            _boxes_into(out, result)
         if self.overlay and overlay:
-            out = draw_overlay(out, overlay)
-        return out if out is not frame else frame.copy()
+            _overlay_into(out, overlay)
+        return out
