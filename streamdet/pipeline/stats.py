@@ -132,8 +132,8 @@ class RunReport:
             parts = [f"{k} {v.mean:.1f}/{v.p95:.1f}" for k, v in self.stages.items()]
             out.append("  ms per frame (mean/p95): " + ", ".join(parts))
         for path, n in self.outputs.items():
-            unit = "lines" if path.endswith(".jsonl") else "frames"
-            out.append(f"  wrote {path} ({n} {unit})")
+            unit = "line" if path.endswith(".jsonl") or path == "<stdout>" else "frame"
+            out.append(f"  wrote {path} ({n} {unit}{'' if n == 1 else 's'})")
         if not self.outputs:
             out.append("  wrote nothing")
         return out
