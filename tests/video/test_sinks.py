@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from video_helpers import pattern as _pattern
 
 from streamdet.errors import ConfigError, FrameError, StreamdetError
 from streamdet.types import Detections, FrameResult
@@ -30,12 +31,7 @@ W, H = 96, 64
 
 
 def pattern(i: int, width: int = W, height: int = H) -> np.ndarray:
-    """A smooth BGR pattern that moves with i (smooth, so H.264 keeps it within a few levels)."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    b = 128 + 60 * np.sin(2 * np.pi * (x + 4 * i) / max(width, 2))
-    g = 128 + 60 * np.cos(2 * np.pi * (y + 2 * i) / max(height, 2))
-    r = 60 + 120 * (x + y) / max(width + height, 1)
-    return np.stack([b, g, r], axis=-1).round().astype(np.uint8)
+    return _pattern(i, width, height)
 
 
 def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:

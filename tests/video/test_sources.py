@@ -21,6 +21,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from video_helpers import pattern as _pattern
 
 from streamdet.errors import ConfigError, SourceError, StreamdetError, StreamLostError
 from streamdet.video import sources
@@ -40,12 +41,7 @@ TB = Fraction(1, 90000)  # the MPEG clock: exact for 24 fps and for the VFR time
 
 
 def pattern(i: int, width: int = W, height: int = H) -> np.ndarray:
-    """A smooth BGR pattern that moves with i (H.264 keeps it within a few levels)."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    b = 128 + 60 * np.sin(2 * np.pi * (x + 4 * i) / max(width, 2))
-    g = 128 + 60 * np.cos(2 * np.pi * (y + 2 * i) / max(height, 2))
-    r = 60 + 120 * (x + y) / max(width + height, 1)
-    return np.stack([b, g, r], axis=-1).round().astype(np.uint8)
+    return _pattern(i, width, height)
 
 
 def make_video(
