@@ -44,6 +44,11 @@ def add_run_parser(
     p.add_argument("--stats", action="store_true", help="print live per-stage stats every second")
     p.add_argument("--report", help="write the run's summary (stats, outputs) as JSON here")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--codec",
+        default="libx264",
+        help="H.264 encoder for -o: libx264 (default) or a hardware one, e.g. h264_nvenc",
+    )
     p.add_argument("--patch", type=int, help="cell size in pixels (default: the model's)")
     p.add_argument("--window", type=int, help="window size in cells (default: the model's)")
     p.add_argument("--stride", type=int, help="window step in cells (default: the model's)")

@@ -157,7 +157,9 @@ def _outputs_for(plan: InputPlan, fps: float | None, args, stop: threading.Event
         if plan.video is not None:
             ensure_folder(plan.video.parent)
             if plan.video.suffix.lower() in (".mp4", ".m4v", ".mov"):
-                outputs.append(Mp4Output(plan.video, fps=fps, overwrite=args.overwrite))
+                outputs.append(
+                    Mp4Output(plan.video, fps=fps, overwrite=args.overwrite, codec=args.codec)
+                )
             else:
                 outputs.append(ImageOutput(plan.video, overwrite=args.overwrite))
         if plan.jsonl is not None:

@@ -44,7 +44,8 @@ class Output(Protocol):
 
 
 class Mp4Output:
-    """Annotated frames to an H.264 MP4 at the source's timestamps.
+    """Annotated frames to an H.264 MP4 at the source's timestamps (``codec``: libx264, or a
+    hardware encoder PyAV offers, e.g. ``h264_nvenc`` on NVIDIA).
 
     A frame whose size differs from the first one (a camera that reconnected at another
     resolution) is resized to the first size, so one video never breaks mid-run.
@@ -52,9 +53,11 @@ class Mp4Output:
 
     needs_picture = True
 
-    def __init__(self, path: Path, *, fps: float | None, overwrite: bool) -> None:
+    def __init__(
+        self, path: Path, *, fps: float | None, overwrite: bool, codec: str = "libx264"
+    ) -> None:
         rate = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(30)
-        self._writer = Mp4Writer(path, fps=rate, overwrite=overwrite)
+        self._writer = Mp4Writer(path, fps=rate, codec=codec, overwrite=overwrite)
         self._size: tuple[int, int] | None = None
         self._warned = False
 

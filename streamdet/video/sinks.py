@@ -344,7 +344,17 @@ class Mp4Writer(_PublishedOnClose):
         video_frame.pts = ticks
         video_frame.time_base = self._time_base
         assert self._container is not None and self._stream is not None
-        for packet in self._stream.encode(video_frame):
+        try:
+            packets = self._stream.encode(video_frame)
+        except av.error.FFmpegError as err:
+            if self._frames:
+                raise
+            # The encoder opens on the first frame: a hardware encoder without its device fails here.
+            raise ConfigError(
+                f"video encoder '{self._encoder}' cannot be opened here ({err.strerror}); "
+                "use libx264 (hardware encoders need their GPU and driver)"
+            ) from None
+        for packet in packets:
             self._container.mux(packet)
         self._last_ticks = ticks
         self._frames += 1

@@ -333,3 +333,19 @@ def test_probe_refuses_missing_and_non_video_files(tmp_path: Path) -> None:
     with pytest.raises(VideoReadError) as info:
         probe_video(junk)
     assert isinstance(info.value, StreamdetError) and isinstance(info.value, ValueError)
+
+
+def test_a_hardware_encoder_that_cannot_open_is_a_one_line_config_error(tmp_path):
+    if "h264_nvenc" not in av.codecs_available:
+        pytest.skip("this PyAV build has no h264_nvenc")
+    target = tmp_path / "nv.mp4"
+    writer = Mp4Writer(target, codec="h264_nvenc")
+    try:
+        writer.write(pattern(0))
+    except ConfigError as err:
+        assert "h264_nvenc" in str(err) and "libx264" in str(err)
+    else:
+        writer.close()
+        pytest.skip("NVENC works on this machine")
+    writer.close()
+    assert not target.exists() and leftovers(tmp_path) == []
