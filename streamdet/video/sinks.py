@@ -349,7 +349,7 @@ class Mp4Writer(_PublishedOnClose):
         except av.error.FFmpegError as err:
             if self._frames:
                 raise
-            # The encoder opens on the first frame: a hardware encoder without its device fails here.
+            # The encoder opens on the first frame: a hardware one without its device fails here.
             raise ConfigError(
                 f"video encoder '{self._encoder}' cannot be opened here ({err.strerror}); "
                 "use libx264 (hardware encoders need their GPU and driver)"
@@ -363,8 +363,9 @@ class Mp4Writer(_PublishedOnClose):
         """Flush the encoder and close the container; the number of frames written."""
         if self._container is not None:
             assert self._stream is not None
-            for packet in self._stream.encode(None):
-                self._container.mux(packet)
+            if self._frames:  # an encoder that never took a frame (it failed to open) has none
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
             self._container.close()
         return self._frames
 
