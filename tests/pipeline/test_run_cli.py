@@ -277,3 +277,25 @@ def test_ctrl_c_leaves_a_playable_mp4_that_matches_its_jsonl(tmp_path):
     assert probe_video(out).frames == n
     assert f"wrote {out} ({n} frames)" in err and "Traceback" not in err
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+@pytest.mark.parametrize(
+    ("name", "image"),
+    [
+        ("one-pixel.png", np.full((1, 1, 3), 200, np.uint8)),
+        ("gray.png", np.full((40, 61), 90, np.uint8)),
+        ("alpha.png", np.full((40, 61, 4), 90, np.uint8)),
+        ("strip.png", np.full((3, 700, 3), 90, np.uint8)),
+    ],
+)
+def test_odd_images_are_handled(name, image, tmp_path, capsys):
+    import cv2
+
+    src = tmp_path / name
+    cv2.imwrite(str(src), image)
+    out, jl = tmp_path / f"o-{name}", tmp_path / "o.jsonl"
+    assert run_cli(str(src), "-p", "a car", "-o", str(out), "--jsonl", str(jl)) == 0
+    drawn = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert drawn.shape == (*image.shape[:2], 3)
+    (line,) = read_jsonl(jl)
+    assert line["frame"] == 0 and line["pts"] == 0.0

@@ -65,3 +65,28 @@ def test_a_live_run_survives_a_camera_restart_and_stops_cleanly(rtsp_server, tmp
     assert all(a < b for a, b in itertools.pairwise(pts))  # time goes on across the gap
     assert "reconnecting" in err and "***@127.0.0.1" in err
     assert SECRET not in err + stdout
+
+
+def test_a_stream_that_dies_for_good_ends_the_run_with_one_line_and_keeps_the_video(
+    rtsp_server, tmp_path
+):
+    server = rtsp_server(fps=15, size=(160, 96))
+    out, jl = tmp_path / "cam.mp4", tmp_path / "cam.jsonl"
+    cmd = [
+        sys.executable, "-m", "streamdet", "run", server.url(f"admin:{SECRET}"),
+        "-p", "a car", "-o", str(out), "--jsonl", str(jl), "--max-fps", "5",
+        "--timeout", "2", "--reconnect-timeout", "3",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: _lines(jl) >= 3, 60), "no frames from the camera"
+        server.kill()
+        stdout, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err
+    last = [ln for ln in err.splitlines() if ln.strip()][-1]
+    assert last.startswith("streamdet: error: ") and "***@127.0.0.1" in last
+    assert "Traceback" not in err and SECRET not in err + stdout
+    n = len(jl.read_text().splitlines())
+    assert n >= 3 and probe_video(out).frames == n  # what was processed is kept, finalised
