@@ -7,31 +7,44 @@
 What one "frame" is here, the same for every backend: cut all windows of streamdet's grid out of the
 frame (``crop_windows``: one resize, one gather), run the image tower over them, score them
 against cached prompt embeddings with the write-up's reference scoring. Boxes are left out: they
-do not depend on the backend. Backends and precisions:
+do not depend on the backend. Backends and precisions (``--backends``, ``--precisions``):
 
-- ``onnxruntime fp32``: streamdet's exported ``image.onnx``, with the session options and batch
-  chunking streamdet uses (``ORT_ENABLE_ALL``, chunks of ``DEFAULT_MAX_BATCH_CPU`` windows).
-- ``onnxruntime int8``: the same graph after ``onnxruntime.quantization.quantize_dynamic`` (int8
-  weights, dynamic int8 activations for MatMul/Gemm). Its embeddings are compared with fp32 on the
-  same windows (``cosine_vs_fp32``, the smallest per-window cosine) because a faster graph that
-  says something else is no win.
+- ``onnxruntime fp32``: streamdet's own ``ClipEncoders`` on the exported ``image.onnx``: its
+  session options (``streamdet.clip.optimize.session_options``: all graph optimisations, one
+  intra-op thread per physical core, no spinning) and batch chunking (``DEFAULT_MAX_BATCH_CPU``).
+- ``onnxruntime int8``: the same with ``precision="int8"``: dynamic int8 quantisation of every
+  MatMul/Gemm weight (per channel), made once and cached by ``streamdet.clip.optimize``.
+- ``onnxruntime fp16``: ``precision="fp16"`` (meant for GPUs; runs on the CPU too).
+- ``onnxruntime fp32-fused`` (``--fused``): the graph after ONNX Runtime's transformer optimizer
+  (``model_type="clip"``: fused attention, skip-LayerNorm, GELU), same session options.
+- ``onnxruntime-spin`` (``--spin``): every onnxruntime precision again with spinning pool threads.
 - ``torch fp32``: the PyTorch CLIPModel's image tower, eager, all windows in one batch.
+- ``torch int8``: the same after ``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear``.
+- ``torch fp16``: the same in half precision (weights and input).
 
-The model, its export and the int8 graph are built once and cached like ``bench_reference.py``
-(``benchmarks/.cache/``). Each cell is one warm-up frame, then the median of ``--repeats``.
-Results go to JSON (machine, versions, settings, command, ms per frame and per window, speed vs
-onnxruntime fp32); a markdown table goes to stdout.
+Every row but the reference (onnxruntime fp32, else torch fp32) gets ``cosine_vs_fp32``, the
+smallest per-window cosine of its embeddings to the reference's on the same windows, because a
+faster graph that says something else is no win.
+
+The model, its export and the derived graphs are built once and cached like ``bench_reference.py``
+(``benchmarks/.cache/``). Each cell is one warm-up frame, then the median of ``--repeats``; within
+one resolution and prompt count the backends are timed in turn, repeat by repeat (interleaved), so
+that a machine whose load changes affects them alike. Results go to JSON (machine, versions,
+settings, command, ms per frame and per window, speed vs onnxruntime fp32); a markdown table goes
+to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import json
 import shlex
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -41,8 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from streamdet.clip.encoders import DEFAULT_MAX_BATCH_CPU
+from streamdet.clip.encoders import DEFAULT_MAX_BATCH_CPU, ClipEncoders
 from streamdet.clip.meta import load_meta
+from streamdet.clip.optimize import image_graph, physical_cores, session_options
 from streamdet.detect.scoring import reference_normalise, window_logits
 from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
 
@@ -67,6 +81,8 @@ ref = _sibling("bench_reference")
 FULL_RESOLUTIONS = ("640x360", "1280x720", "1920x1080")
 QUICK_RESOLUTIONS = ("64x48", "128x96")
 BACKENDS = ("onnxruntime", "torch")
+PRECISIONS = ("fp32", "int8", "fp16")
+DEFAULT_PRECISIONS = ("fp32", "int8")
 
 
 @dataclass(frozen=True)
@@ -83,23 +99,20 @@ class ModelTiming:
     vs_onnxruntime_fp32: float | None  # how many times faster than onnxruntime fp32 (same cell)
     runs_ms: tuple[float, ...]
     parts_ms: dict[str, float]
-    cosine_vs_fp32: float | None  # smallest per-window cosine of int8 vs fp32 embeddings
+    cosine_vs_fp32: float | None  # smallest per-window cosine to the reference (fp32) row
 
 
 Tower = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) float32 BGR -> (N, D) normalised
 
 
-def ort_tower(path: Path, threads: int | None) -> Tower:
-    """An ONNX Runtime image tower opened and run the way streamdet's ClipEncoders does."""
+def ort_tower(path: Path, threads: int | None, spin: bool = False) -> Tower:
+    """An ONNX Runtime image tower for any graph, with streamdet's session options and chunks."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    cpu = ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(path), sess_options=options, providers=cpu)
+    options = session_options(threads, spin=spin)
+    session = ort.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
     name = session.get_inputs()[0].name
     step = DEFAULT_MAX_BATCH_CPU
 
@@ -113,41 +126,57 @@ def ort_tower(path: Path, threads: int | None) -> Tower:
     return run
 
 
-def torch_tower(model: Any, mean: Sequence[float], std: Sequence[float]) -> Tower:
-    """The PyTorch image tower, eager fp32, all windows in one batch."""
+def torch_tower(
+    model: Any, mean: Sequence[float], std: Sequence[float], precision: str = "fp32"
+) -> Tower:
+    """The PyTorch image tower, eager, all windows in one batch.
+
+    precision: "fp32"; "int8" (``quantize_dynamic`` of every nn.Linear, qint8 weights); "fp16"
+    (a half-precision copy of the model, half-precision input).
+    """
     import torch
 
+    if precision == "int8":
+        with warnings.catch_warnings():  # torch.ao eager quantisation is deprecated, still works
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
+    elif precision == "fp16":
+        model = copy.deepcopy(model).half()
+    dtype = torch.float16 if precision == "fp16" else torch.float32
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
 
     def run(pixels: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(pixels).permute(0, 3, 1, 2)[:, [2, 1, 0]]
-        x = (x / 255.0 - mean_t) / std_t
+        x = ((x / 255.0 - mean_t) / std_t).to(dtype)
         with torch.no_grad():
             out = model.get_image_features(pixel_values=x)
             out = out if isinstance(out, torch.Tensor) else out.pooler_output
-            return torch.nn.functional.normalize(out).numpy()
+            return torch.nn.functional.normalize(out.float()).numpy()
 
     return run
 
 
-def quantized_image_graph(export_dir: Path, target: Path) -> Path:
-    """``image.onnx`` of `export_dir` with dynamic int8 quantisation, cached at `target`.
+def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, str], Tower]:
+    """streamdet's own encoders in each precision (derived graphs cached under --cache-dir)."""
+    cache = args.cache_dir / "streamdet"
+    towers: dict[tuple[str, str], Tower] = {}
+    for spin in (False, True) if args.spin else (False,):
+        backend = "onnxruntime-spin" if spin else "onnxruntime"
+        for precision in args.precisions:
+            encoders = ClipEncoders(
+                export_dir, precision=precision, threads=args.threads, spin=spin, cache_dir=cache
+            )
+            towers[backend, precision] = encoders.encode_images
+    if args.fused:
+        fused = image_graph(load_meta(export_dir), "fp32", cache, fuse=True)
+        towers["onnxruntime", "fp32-fused"] = ort_tower(fused, args.threads)
+    return towers
 
-    The cached graph is reused only while it is newer than the fp32 graph it came from.
-    """
-    source = load_meta(export_dir).image_path
-    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
-        return target
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    partial = target.with_name(target.name + ".partial.onnx")
-    quantize_dynamic(source, partial, weight_type=QuantType.QInt8)
-    partial.rename(target)
-    return target
-
-
-def time_frame(
+def frame_timer(
     tower: Tower,
     frame: np.ndarray,
     grid: WindowGrid,
@@ -156,13 +185,10 @@ def time_frame(
     size: int,
     fill: tuple[float, float, float],
     logit_scale: float,
-    repeats: int,
-) -> tuple[list[float], dict[str, float], np.ndarray]:
-    """One warm-up frame, then `repeats` timed: totals, median parts and the embeddings."""
-    emb = np.zeros(0)
+) -> Callable[[], tuple[dict[str, float], np.ndarray]]:
+    """One frame through one tower: its parts in ms (preprocess, model, score) and embeddings."""
 
-    def once() -> dict[str, float]:
-        nonlocal emb
+    def once() -> tuple[dict[str, float], np.ndarray]:
         t0 = time.perf_counter()
         pixels = crop_windows(frame, grid, size, fill)  # (N, S, S, 3)
         t1 = time.perf_counter()
@@ -170,16 +196,50 @@ def time_frame(
         t2 = time.perf_counter()
         reference_normalise(grid.cell_mean(window_logits(emb, text_emb, logit_scale)))
         t3 = time.perf_counter()
-        return {"preprocess": (t1 - t0) * 1e3, "model": (t2 - t1) * 1e3, "score": (t3 - t2) * 1e3}
+        parts = {"preprocess": (t1 - t0) * 1e3, "model": (t2 - t1) * 1e3, "score": (t3 - t2) * 1e3}
+        return parts, emb
 
-    totals, parts = ref._median_run(once, repeats)
-    return totals, parts, emb
+    return once
+
+
+def time_interleaved(
+    timers: dict[Any, Callable[[], tuple[dict[str, float], np.ndarray]]], repeats: int
+) -> dict[Any, tuple[list[float], dict[str, float], np.ndarray]]:
+    """One warm-up frame per timer, then `repeats` rounds, each timing every timer once.
+
+    Returns per timer: total ms of each timed frame, the median of each part, the embeddings.
+    """
+    embeddings = {key: once()[1] for key, once in timers.items()}
+    totals: dict[Any, list[float]] = {key: [] for key in timers}
+    parts: dict[Any, list[dict[str, float]]] = {key: [] for key in timers}
+    for _ in range(repeats):
+        for key, once in timers.items():
+            t0 = time.perf_counter()
+            part, _ = once()
+            totals[key].append((time.perf_counter() - t0) * 1e3)
+            parts[key].append(part)
+    return {
+        key: (
+            totals[key],
+            {k: statistics.median(p[k] for p in parts[key]) for k in parts[key][0]},
+            embeddings[key],
+        )
+        for key in timers
+    }
 
 
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Smallest per-row cosine between two (N, D) embedding sets."""
     na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return float(np.min(np.sum(a * b, axis=1) / np.maximum(na, 1e-12)))
+
+
+def reference_key(keys: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+    """The row the others are compared with: onnxruntime fp32, else torch fp32."""
+    for key in (("onnxruntime", "fp32"), ("torch", "fp32")):
+        if key in keys:
+            return key
+    return None
 
 
 def with_ratios(rows: Sequence[ModelTiming]) -> list[ModelTiming]:
@@ -230,12 +290,28 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--resolutions", help="comma-separated WxH (640x360,1280x720,1920x1080)")
     parser.add_argument("--prompts", default="1,8", help="comma-separated prompt counts")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="onnxruntime,torch")
-    parser.add_argument("--no-int8", action="store_true", help="skip the int8 onnxruntime rows")
+    parser.add_argument(
+        "--precisions",
+        default=",".join(DEFAULT_PRECISIONS),
+        help=f"comma-separated, among {','.join(PRECISIONS)} (default fp32,int8)",
+    )
+    parser.add_argument("--no-int8", action="store_true", help="leave int8 out of --precisions")
+    parser.add_argument(
+        "--fused", action="store_true", help="add onnxruntime fp32 with transformer fusions"
+    )
+    parser.add_argument(
+        "--spin",
+        action="store_true",
+        help="add onnxruntime-spin rows: idle threads busy-wait (streamdet's default: off)",
+    )
+    parser.add_argument("--overhang", action="store_true", help="windows hang over the frame edges")
     parser.add_argument("--patch", type=int, help="cell size (64; quick 16)")
     parser.add_argument("--window", type=int, default=4)
     parser.add_argument("--stride", type=int, default=1)
     parser.add_argument("--repeats", type=int, help="timed frames per cell (2)")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: its own)")
+    parser.add_argument(
+        "--threads", type=int, help="ONNX Runtime threads (default: streamdet's, physical cores)"
+    )
     parser.add_argument("--cache-dir", type=Path, default=ref.CACHE_DIR)
     parser.add_argument("--out", type=Path, help="JSON (results/bench_model[-quick].json)")
     args = parser.parse_args(argv)
@@ -250,6 +326,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args.backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     if not args.backends or any(b not in BACKENDS for b in args.backends):
         parser.error(f"--backends must be among {', '.join(BACKENDS)}")
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    if args.no_int8:
+        precisions = [p for p in precisions if p != "int8"]
+    if not precisions or any(p not in PRECISIONS for p in precisions):
+        parser.error(f"--precisions must be among {', '.join(PRECISIONS)}")
+    args.precisions = tuple(dict.fromkeys(precisions))
     args.patch = args.patch or (16 if args.quick else 64)
     args.repeats = args.repeats or 2
     if args.repeats < 1:
@@ -267,18 +349,20 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     meta = load_meta(export_dir)
     towers: dict[tuple[str, str], Tower] = {}
     if "onnxruntime" in args.backends:
-        towers["onnxruntime", "fp32"] = ort_tower(meta.image_path, args.threads)
-        if not args.no_int8:
-            int8_path = export_dir.parent / f"{export_dir.name}-image-int8.onnx"
-            int8 = quantized_image_graph(export_dir, int8_path)
-            towers["onnxruntime", "int8"] = ort_tower(int8, args.threads)
+        towers.update(ort_towers(export_dir, args))
     model = transformers.CLIPModel.from_pretrained(hf_dir, dtype=torch.float32).eval()
     if "torch" in args.backends:
-        towers["torch", "fp32"] = torch_tower(model, meta.image_mean, meta.image_std)
+        for precision in args.precisions:
+            towers["torch", precision] = torch_tower(
+                model, meta.image_mean, meta.image_std, precision
+            )
     processor = transformers.CLIPProcessor.from_pretrained(hf_dir)
     text = {k: ref.text_embeddings(model, processor, ref.PROMPTS[k]) for k in args.prompts}
     r, g, b = (float(v) * 255.0 for v in meta.image_mean)
-    spec = GridSpec(patch=args.patch, window=args.window, stride=args.stride)
+    spec = GridSpec(
+        patch=args.patch, window=args.window, stride=args.stride, overhang=args.overhang
+    )
+    reference = reference_key(list(towers))
     _log(f"model ready in {time.perf_counter() - started:.1f} s; towers {sorted(towers)}")
 
     rows: list[ModelTiming] = []
@@ -286,9 +370,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         frame, _ = ref.load_frame(args.video, width, height)
         grid = WindowGrid.build(height, width, spec)
         for k in args.prompts:
-            fp32_emb = None
-            for (backend, precision), tower in towers.items():
-                totals, parts, emb = time_frame(
+            timers = {
+                key: frame_timer(
                     tower,
                     frame,
                     grid,
@@ -296,13 +379,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     size=meta.image_size,
                     fill=(b, g, r),
                     logit_scale=meta.logit_scale,
-                    repeats=args.repeats,
                 )
-                if (backend, precision) == ("onnxruntime", "fp32"):
-                    fp32_emb = emb
+                for key, tower in towers.items()
+            }
+            timed = time_interleaved(timers, args.repeats)
+            for (backend, precision), (totals, parts, emb) in timed.items():
                 cosine = (
-                    min_cosine(emb, fp32_emb)
-                    if precision == "int8" and fp32_emb is not None
+                    min_cosine(emb, timed[reference][2])
+                    if reference is not None and (backend, precision) != reference
                     else None
                 )
                 ms = statistics.median(totals)
@@ -338,12 +422,15 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "resolutions": [f"{w}x{h}" for w, h in args.resolutions],
             "prompt_counts": list(args.prompts),
             "backends": [f"{b} {p}" for b, p in towers],
+            "cosine_reference": None if reference is None else " ".join(reference),
             "patch": args.patch,
             "window": args.window,
             "stride": args.stride,
-            "overhang": False,
+            "overhang": args.overhang,
             "repeats": args.repeats,
-            "ort_threads": args.threads,
+            "timing": "interleaved: each repeat times every backend once, after one warm-up each",
+            "ort_threads": args.threads or physical_cores(),
+            "ort_spin": "onnxruntime: off; onnxruntime-spin: on",
             "ort_max_batch": DEFAULT_MAX_BATCH_CPU,
             "torch_threads": torch.get_num_threads(),
             "frame": "first frame of the video resized to each resolution (generated if absent)",

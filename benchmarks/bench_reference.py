@@ -19,8 +19,16 @@ kept; the write-up drops the margins, 136 windows, but both ways here do the sam
     batching and caching buy from what ONNX Runtime buys.
 ``streamdet``
     ``Detector(exported_folder, prompts, patch=64, window=4, stride=1, overhang=False,
-    scoring="reference")``: ONNX Runtime, all windows batched, cached text embeddings, timed on
-    whole frames (one warm-up call, then the median of ``--repeats``).
+    scoring="reference")``: ONNX Runtime fp32 as exported, all windows batched, cached text
+    embeddings, streamdet's session options (one thread per physical core, no spinning).
+``streamdet-int8`` (and ``streamdet-fp16``, by ``--precisions``)
+    The same Detector with ``precision="int8"``: the image tower dynamically quantised to int8
+    (made once and cached by ``streamdet.clip.optimize``). ``best_streamdet`` in the JSON names
+    the fastest streamdet way per prompt count with its speed-ups.
+
+The whole-frame ways are timed in turn, round by round (one warm-up frame each, then the median of
+``--repeats``), and each round also times its share of the write-up's sampled windows, so that a
+change of machine load during the run hits every way alike and the ratios stay comparable.
 
 The model has the ViT-B/32 shape with random weights (``torch.manual_seed(0)``): speed only, the
 heatmaps mean nothing. It is built once from the config in
@@ -53,6 +61,7 @@ import numpy as np
 from streamdet.clip.export import TOKENIZER_FILES, export_model
 from streamdet.clip.files import source_checksum
 from streamdet.clip.meta import META_FILE, is_export_folder
+from streamdet.clip.optimize import PRECISIONS, physical_cores
 from streamdet.detect.detector import Detector
 from streamdet.detect.scoring import reference_normalise, window_logits
 from streamdet.detect.windows import WindowGrid, crop_windows
@@ -115,7 +124,8 @@ class Settings:
     sample_windows: int
     repeats: int
     torch_threads: int
-    ort_threads: int | None
+    ort_threads: int
+    precisions: tuple[str, ...] = ("fp32",)
 
 
 @dataclass(frozen=True)
@@ -236,18 +246,16 @@ def _window_crop(frame_rgb: np.ndarray, grid: WindowGrid, index: int) -> np.ndar
     return frame_rgb[r0 * p : (r0 + size) * p, c0 * p : (c0 + size) * p]
 
 
-def time_writeup(
-    model: Any,
-    processor: Any,
-    frame: np.ndarray,
-    grid: WindowGrid,
-    prompts: Sequence[str],
-    sample: np.ndarray,
-) -> WayResult:
-    """The write-up's loop on the sampled windows, extrapolated to the whole grid.
+Frame = Callable[[], dict[str, float]]  # one whole frame of a way: its parts in ms
 
-    One warm-up window first (not counted). The per-cell mean of the logits is accumulated as the
-    write-up does; its cost per frame is negligible and included in the extrapolation per window.
+
+def writeup_window(
+    model: Any, processor: Any, frame: np.ndarray, grid: WindowGrid, prompts: Sequence[str]
+) -> Callable[[int], tuple[float, float]]:
+    """The write-up's loop body for one window: (processor ms, model ms).
+
+    The per-cell mean of the logits is accumulated as the write-up does; its cost per frame is
+    negligible and included in the extrapolation per window.
     """
     import torch
 
@@ -268,37 +276,10 @@ def time_writeup(
         visits[r0 : r0 + size, c0 : c0 + size] += 1
         return (t1 - t0) * 1e3, _ms(t1)
 
-    one(int(sample[0]))  # warm-up
-    parts = [one(int(i)) for i in sample]
-    per_window = [a + b for a, b in parts]
-    n = len(grid)
-    return WayResult(
-        way="writeup",
-        prompts=len(prompts),
-        ms_per_frame=statistics.mean(per_window) * n,
-        measured=f"extrapolated from {len(sample)} of {n} windows (mean per window x {n})",
-        runs_ms=tuple(round(v, 2) for v in per_window),
-        parts_ms={
-            "processor": statistics.mean(a for a, _ in parts) * n,
-            "model": statistics.mean(b for _, b in parts) * n,
-        },
-    )
+    return one
 
 
-def _median_run(fn: Callable[[], dict[str, float]], repeats: int) -> tuple[list[float], dict]:
-    """One warm-up call, then `repeats` timed calls; totals and the median of each part."""
-    fn()
-    totals, parts = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        part = fn()
-        totals.append(_ms(t0))
-        parts.append(part)
-    medians = {k: statistics.median(p[k] for p in parts) for k in parts[0]}
-    return totals, medians
-
-
-def time_torch_batch(
+def torch_batch_frame(
     model: Any,
     frame: np.ndarray,
     grid: WindowGrid,
@@ -309,8 +290,7 @@ def time_torch_batch(
     mean: Sequence[float],
     std: Sequence[float],
     logit_scale: float,
-    repeats: int,
-) -> WayResult:
+) -> Frame:
     """All windows in one PyTorch eager batch against cached (K, D) text embeddings."""
     import torch
 
@@ -331,19 +311,11 @@ def time_torch_batch(
         reference_normalise(grid.cell_mean(window_logits(emb, text_emb, logit_scale)))
         return {"preprocess": (t1 - t0) * 1e3, "model": (t2 - t1) * 1e3, "score": _ms(t2)}
 
-    totals, parts = _median_run(once, repeats)
-    return WayResult(
-        way="torch-batch",
-        prompts=len(text_emb),
-        ms_per_frame=statistics.median(totals),
-        measured=f"whole frames: median of {repeats} after one warm-up",
-        runs_ms=tuple(round(v, 2) for v in totals),
-        parts_ms=parts,
-    )
+    return once
 
 
-def time_streamdet(detector: Detector, frame: np.ndarray, repeats: int) -> WayResult:
-    """``Detector.detect`` on whole frames; parts from its own ``Timings``."""
+def streamdet_frame(detector: Detector, frame: np.ndarray) -> Frame:
+    """``Detector.detect`` on a whole frame; parts from its own ``Timings``."""
 
     def once() -> dict[str, float]:
         t = detector.detect(frame).timings
@@ -354,15 +326,61 @@ def time_streamdet(detector: Detector, frame: np.ndarray, repeats: int) -> WayRe
             "boxes": t.boxes_ms,
         }
 
-    totals, parts = _median_run(once, repeats)
-    return WayResult(
-        way="streamdet",
-        prompts=len(detector.prompts),
-        ms_per_frame=statistics.median(totals),
-        measured=f"whole frames: median of {repeats} after one warm-up",
-        runs_ms=tuple(round(v, 2) for v in totals),
-        parts_ms=parts,
-    )
+    return once
+
+
+def time_interleaved(
+    window: Callable[[int], tuple[float, float]],
+    sample: np.ndarray,
+    n_windows: int,
+    frames: dict[str, Frame],
+    repeats: int,
+    prompts: int,
+) -> list[WayResult]:
+    """The write-up's way and every whole-frame way, timed in turn so load changes hit all alike.
+
+    Warm-up: one write-up window and one frame of each way. Then `repeats` rounds; each round
+    times its share of the sampled windows (``sample[i::repeats]``) and one frame of every way.
+    """
+    window(int(sample[0]))
+    for once in frames.values():
+        once()
+    window_parts: list[tuple[float, float]] = []
+    totals: dict[str, list[float]] = {way: [] for way in frames}
+    parts: dict[str, list[dict[str, float]]] = {way: [] for way in frames}
+    for i in range(repeats):
+        window_parts += [window(int(index)) for index in sample[i::repeats]]
+        for way, once in frames.items():
+            t0 = time.perf_counter()
+            parts[way].append(once())
+            totals[way].append(_ms(t0))
+    per_window = [a + b for a, b in window_parts]
+    n = n_windows
+    results = [
+        WayResult(
+            way="writeup",
+            prompts=prompts,
+            ms_per_frame=statistics.mean(per_window) * n,
+            measured=f"extrapolated from {len(per_window)} of {n} windows (mean per window x {n})",
+            runs_ms=tuple(round(v, 2) for v in per_window),
+            parts_ms={
+                "processor": statistics.mean(a for a, _ in window_parts) * n,
+                "model": statistics.mean(b for _, b in window_parts) * n,
+            },
+        )
+    ]
+    for way in frames:
+        results.append(
+            WayResult(
+                way=way,
+                prompts=prompts,
+                ms_per_frame=statistics.median(totals[way]),
+                measured=f"whole frames: median of {repeats} after one warm-up",
+                runs_ms=tuple(round(v, 2) for v in totals[way]),
+                parts_ms={k: statistics.median(p[k] for p in parts[way]) for k in parts[way][0]},
+            )
+        )
+    return results
 
 
 def text_embeddings(model: Any, processor: Any, prompts: Sequence[str]) -> np.ndarray:
@@ -376,8 +394,14 @@ def text_embeddings(model: Any, processor: Any, prompts: Sequence[str]) -> np.nd
         return torch.nn.functional.normalize(out).numpy()
 
 
+def streamdet_way(precision: str) -> str:
+    """The way name of streamdet in one precision: "streamdet" (as exported) or "streamdet-int8"."""
+    return "streamdet" if precision == "fp32" else f"streamdet-{precision}"
+
+
 def ratios(results: Sequence[WayResult]) -> dict[str, dict[str, float]]:
-    """Per prompt count, how many times faster each way is than the write-up's, from the ms."""
+    """Per prompt count, how many times faster each way is than the write-up's, from the ms; and
+    each streamdet way against the PyTorch batch (``<way>_vs_torch_batch``)."""
     out: dict[str, dict[str, float]] = {}
     for k in sorted({r.prompts for r in results}):
         by_way = {r.way: r.ms_per_frame for r in results if r.prompts == k}
@@ -385,8 +409,28 @@ def ratios(results: Sequence[WayResult]) -> dict[str, dict[str, float]]:
         if base is None:
             continue
         out[str(k)] = {way: base / ms for way, ms in by_way.items() if ms > 0}
-        if "torch-batch" in by_way and "streamdet" in by_way and by_way["streamdet"] > 0:
-            out[str(k)]["streamdet_vs_torch_batch"] = by_way["torch-batch"] / by_way["streamdet"]
+        torch_ms = by_way.get("torch-batch")
+        for way, ms in by_way.items():
+            if way.startswith("streamdet") and torch_ms is not None and ms > 0:
+                out[str(k)][f"{way}_vs_torch_batch"] = torch_ms / ms
+    return out
+
+
+def best_streamdet(results: Sequence[WayResult]) -> dict[str, dict[str, Any]]:
+    """Per prompt count, the fastest streamdet way and its speed-ups (from the same run)."""
+    out: dict[str, dict[str, Any]] = {}
+    for k in sorted({r.prompts for r in results}):
+        by_way = {r.way: r.ms_per_frame for r in results if r.prompts == k}
+        ways = [w for w in by_way if w.startswith("streamdet")]
+        if not ways:
+            continue
+        best = min(ways, key=by_way.__getitem__)
+        entry: dict[str, Any] = {"way": best, "ms_per_frame": by_way[best]}
+        if "writeup" in by_way:
+            entry["vs_writeup"] = by_way["writeup"] / by_way[best]
+        if "torch-batch" in by_way:
+            entry["vs_torch_batch"] = by_way["torch-batch"] / by_way[best]
+        out[str(k)] = entry
     return out
 
 
@@ -408,6 +452,12 @@ def machine_info() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "usable_cpus": len(affinity(0)) if affinity else os.cpu_count(),
+        "physical_cores": physical_cores(),
+        # Load of the machine over the last 1, 5, 15 min when the results were written: when it
+        # is well above zero other jobs shared the cores and only ratios within the run compare.
+        "load_average": [round(v, 2) for v in os.getloadavg()]
+        if hasattr(os, "getloadavg")
+        else None,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "onnxruntime": onnxruntime.__version__,
@@ -422,6 +472,8 @@ WAY_LABELS = {
     "writeup": "write-up: processor + full CLIPModel per window (eager fp32)",
     "torch-batch": "all windows in one PyTorch eager batch, cached text",
     "streamdet": "streamdet Detector (ONNX Runtime fp32, batched, cached text)",
+    "streamdet-int8": "streamdet Detector, precision int8 (dynamic quantisation)",
+    "streamdet-fp16": "streamdet Detector, precision fp16",
 }
 
 
@@ -467,7 +519,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--sample-windows", type=int, default=8, help="windows the write-up's way is timed on"
     )
     parser.add_argument("--repeats", type=int, help="timed whole frames per way (3; quick 2)")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    parser.add_argument(
+        "--precisions",
+        help="streamdet's image-tower precisions, among fp32,int8,fp16 (default fp32,int8; "
+        "quick: fp32)",
+    )
+    parser.add_argument(
+        "--threads", type=int, help="ONNX Runtime threads (default: streamdet's, physical cores)"
+    )
+    parser.add_argument("--torch-threads", type=int, help="PyTorch threads (default: its own)")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="models are cached here")
     parser.add_argument("--out", type=Path, help="JSON file (results/bench_reference[-quick].json)")
     args = parser.parse_args(argv)
@@ -487,6 +547,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"--prompts must be among {sorted(PROMPTS)}, got {args.prompts}")
     if args.sample_windows < 1 or args.repeats < 1:
         parser.error("--sample-windows and --repeats must be at least 1")
+    text = args.precisions or ("fp32" if args.quick else "fp32,int8")
+    args.precisions = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    if not args.precisions or any(p not in PRECISIONS for p in args.precisions):
+        parser.error(f"--precisions must be among {','.join(PRECISIONS)}, got {text!r}")
+    if args.torch_threads is not None and args.torch_threads < 1:
+        parser.error("--torch-threads must be at least 1")
     return args
 
 
@@ -519,23 +585,30 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     width, height = args.frame_size
     frame, frame_source = load_frame(args.video, width, height)
 
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     model = transformers.CLIPModel.from_pretrained(hf_dir, dtype=torch.float32).eval()
     processor = transformers.CLIPProcessor.from_pretrained(hf_dir)
     results: list[WayResult] = []
     settings: Settings | None = None
     for k in args.prompts:
         prompts = PROMPTS[k]
-        detector = Detector(
-            export_dir,
-            prompts,
-            patch=args.patch,
-            window=args.window,
-            stride=args.stride,
-            overhang=False,
-            scoring="reference",
-            threads=args.threads,
-            cache_dir=args.cache_dir / "streamdet",
-        )
+        detectors = {
+            streamdet_way(precision): Detector(
+                export_dir,
+                prompts,
+                patch=args.patch,
+                window=args.window,
+                stride=args.stride,
+                overhang=False,
+                scoring="reference",
+                threads=args.threads,
+                cache_dir=args.cache_dir / "streamdet",
+                precision=precision,
+            )
+            for precision in args.precisions
+        }
+        detector = next(iter(detectors.values()))
         grid = detector.grid(height, width)
         sample = sample_indices(len(grid), args.sample_windows)
         meta = detector.session.encoders.meta
@@ -553,12 +626,11 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             sample_windows=len(sample),
             repeats=args.repeats,
             torch_threads=torch.get_num_threads(),
-            ort_threads=args.threads,
+            ort_threads=args.threads or physical_cores(),
+            precisions=tuple(args.precisions),
         )
-        results.append(time_writeup(model, processor, frame, grid, prompts, sample))
-        _log(f"{k} prompt(s): write-up {results[-1].ms_per_frame:,.0f} ms/frame (extrapolated)")
-        results.append(
-            time_torch_batch(
+        frames = {
+            "torch-batch": torch_batch_frame(
                 model,
                 frame,
                 grid,
@@ -568,12 +640,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 mean=meta.image_mean,
                 std=meta.image_std,
                 logit_scale=detector.session.logit_scale,
-                repeats=args.repeats,
-            )
-        )
-        _log(f"{k} prompt(s): torch batch {results[-1].ms_per_frame:,.0f} ms/frame")
-        results.append(time_streamdet(detector, frame, args.repeats))
-        _log(f"{k} prompt(s): streamdet {results[-1].ms_per_frame:,.0f} ms/frame")
+            ),
+            **{way: streamdet_frame(d, frame) for way, d in detectors.items()},
+        }
+        window = writeup_window(model, processor, frame, grid, prompts)
+        timed = time_interleaved(window, sample, len(grid), frames, args.repeats, k)
+        for r in timed:
+            _log(f"{k} prompt(s): {r.way} {r.ms_per_frame:,.0f} ms/frame ({r.measured})")
+        results += timed
     assert settings is not None
     return {
         "benchmark": "bench_reference",
@@ -594,9 +668,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "write-up drops the margins, which would give fewer windows (136 at 1280x720)",
             "writeup crops are clipped at the frame edge and go through CLIPProcessor (uint8 RGB)",
             "writeup ms_per_frame is extrapolated: mean ms per sampled window x windows per frame",
+            "interleaved: each round times its share of the sampled write-up windows and one "
+            "frame of every other way, so that a change of machine load hits all ways alike",
+            "streamdet is ONNX Runtime fp32 as exported; streamdet-<precision> the same Detector "
+            "with that image-tower precision; best_streamdet names the fastest",
         ],
         "results": [asdict(r) for r in results],
         "ratios": ratios(results),
+        "best_streamdet": best_streamdet(results),
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -615,6 +694,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(markdown_table(report["results"], report["ratios"]))
+    for k, best in report["best_streamdet"].items():
+        speedups = ", ".join(
+            f"{best[key]:.1f}x {label}"
+            for key, label in (("vs_writeup", "the write-up"), ("vs_torch_batch", "PyTorch batch"))
+            if key in best
+        )
+        print(f"best streamdet way, {k} prompt(s): {best['way']} ({speedups})")
     _log(f"wrote {out} in {report['seconds']} s")
     return 0
 

@@ -167,6 +167,7 @@ class Config:
     overhang: bool | None = None  # None: the model's default
     peak_ratio: float | None = None  # None: the model's default
     threshold: float | None = None  # None: the model's default
+    refine: bool | None = None  # sub-cell box edges; None: the model's default
 
 
 @dataclass(frozen=True)
@@ -600,6 +601,11 @@ def make_configs(window: int, stride: int, patch: int = 32) -> dict[str, Config]
         Config("calibrated-peak0", window=window, stride=stride, peak_ratio=0.0),
         Config("calibrated-peak0.7", window=window, stride=stride, peak_ratio=0.7),
         Config("calibrated-peak0.85", window=window, stride=stride, peak_ratio=0.85),
+        Config("calibrated-refine", window=window, stride=stride, refine=True),
+        Config("calibrated-t0.8", window=window, stride=stride, threshold=0.8),
+        Config("calibrated-t0.9", window=window, stride=stride, threshold=0.9),
+        Config("calibrated-t0.97", window=window, stride=stride, threshold=0.97),
+        Config("calibrated-no-refine", window=window, stride=stride, refine=False),
         Config("calibrated-overhang", window=window, stride=stride, overhang=True),
         Config(
             "calibrated-no-overhang-peak0",
@@ -670,6 +676,7 @@ def evaluate_config(
     patch: int,
     threads: int | None = None,
     cache_dir: str | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Run one config over the dataset and measure it; a JSON-ready dict."""
     detector = Detector(
@@ -684,8 +691,10 @@ def evaluate_config(
         peak_ratio=config.peak_ratio,
         threshold=config.threshold,
         overhang=config.overhang,
+        refine=config.refine,
         threads=threads,
         cache_dir=cache_dir,
+        precision=precision,
     )
     start = time.perf_counter()
     still_dets, still_ms = run_detector(detector, dataset.stills, dataset.images)
@@ -905,6 +914,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: its own)")
     parser.add_argument("--cache-dir", help="streamdet cache (default ~/.cache/streamdet)")
     parser.add_argument(
+        "--precision",
+        choices=("fp32", "int8", "fp16"),
+        help="image tower precision for every config (default: as exported)",
+    )
+    parser.add_argument(
         "--out", type=Path, help="JSON file (benchmarks/results/quality[-quick].json)"
     )
     parser.add_argument(
@@ -962,6 +976,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             patch=args.patch,
             threads=args.threads,
             cache_dir=args.cache_dir,
+            precision=args.precision,
         )
         r = results[name]
         _log(f"{name}: AP50 {_fmt(r['ap50'])}, {r['seconds']:.1f} s")
@@ -982,6 +997,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "patch": args.patch,
             "window": args.window,
             "stride": args.stride,
+            "precision": args.precision or "as exported",
             "prompt_sets": sets,
             "frame_kinds": kinds,
             "min_visible": MIN_VISIBLE,

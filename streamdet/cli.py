@@ -1,4 +1,4 @@
-"""The ``streamdet`` command line: ``export``, ``detect``, ``classify`` (and more as they land).
+"""The ``streamdet`` command line: ``demo``, ``run``, ``detect``, ``classify``, ``export``.
 
 ``main(argv)`` returns the exit code: 0 on success, 1 when streamdet refused or failed with a
 one-line reason (``streamdet: error: ...`` on stderr, no traceback), 2 for usage errors (argparse),
@@ -18,6 +18,7 @@ import numpy as np
 
 from streamdet import __version__
 from streamdet.errors import ImageReadError, StreamdetError
+from streamdet.pipeline.args import add_run_parser
 
 log = logging.getLogger("streamdet")
 
@@ -56,6 +57,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         help="run on the CPU when the requested GPU provider cannot load, instead of stopping",
     )
     p.add_argument("--cache-dir", help="exported models and text embeddings (~/.cache/streamdet)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "int8", "fp16"),
+        help="image tower precision: int8 is ~2.5x faster on a CPU (made once, cached), fp16 is "
+        "for GPUs (default: as exported, fp32)",
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -139,6 +146,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         device=args.device,
         allow_fallback=args.allow_fallback,
         cache_dir=args.cache_dir,
+        precision=args.precision,
     )
     result = det.detect(image)
     records = result.to_records()
@@ -252,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_model_args(p)
     p.set_defaults(func=_cmd_detect)
+
+    add_run_parser(sub, _add_model_args)
     return parser
 
 

@@ -10,7 +10,6 @@ cosine similarity.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from streamdet.clip.meta import ModelMeta, load_meta
+from streamdet.clip.optimize import check_precision, image_graph, physical_cores, session_options
 from streamdet.clip.tokenizer import ClipTokenizer
 from streamdet.errors import ConfigError, FrameError, FrameTypeError, ProviderError
 
@@ -44,9 +44,15 @@ class ClipEncoders:
 
     device: "cpu", "cuda" or "tensorrt". A GPU device that onnxruntime cannot provide raises
     ProviderError, unless ``allow_fallback`` is set: then it logs a warning and runs on the CPU.
-    threads: intra-op threads for the CPU provider (default: all cores).
+    threads: intra-op threads for the CPU provider (default: the physical cores this process may
+    use, see ``streamdet.clip.optimize.physical_cores``).
     max_batch: largest batch sent to a session in one run; bigger inputs are split.
     meta: an already loaded ModelMeta of `model_dir` (skips reading and verifying it again).
+    precision: the image tower's precision: None (default) runs the export as it is; "int8"
+    (CPU only: dynamic int8 quantisation, ~2.5x faster than fp32 on a VNNI CPU, cosine to fp32
+    >= 0.999), "fp16" (for GPUs) or "fp32". A derived graph is made once and cached under
+    ``cache_dir`` (default ``~/.cache/streamdet``); the text tower always runs as exported.
+    spin: let idle ONNX Runtime threads busy-wait (see ``optimize.session_options``).
     """
 
     def __init__(
@@ -58,6 +64,9 @@ class ClipEncoders:
         threads: int | None = None,
         meta: ModelMeta | None = None,
         max_batch: int | None = None,
+        precision: str | None = None,
+        cache_dir: str | Path | None = None,
+        spin: bool = False,
     ) -> None:
         if device not in DEVICE_PROVIDERS:
             raise ConfigError(
@@ -67,7 +76,15 @@ class ClipEncoders:
             raise ConfigError(f"threads must be a positive integer or None, but got {threads}")
         if max_batch is not None and max_batch < 1:
             raise ConfigError(f"max_batch must be a positive integer or None, but got {max_batch}")
+        if precision is not None:
+            check_precision(precision)
+        if precision == "int8" and device != "cpu":
+            raise ConfigError(
+                "precision int8 (dynamic quantisation) runs on the CPU only; "
+                "use precision fp16 on a GPU, or device cpu"
+            )
         self.meta = meta if meta is not None else load_meta(Path(model_dir))
+        self.precision: str = precision or self.meta.precision
         self.image_size = self.meta.image_size
         self.logit_scale = self.meta.logit_scale
         self.embed_dim = self.meta.embed_dim
@@ -76,9 +93,15 @@ class ClipEncoders:
             context_length=self.meta.context_length,
             pad_id=self.meta.pad_id,
         )
-        self._threads = threads or os.cpu_count() or 1
+        self._threads = threads or physical_cores()
+        self._spin = spin
+        if cache_dir is None:
+            from streamdet.clip.hub import default_cache_dir
+
+            cache_dir = default_cache_dir()
+        self.image_path = image_graph(self.meta, self.precision, cache_dir)
         providers = self._choose_providers(device, allow_fallback)
-        self._image = self._open(self.meta.image_path, providers, device, allow_fallback)
+        self._image = self._open(self.image_path, providers, device, allow_fallback)
         providers = list(self._image.get_providers())
         self.provider: str = providers[0]
         self._text = self._open(self.meta.text_path, providers, device, allow_fallback)
@@ -88,10 +111,11 @@ class ClipEncoders:
             DEFAULT_MAX_BATCH_CPU if self._io_device is None else DEFAULT_MAX_BATCH_GPU
         )
         logger.info(
-            "streamdet: CLIP encoders of %s run on %s (%s)",
+            "streamdet: CLIP encoders of %s run on %s (image tower %s, %d threads)",
             self.meta.folder.name,
             self.provider,
-            self.meta.precision,
+            self.precision,
+            self._threads,
         )
 
     # -- sessions -----------------------------------------------------------------------------
@@ -109,10 +133,7 @@ class ClipEncoders:
     def _open(self, path: Path, providers: list[str], device: str, allow_fallback: bool) -> Any:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self._threads
-        options.log_severity_level = 3  # ORT prints provider-fallback warnings itself at level 2
+        options = session_options(self._threads, spin=self._spin)
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         if session.get_providers()[0] != providers[0]:
             # ONNX Runtime falls back silently when a provider fails to initialise.
@@ -196,5 +217,6 @@ class ClipEncoders:
     def __repr__(self) -> str:
         return (
             f"ClipEncoders(model={str(self.meta.folder)!r}, provider={self.provider!r}, "
-            f"image_size={self.image_size}, embed_dim={self.embed_dim})"
+            f"precision={self.precision!r}, image_size={self.image_size}, "
+            f"embed_dim={self.embed_dim})"
         )

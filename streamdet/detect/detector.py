@@ -95,8 +95,12 @@ class Detector:
     nms_iou: boxes of one prompt overlapping a better one by more than this are dropped.
     peak_ratio: tighten each box to the cells scoring at least this fraction of the peak of its
         region (0 keeps the whole region; default: the model's suggestion, else 0).
+    refine: put box edges inside their border cells, where the heatmap crosses the region's level
+        (sub-cell boxes; default: the model's suggestion, else False).
     device: ``"cpu"``, ``"cuda"`` or ``"tensorrt"``; allow_fallback: run on CPU when the GPU
         provider cannot load, instead of stopping.
+    precision: the image tower's precision: None (the export's own, normally ``"fp32"``),
+        ``"int8"`` (CPU only; ~2.5x faster, made once and cached) or ``"fp16"`` (GPU).
     """
 
     def __init__(
@@ -116,11 +120,13 @@ class Detector:
         templates: Sequence[str] = ("{}",),
         nms_iou: float = 0.5,
         peak_ratio: float | None = None,
+        refine: bool | None = None,
         device: str = "cpu",
         allow_fallback: bool = False,
         max_batch: int | None = None,
         threads: int | None = None,
         cache_dir: str | Path | None = None,
+        precision: str | None = None,
     ) -> None:
         if scoring not in SCORINGS:
             raise ConfigError(f"scoring must be one of {', '.join(SCORINGS)}, but got {scoring!r}")
@@ -141,6 +147,7 @@ class Detector:
             threads=threads,
             max_batch=max_batch,
             cache_dir=cache_dir,
+            precision=precision,
         )
         meta = self.session.encoders.meta
         geometry = {
@@ -153,6 +160,9 @@ class Detector:
         if peak_ratio is None:
             peak_ratio = meta.defaults.get("peak_ratio", DEFAULT_PEAK_RATIO)
         self.peak_ratio = _check_fraction("peak_ratio", peak_ratio)
+        if refine is None:
+            refine = bool(meta.defaults.get("refine", False))
+        self.refine = bool(refine)
         if background_prompts is None:
             background_prompts = meta.background_prompts
         self.background_prompts = normalise_prompts(background_prompts)
@@ -257,6 +267,7 @@ class Detector:
             per_region=self.scoring != "reference",
             iou_threshold=self.nms_iou,
             peak_ratio=self.peak_ratio,
+            refine=self.refine,
         )
         t4 = time.perf_counter()
         timings = Timings(

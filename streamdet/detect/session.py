@@ -38,12 +38,24 @@ class ModelSession:
         threads: int | None = None,
         max_batch: int | None = None,
         cache_dir: str | Path | None = None,
+        precision: str | None = None,
     ) -> ModelSession:
+        """Resolve `model`, open its encoders and the text-embedding cache.
+
+        precision: the image tower's precision ("fp32", "int8" on the CPU, "fp16"), None for the
+        export's own; derived graphs are cached under `cache_dir` (see streamdet.clip.optimize).
+        """
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         folder = resolve_model(model, cache_dir=cache)
         kwargs = {} if max_batch is None else {"max_batch": max_batch}
         encoders = ClipEncoders(
-            folder, device=device, allow_fallback=allow_fallback, threads=threads, **kwargs
+            folder,
+            device=device,
+            allow_fallback=allow_fallback,
+            threads=threads,
+            precision=precision,
+            cache_dir=cache,
+            **kwargs,
         )
         texts = TextEmbeddingCache(encoders.encode_texts, encoders.meta.checksum, cache)
         return cls(encoders, texts)

@@ -33,6 +33,7 @@ def test_attributes(encoders: ClipEncoders) -> None:
     assert (encoders.image_size, encoders.embed_dim) == (32, 16)
     assert encoders.logit_scale == encoders.meta.logit_scale > 0
     assert encoders.max_batch == 32
+    assert encoders.precision == "fp32" and encoders.image_path == encoders.meta.image_path
 
 
 @pytest.mark.parametrize("n", [1, 5])

@@ -105,3 +105,25 @@ def test_the_threshold_decides_detection_and_the_peak_ratio_the_extent():
     np.testing.assert_array_equal(det.xyxy, [[10, 10, 40, 40]])  # 0.85 >= 0.8 * 0.97
     np.testing.assert_allclose(det.confidence, [0.97])
     assert len(region_boxes(hm, 0.98, 10, (70, 70), 0, peak_ratio=0.8)) == 0
+
+
+def test_refined_edges_sit_where_the_heatmap_crosses_the_regions_level():
+    from streamdet.detect.boxes import region_boxes
+
+    heat = np.zeros((3, 6), np.float32)
+    heat[1] = [0.0, 0.2, 1.0, 1.0, 0.6, 0.0]
+    plain = region_boxes(heat, 0.9, 32, (96, 192), 0, peak_ratio=0.8)
+    assert plain.xyxy.tolist() == [[64.0, 32.0, 128.0, 64.0]]  # whole cells 2..3 of row 1
+    fine = region_boxes(heat, 0.9, 32, (96, 192), 0, peak_ratio=0.8, refine=True)
+    # level 0.8: left crossing 3/4 of the way from 0.2 to 1.0; right exactly halfway (0.6 -> 1.0);
+    # top and bottom 0.8 of the way from 0 to 1.0.
+    np.testing.assert_allclose(fine.xyxy, [[72.0, 41.6, 128.0, 54.4]], atol=1e-4)
+    assert fine.confidence.tolist() == plain.confidence.tolist()
+
+
+def test_refined_edges_on_the_frame_border_stay_on_it():
+    from streamdet.detect.boxes import region_boxes
+
+    heat = np.full((2, 2), 1.0, np.float32)
+    fine = region_boxes(heat, 0.5, 32, (50, 60), 0, refine=True)
+    assert fine.xyxy.tolist() == [[0.0, 0.0, 60.0, 50.0]]
