@@ -100,7 +100,11 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         raise StreamdetError("give either --labels 'a cat,a dog' or --imagenet (one of the two)")
     image = read_image(args.image)
     clf = Classifier(
-        args.model, device=args.device, allow_fallback=args.allow_fallback, cache_dir=args.cache_dir
+        args.model,
+        device=args.device,
+        allow_fallback=args.allow_fallback,
+        cache_dir=args.cache_dir,
+        precision=args.precision,
     )
     if args.imagenet:
         preds = clf.classify_imagenet(
@@ -193,6 +197,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         device=args.device,
         cache_dir=args.cache_dir,
+        precision=args.precision,
     )
     found = ", ".join(f"{p!r}: {n}" for p, n in report.detections.items())
     print(

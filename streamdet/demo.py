@@ -73,6 +73,7 @@ def run_demo(
     cache_dir: str | Path | None = None,
     patch: int | None = None,
     window: int | None = None,
+    precision: str | None = None,
 ) -> DemoReport:
     """Generate the clip, detect ``prompts`` in it and write ``demo.mp4`` + ``demo.jsonl``."""
     if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
@@ -82,7 +83,13 @@ def run_demo(
         raise ConfigError(f"'{out}' exists and is not a folder; pass another -o folder")
     out.mkdir(parents=True, exist_ok=True)
     detector = Detector(
-        model, prompts, patch=patch, window=window, device=device, cache_dir=cache_dir
+        model,
+        prompts,
+        patch=patch,
+        window=window,
+        device=device,
+        cache_dir=cache_dir,
+        precision=precision,
     )
     frames = demo_frames(n_frames, size[0], size[1], seed)
     counts: Counter[str] = Counter()

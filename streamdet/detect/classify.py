@@ -59,6 +59,7 @@ class Classifier:
         allow_fallback: bool = False,
         threads: int | None = None,
         cache_dir: str | Path | None = None,
+        precision: str | None = None,
     ) -> None:
         self.session = ModelSession.open(
             model,
@@ -66,6 +67,7 @@ class Classifier:
             allow_fallback=allow_fallback,
             threads=threads,
             cache_dir=cache_dir,
+            precision=precision,
         )
 
     def embed_image(self, image: np.ndarray, crop: str = "center") -> np.ndarray:

@@ -229,6 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         allow_fallback=args.allow_fallback,
         cache_dir=args.cache_dir,
+        precision=args.precision,
     )
     stop = threading.Event()
     reports: list[RunReport] = []

@@ -299,3 +299,14 @@ def test_odd_images_are_handled(name, image, tmp_path, capsys):
     assert drawn.shape == (*image.shape[:2], 3)
     (line,) = read_jsonl(jl)
     assert line["frame"] == 0 and line["pts"] == 0.0
+
+
+def test_int8_precision_runs_the_same_frames(clip, tmp_path):
+    pytest.importorskip("onnx")
+    jl = tmp_path / "o.jsonl"
+    code = run_cli(
+        str(clip), "-p", "a car", "--jsonl", str(jl), "--precision", "int8",
+        "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert code == 0 and [r["frame"] for r in read_jsonl(jl)] == list(range(12))
+    assert list((tmp_path / "cache" / "graphs").glob("*/*.onnx"))  # the int8 graph, cached
