@@ -285,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int)
     p.add_argument("--overhang", choices=("model", "on", "off"), default="model")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=("fp32", "int8", "fp16"), help="image tower precision")
     p.add_argument("--out", type=Path, help="JSON (default results/bench_pipeline[-quick].json)")
     return p
 
@@ -312,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         stride=args.stride,
         overhang=overhang,
         device=args.device,
+        precision=args.precision,
     )
     files: list[FileResult] = []
     with tempfile.TemporaryDirectory(prefix="streamdet-bench-") as tmp:
@@ -333,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             "frames_per_clip": frames,
             "grid": asdict(detector.spec),
             "provider": detector.provider,
+            "precision": args.precision or "as exported",
             "camera_fps": args.camera_fps,
             "live_seconds": args.live_seconds,
         },
