@@ -602,6 +602,7 @@ def make_configs(window: int, stride: int, patch: int = 32) -> dict[str, Config]
         Config("calibrated-peak0.7", window=window, stride=stride, peak_ratio=0.7),
         Config("calibrated-peak0.85", window=window, stride=stride, peak_ratio=0.85),
         Config("calibrated-refine", window=window, stride=stride, refine=True),
+        Config("calibrated-fast", window=window, stride=2 * stride, overhang=False),
         Config("calibrated-t0.8", window=window, stride=stride, threshold=0.8),
         Config("calibrated-t0.9", window=window, stride=stride, threshold=0.9),
         Config("calibrated-t0.97", window=window, stride=stride, threshold=0.97),

@@ -310,3 +310,26 @@ def test_int8_precision_runs_the_same_frames(clip, tmp_path):
     )  # fmt: skip
     assert code == 0 and [r["frame"] for r in read_jsonl(jl)] == list(range(12))
     assert list((tmp_path / "cache" / "graphs").glob("*/*.onnx"))  # the int8 graph, cached
+
+
+def test_fast_setting_uses_fewer_windows_and_still_writes_every_frame(clip, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    import streamdet.detect.detector as detector_module
+
+    made = []
+
+    class Recording(detector_module.Detector):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(detector_module, "Detector", Recording)
+    jl = tmp_path / "o.jsonl"
+    args = [str(clip), "-p", "a car", "--cache-dir", str(tmp_path / "c"), "--overwrite"]
+    assert run_cli(*args, "--jsonl", str(jl)) == 0
+    assert run_cli(*args, "--jsonl", str(jl), "--fast") == 0
+    assert [r["frame"] for r in read_jsonl(jl)] == list(range(12))
+    default, fast = made
+    assert (fast.spec.stride, fast.spec.overhang) == (2, False)
+    assert fast.session.encoders.precision == "int8"
+    assert len(fast.grid(H, W)) * 3 < len(default.grid(H, W))
