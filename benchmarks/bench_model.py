@@ -59,6 +59,7 @@ from streamdet.clip.meta import load_meta
 from streamdet.clip.optimize import image_graph, physical_cores, session_options
 from streamdet.detect.scoring import reference_normalise, window_logits
 from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
+from streamdet.machine import machine_info
 
 HERE = Path(__file__).resolve().parent
 
@@ -410,7 +411,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "benchmark": "bench_model",
         "command": command,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": ref.machine_info(),
+        "machine": machine_info(
+            ("numpy", "onnxruntime", "torch", "transformers", "cv2", "streamdet")
+        ),
         "model": {
             "name": model_name,
             "hf_folder": str(hf_dir),

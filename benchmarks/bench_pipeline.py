@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -39,7 +37,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import av
 import cv2
@@ -47,6 +44,7 @@ import numpy as np
 
 from streamdet.detect.detector import Detector
 from streamdet.detect.session import DEFAULT_MODEL
+from streamdet.machine import machine_info
 from streamdet.pipeline.outputs import Mp4Output
 from streamdet.pipeline.runner import RunOptions, run
 from streamdet.pipeline.stats import RunReport
@@ -87,27 +85,6 @@ class LiveResult:
     processed_fps: float
     latency_ms: dict[str, float]
     inference_ms: float
-
-
-def machine_info() -> dict[str, Any]:
-    """Where the numbers were taken, and with which library versions."""
-    import onnxruntime
-
-    import streamdet
-
-    affinity = getattr(os, "sched_getaffinity", None)
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": len(affinity(0)) if affinity else os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "av": av.__version__,
-        "opencv": cv2.__version__,
-        "streamdet": streamdet.__version__,
-    }
 
 
 def transcode(src: Path, dst: Path, size: tuple[int, int], frames: int) -> int:
@@ -327,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "bench_pipeline",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "benchmarks/bench_pipeline.py", *argv]),
-        "machine": machine_info(),
+        "machine": machine_info(("numpy", "onnxruntime", "av", "cv2", "streamdet")),
         "settings": {
             "model": str(args.model),
             "prompts": list(PROMPTS),

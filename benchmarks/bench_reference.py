@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -65,6 +63,7 @@ from streamdet.clip.optimize import PRECISIONS, physical_cores
 from streamdet.detect.detector import Detector
 from streamdet.detect.scoring import reference_normalise, window_logits
 from streamdet.detect.windows import WindowGrid, crop_windows
+from streamdet.machine import machine_info
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -438,36 +437,6 @@ def best_streamdet(results: Sequence[WayResult]) -> dict[str, dict[str, Any]]:
 # Reporting
 
 
-def machine_info() -> dict[str, Any]:
-    """Where the numbers were taken, and with which library versions."""
-    import onnxruntime
-    import torch
-    import transformers
-
-    import streamdet
-
-    affinity = getattr(os, "sched_getaffinity", None)
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": len(affinity(0)) if affinity else os.cpu_count(),
-        "physical_cores": physical_cores(),
-        # Load of the machine over the last 1, 5, 15 min when the results were written: when it
-        # is well above zero other jobs shared the cores and only ratios within the run compare.
-        "load_average": [round(v, 2) for v in os.getloadavg()]
-        if hasattr(os, "getloadavg")
-        else None,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "opencv": cv2.__version__,
-        "streamdet": streamdet.__version__,
-    }
-
-
 WAY_LABELS = {
     "writeup": "write-up: processor + full CLIPModel per window (eager fp32)",
     "torch-batch": "all windows in one PyTorch eager batch, cached text",
@@ -653,7 +622,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "benchmark": "bench_reference",
         "command": command,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": machine_info(
+            ("numpy", "onnxruntime", "torch", "transformers", "cv2", "streamdet")
+        ),
         "model": {
             "name": model_name,
             "hf_folder": str(hf_dir),

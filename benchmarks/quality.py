@@ -30,8 +30,6 @@ import io
 import itertools
 import json
 import math
-import os
-import platform
 import shlex
 import sys
 import time
@@ -47,6 +45,7 @@ import numpy as np
 from streamdet.detect.detector import Detector
 from streamdet.detect.session import DEFAULT_MODEL
 from streamdet.errors import ConfigError, MissingDependencyError, StreamdetError
+from streamdet.machine import machine_info
 from streamdet.synth.scenes import (
     COLOURS,
     OBJECTS,
@@ -822,22 +821,6 @@ def prompt_table(configs: Mapping[str, Mapping[str, Any]], names: Iterable[str])
     return "\n".join(lines)
 
 
-def machine_info() -> dict[str, Any]:
-    """Where the numbers were taken: timings mean little without it."""
-    import onnxruntime
-
-    affinity = getattr(os, "sched_getaffinity", None)
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": len(affinity(0)) if affinity else os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
-
-
 def model_info(model: str, cache_dir: str | None) -> dict[str, Any]:
     """The model as resolved: folder, checksum of its meta.json files, input size."""
     from streamdet.detect.session import ModelSession
@@ -986,7 +969,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "benchmark": "quality",
         "command": command,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": machine_info(("numpy", "onnxruntime", "streamdet")),
         "model": model,
         "settings": {
             "quick": args.quick,

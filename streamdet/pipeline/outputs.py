@@ -8,7 +8,6 @@ crash rule (a partial file published only when finished, finalised on Ctrl-C).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 
 from streamdet.errors import ConfigError, OutputFolderError
 from streamdet.types import FrameResult
-from streamdet.video.sinks import ImageWriter, JsonlWriter, Mp4Writer
+from streamdet.video.sinks import ImageWriter, JsonlWriter, Mp4Writer, jsonl_line
 from streamdet.video.sources import VideoFrame
 
 _log = logging.getLogger("streamdet.outputs")
@@ -100,12 +99,7 @@ class JsonlOutput:
             self._writer.write(frame.index, frame.pts, result)
             return
         assert self._stdout is not None
-        record = {
-            "frame": frame.index,
-            "pts": None if frame.pts is None else round(frame.pts, 6),
-            "detections": result.to_records(),
-        }
-        self._stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._stdout.write(jsonl_line(frame.index, frame.pts, result))
         self._stdout.flush()
         self._lines += 1
 

@@ -370,6 +370,16 @@ class Mp4Writer(_PublishedOnClose):
         return self._frames
 
 
+def jsonl_line(index: int, pts: float | None, result: FrameResult) -> str:
+    """The JSON line of one processed frame (with its newline), as every JSONL output writes it."""
+    record = {
+        "frame": index,
+        "pts": None if pts is None else round(pts, 6),
+        "detections": result.to_records(),
+    }
+    return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+
+
 class JsonlWriter(_PublishedOnClose):
     """Writes one JSON line per processed frame, flushed as it goes.
 
@@ -400,13 +410,7 @@ class JsonlWriter(_PublishedOnClose):
             frame = operator.index(index)
         except TypeError:
             raise FrameTypeError(f"index must be an int, but got {type(index).__name__}") from None
-        seconds = _check_pts(pts)
-        record = {
-            "frame": frame,
-            "pts": None if seconds is None else round(seconds, 6),
-            "detections": result.to_records(),
-        }
-        self._file.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+        self._file.write(jsonl_line(frame, _check_pts(pts), result))
         self._file.flush()
         self._lines += 1
 
