@@ -261,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int)
     p.add_argument("--stride", type=int)
     p.add_argument("--overhang", choices=("model", "on", "off"), default="model")
+    p.add_argument(
+        "--scales", default="model", help="extra window sizes: model (its own), none, or e.g. 2,6"
+    )
+    p.add_argument("--dense", choices=("model", "on", "off"), default="model")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", choices=("fp32", "int8", "fp16"), help="image tower precision")
     p.add_argument("--out", type=Path, help="JSON (default results/bench_pipeline[-quick].json)")
@@ -282,13 +286,19 @@ def main(argv: list[str] | None = None) -> int:
         "bench_pipeline-quick.json" if args.quick else "bench_pipeline.json"
     )
     overhang = None if args.overhang == "model" else args.overhang == "on"
+    dense = None if args.dense == "model" else args.dense == "on"
+    scales = None
+    if args.scales != "model":
+        scales = () if args.scales == "none" else tuple(int(v) for v in args.scales.split(","))
     detector = Detector(
         args.model,
         PROMPTS,
         patch=args.patch,
         window=args.window,
         stride=args.stride,
+        scales=scales,
         overhang=overhang,
+        dense=dense,
         device=args.device,
         precision=args.precision,
     )
@@ -311,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             "size": f"{args.size[0]}x{args.size[1]}",
             "frames_per_clip": frames,
             "grid": asdict(detector.spec),
+            "dense": detector.dense,
             "provider": detector.provider,
             "precision": args.precision or "as exported",
             "camera_fps": args.camera_fps,

@@ -160,13 +160,14 @@ class Config:
     scoring: str = "calibrated"
     window: int = 4
     stride: int = 1
-    scales: tuple[int, ...] = ()
+    scales: tuple[int, ...] | None = None  # extra window sizes; None: the model's default
     method: str = "windows"
     patch: int | None = None  # None: the command line's --patch
     overhang: bool | None = None  # None: the model's default
     peak_ratio: float | None = None  # None: the model's default
     threshold: float | None = None  # None: the model's default
     refine: bool | None = None  # sub-cell box edges; None: the model's default
+    dense: bool | None = None  # fine heatmaps from patch tokens; None: the model's default
 
 
 @dataclass(frozen=True)
@@ -598,14 +599,26 @@ def make_configs(window: int, stride: int, patch: int = 32) -> dict[str, Config]
         ),
         Config("calibrated-occlusion", window=window, stride=stride, method="occlusion"),
         Config("calibrated-peak0", window=window, stride=stride, peak_ratio=0.0),
-        Config("calibrated-peak0.7", window=window, stride=stride, peak_ratio=0.7),
-        Config("calibrated-peak0.85", window=window, stride=stride, peak_ratio=0.85),
+        Config("calibrated-peak0.15", window=window, stride=stride, peak_ratio=0.15),
+        Config("calibrated-peak0.5", window=window, stride=stride, peak_ratio=0.5),
         Config("calibrated-refine", window=window, stride=stride, refine=True),
-        Config("calibrated-fast", window=window, stride=2 * stride, overhang=False),
-        Config("calibrated-t0.8", window=window, stride=stride, threshold=0.8),
-        Config("calibrated-t0.9", window=window, stride=stride, threshold=0.9),
-        Config("calibrated-t0.97", window=window, stride=stride, threshold=0.97),
+        Config(  # `streamdet run --fast` (which also runs the image tower in int8)
+            "calibrated-fast", window=window, stride=2 * stride, scales=(), overhang=False
+        ),
+        Config("calibrated-t0.98", window=window, stride=stride, threshold=0.98),
+        Config("calibrated-t0.99", window=window, stride=stride, threshold=0.99),
+        Config("calibrated-t0.999", window=window, stride=stride, threshold=0.999),
         Config("calibrated-no-refine", window=window, stride=stride, refine=False),
+        Config(
+            "calibrated-no-dense",  # the window-level boxes of the previous release
+            window=window,
+            stride=stride,
+            scales=(),
+            dense=False,
+            threshold=0.95,
+            peak_ratio=0.8,
+        ),
+        Config("calibrated-one-scale", window=window, stride=stride, scales=()),
         Config("calibrated-overhang", window=window, stride=stride, overhang=True),
         Config(
             "calibrated-no-overhang-peak0",
@@ -625,12 +638,14 @@ def make_configs(window: int, stride: int, patch: int = 32) -> dict[str, Config]
             f"calibrated-p{patch // 2}-w{2 * window}-s{2 * stride}",
             window=2 * window,
             stride=2 * stride,
+            scales=(window,),
             patch=max(1, patch // 2),
         ),
         Config(
             f"calibrated-p{patch // 2}-w{2 * window}-s{stride}",
             window=2 * window,
             stride=stride,
+            scales=(window,),
             patch=max(1, patch // 2),
         ),
     ]
@@ -692,6 +707,7 @@ def evaluate_config(
         threshold=config.threshold,
         overhang=config.overhang,
         refine=config.refine,
+        dense=config.dense,
         threads=threads,
         cache_dir=cache_dir,
         precision=precision,

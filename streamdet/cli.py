@@ -147,6 +147,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         scoring=args.scoring,
         method=args.method,
+        dense=args.dense,
         device=args.device,
         allow_fallback=args.allow_fallback,
         cache_dir=args.cache_dir,
@@ -262,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="box threshold on the heatmap, 0..1")
     p.add_argument("--scoring", choices=("calibrated", "reference"), default="calibrated")
     p.add_argument("--method", choices=("windows", "occlusion"), default="windows")
+    p.add_argument(
+        "--dense",
+        action=argparse.BooleanOptionalAction,
+        help="fine heatmaps from patch tokens (default: the model's; the built-in model's is on)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_model_args(p)
     p.set_defaults(func=_cmd_detect)

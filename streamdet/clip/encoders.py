@@ -10,16 +10,23 @@ cosine similarity.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from streamdet.clip.meta import ModelMeta, load_meta
+from streamdet.clip.meta import TOKENS_OUTPUT, ModelMeta, load_meta
 from streamdet.clip.optimize import check_precision, image_graph, physical_cores, session_options
 from streamdet.clip.tokenizer import ClipTokenizer
-from streamdet.errors import ConfigError, FrameError, FrameTypeError, ProviderError
+from streamdet.errors import (
+    ConfigError,
+    FrameError,
+    FrameTypeError,
+    ModelFormatError,
+    ProviderError,
+)
 
 logger = logging.getLogger("streamdet")
 
@@ -155,25 +162,30 @@ class ClipEncoders:
             )
         logger.warning("streamdet: %s was requested but %s; running on the CPU instead", label, why)
 
-    def _run(self, session: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def _run(
+        self, session: Any, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None
+    ) -> list[np.ndarray]:
+        """Run a graph; ``outputs``: the names wanted (default: the first output only)."""
+        names = list(outputs) if outputs else [session.get_outputs()[0].name]
         if self._io_device is None:
-            return session.run(None, feeds)[0]
-        # IO binding: each input crosses to the device once, the output comes back once.
+            return list(session.run(names, feeds))
+        # IO binding: each input crosses to the device once, each output comes back once.
         binding = session.io_binding()
         for name, array in feeds.items():
             binding.bind_cpu_input(name, array)
-        binding.bind_output(session.get_outputs()[0].name, self._io_device)
+        for name in names:
+            binding.bind_output(name, self._io_device)
         session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return list(binding.copy_outputs_to_cpu())
 
     # -- public API -------------------------------------------------------------------------
 
-    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
-        """Embeddings of a batch of square images.
+    @property
+    def has_tokens(self) -> bool:
+        """Whether the image graph also gives per-patch embeddings (``encode_images_dense``)."""
+        return any(o.name == TOKENS_OUTPUT for o in self._image.get_outputs())
 
-        pixels: (N, S, S, 3) float32, BGR, 0..255 (uint8 is accepted and converted), S = image_size.
-        Returns (N, D) float32, L2-normalised.
-        """
+    def _check_pixels(self, pixels: np.ndarray) -> np.ndarray:
         if not isinstance(pixels, np.ndarray):
             raise FrameTypeError(f"pixels must be a numpy array, but got {type(pixels).__name__}")
         size = self.image_size
@@ -185,14 +197,56 @@ class ClipEncoders:
             if pixels.dtype != np.uint8 and not np.issubdtype(pixels.dtype, np.floating):
                 raise FrameError(f"pixels must be float32 or uint8, but got {pixels.dtype}")
             pixels = pixels.astype(np.float32)
-        if len(pixels) == 0:
-            return np.zeros((0, self.embed_dim), np.float32)
+        return pixels
+
+    def _encode(self, pixels: np.ndarray, outputs: Sequence[str] | None) -> list[np.ndarray]:
+        """Run the image graph over ``pixels`` in chunks of ``max_batch``; outputs concatenated."""
         name = self._image.get_inputs()[0].name
         parts = [
-            self._run(self._image, {name: np.ascontiguousarray(pixels[i : i + self.max_batch])})
+            self._run(
+                self._image,
+                {name: np.ascontiguousarray(pixels[i : i + self.max_batch])},
+                outputs,
+            )
             for i in range(0, len(pixels), self.max_batch)
         ]
-        return np.concatenate(parts).astype(np.float32, copy=False)  # (N, D)
+        return [np.concatenate(p).astype(np.float32, copy=False) for p in zip(*parts, strict=True)]
+
+    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
+        """Embeddings of a batch of square images.
+
+        pixels: (N, S, S, 3) float32, BGR, 0..255 (uint8 is accepted and converted), S = image_size.
+        Returns (N, D) float32, L2-normalised.
+        """
+        pixels = self._check_pixels(pixels)
+        if len(pixels) == 0:
+            return np.zeros((0, self.embed_dim), np.float32)
+        return self._encode(pixels, None)[0]  # (N, D)
+
+    def encode_images_dense(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and per-patch embeddings of a batch of square images, from one run.
+
+        Returns (N, D) and (N, g, g, D) float32, both L2-normalised; g x g patches per image in
+        row-major order. Raises ModelFormatError for an export without the tokens output.
+        """
+        if not self.has_tokens:
+            raise ModelFormatError(
+                f"the image graph of {self.meta.folder} has no '{TOKENS_OUTPUT}' output (exported "
+                "by an older streamdet); export the model again with `streamdet export`"
+            )
+        pixels = self._check_pixels(pixels)
+        if len(pixels) == 0:
+            pixels = np.zeros((1, *pixels.shape[1:]), np.float32)  # for the token grid's shape
+            emb, tok = self.encode_images_dense(pixels)
+            return emb[:0], tok[:0]
+        emb, tok = self._encode(pixels, ["embeddings", TOKENS_OUTPUT])
+        side = math.isqrt(tok.shape[1])
+        if side * side != tok.shape[1]:
+            raise ModelFormatError(
+                f"the image graph gives {tok.shape[1]} patch tokens, not a square grid; "
+                "export the model again with `streamdet export`"
+            )
+        return emb, tok.reshape(len(tok), side, side, -1)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask, (K, context_length) int64 each, padded with pad_id.
@@ -209,7 +263,7 @@ class ClipEncoders:
         names = [i.name for i in self._text.get_inputs()]
         feeds_of = {"input_ids": ids, "attention_mask": mask}
         parts = [
-            self._run(self._text, {n: feeds_of[n][i : i + self.max_batch] for n in names})
+            self._run(self._text, {n: feeds_of[n][i : i + self.max_batch] for n in names})[0]
             for i in range(0, len(ids), self.max_batch)
         ]
         return np.concatenate(parts).astype(np.float32, copy=False)  # (K, D)

@@ -33,6 +33,7 @@ from streamdet.clip.meta import (
     INPUT_LAYOUT,
     META_FILE,
     TEXT_FILE,
+    TOKENS_OUTPUT,
     is_export_folder,
 )
 from streamdet.errors import (
@@ -284,7 +285,31 @@ def _wrappers(torch: Any, model: Any, mean: list[float], std: list[float]) -> tu
         # transformers >= 5 returns an output object whose pooler_output is the projection.
         return output if isinstance(output, torch.Tensor) else output.pooler_output
 
+    vision = model.vision_model
+
+    def dense_tokens(before_last: Any) -> Any:
+        """Per-patch embeddings in the joint space, for where in a window the prompt is.
+
+        The last encoder layer is re-run on its input with key-key attention and without its
+        residual and MLP (as in ClearCLIP / SCLIP): each patch token then mostly keeps its own
+        content instead of the global summary the class token needs, and goes through the same
+        final layer norm and projection as the class token. (N, tokens, D), L2-normalised.
+        """
+        last = vision.encoder.layers[-1]
+        attn = last.self_attn
+        x = last.layer_norm1(before_last)
+        n, t, width = x.shape
+        heads = attn.num_heads
+        keys = attn.k_proj(x).view(n, t, heads, width // heads).transpose(1, 2)
+        values = attn.v_proj(x).view(n, t, heads, width // heads).transpose(1, 2)
+        weights = torch.softmax(keys @ keys.transpose(-1, -2) * attn.scale, dim=-1)
+        mixed = (weights @ values).transpose(1, 2).reshape(n, t, width)
+        tokens = vision.post_layernorm(attn.out_proj(mixed)[:, 1:])
+        return functional.normalize(model.visual_projection(tokens), dim=-1)
+
     class ImageTower(nn.Module):
+        """(N, S, S, 3) BGR 0..255 -> window embeddings (N, D) and patch tokens (N, T, D)."""
+
         def __init__(self) -> None:
             super().__init__()
             self.model = model
@@ -297,7 +322,9 @@ def _wrappers(torch: Any, model: Any, mean: list[float], std: list[float]) -> tu
             x = pixels.permute(0, 3, 1, 2)  # (N, S, S, 3) BGR -> (N, 3, S, S) BGR
             x = x[:, [2, 1, 0]]  # (N, 3, S, S) RGB
             x = x * self.scale + self.shift
-            return functional.normalize(features(self.model.get_image_features(pixel_values=x)))
+            out = vision(pixel_values=x, output_hidden_states=True)
+            pooled = model.visual_projection(out.pooler_output)
+            return functional.normalize(pooled), dense_tokens(out.hidden_states[-2])
 
     class TextTower(nn.Module):
         def __init__(self) -> None:
@@ -367,8 +394,12 @@ def _export_graphs(
                 (example_pixels,),
                 str(stage / IMAGE_FILE),
                 input_names=["pixels"],
-                output_names=["embeddings"],
-                dynamic_axes={"pixels": {0: "batch"}, "embeddings": {0: "batch"}},
+                output_names=["embeddings", TOKENS_OUTPUT],
+                dynamic_axes={
+                    "pixels": {0: "batch"},
+                    "embeddings": {0: "batch"},
+                    TOKENS_OUTPUT: {0: "batch"},
+                },
                 opset_version=opset,
                 dynamo=False,
             )
@@ -420,15 +451,15 @@ def _parity(
     providers = ["CPUExecutionProvider"]
     image_session = ort.InferenceSession(str(stage / IMAGE_FILE), options, providers=providers)
     text_session = ort.InferenceSession(str(stage / TEXT_FILE), options, providers=providers)
-    onnx_image = image_session.run(None, {"pixels": pixels})[0]
+    onnx_image = image_session.run(None, {"pixels": pixels})  # [embeddings, tokens]
     onnx_text = text_session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
     with torch.no_grad():
-        torch_image = image(torch.from_numpy(pixels)).numpy()
+        torch_image = [t.numpy() for t in image(torch.from_numpy(pixels))]
         torch_text = text(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
-    return (
-        float(np.abs(onnx_image - torch_image).max()),
-        float(np.abs(onnx_text - torch_text).max()),
+    image_diff = max(
+        float(np.abs(o - t).max()) for o, t in zip(onnx_image, torch_image, strict=True)
     )
+    return image_diff, float(np.abs(onnx_text - torch_text).max())
 
 
 def _copy_tokenizer(tokenizer: Any, source: Path, stage: Path, mode: str) -> None:

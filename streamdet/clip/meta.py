@@ -25,6 +25,9 @@ TOKENIZER_FILE = "tokenizer.json"
 FORMAT = "streamdet-clip-onnx"
 FORMAT_VERSION = 1
 INPUT_LAYOUT = "NHWC BGR float32 0-255"
+#: Second output of image graphs exported since 0.x: per-patch embeddings (N, T, D) that say
+#: where in a window a prompt is (exports without it still load; dense maps are then off).
+TOKENS_OUTPUT = "tokens"
 PRECISIONS = ("fp32", "fp16")
 
 # Files every export must list in meta.json["files"]: the runtime reads exactly these.

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from streamdet.detect.boxes import heatmaps_to_detections
+from streamdet.detect.dense import DenseGrid
 from streamdet.detect.frames import as_bgr
 from streamdet.detect.occlusion import occluded_batch, occlusion_drops
 from streamdet.detect.prompts import normalise_prompts
@@ -44,6 +45,9 @@ DEFAULT_CALIBRATED_THRESHOLD = 0.5
 DEFAULT_PEAK_RATIO = 0.0
 #: The write-up's threshold on its min-max normalised heatmap.
 REFERENCE_THRESHOLD = 0.5
+#: Dense heatmaps skip windows whose probability is at most this for every prompt (and at most
+#: the lowest level a box is cut at): they cannot raise a cell to where it matters.
+DENSE_FLOOR = 0.05
 
 
 @dataclass(frozen=True)
@@ -78,12 +82,13 @@ class Detector:
         ``openai/clip-vit-base-patch32``, or the built-in ``streamdet/scenes-clip``.
     prompts: what to look for, e.g. ``["a red car", "a person"]``; a single string is one prompt.
     patch, window, stride: cell size in pixels, window size in cells, step in cells.
-    scales: extra window sizes in cells, combined with ``window`` in the same batch.
+    scales: extra window sizes in cells, combined with ``window`` in the same batch (default:
+        the model's suggestion, else none; ``()`` for none).
     overhang: let windows hang over the frame edges (padded with the mean colour), so that cells
         at the edge are judged like the others; about 2x the windows at 640x360.
-    patch, window, stride, threshold, peak_ratio and overhang default to the settings the model's
-    meta.json suggests (the built-in model ships the ones its quality benchmark chose), else to
-    64, 4, 1, 0.5, 0 and False.
+    patch, window, stride, scales, threshold, peak_ratio and overhang default to the settings the
+    model's meta.json suggests (the built-in model ships the ones its quality benchmark chose),
+    else to 64, 4, 1, none, 0.5, 0 and False.
     threshold: heatmap threshold for boxes, one number or ``{prompt: number}`` (others take the
         default: the model's suggestion for ``calibrated``, 0.5 for ``reference``).
     scoring: ``"calibrated"`` (default) or ``"reference"`` (see ``streamdet.detect.scoring``).
@@ -97,6 +102,10 @@ class Detector:
         region (0 keeps the whole region; default: the model's suggestion, else 0).
     refine: put box edges inside their border cells, where the heatmap crosses the region's level
         (sub-cell boxes; default: the model's suggestion, else False).
+    dense: fine heatmaps from each window's patch tokens (``streamdet.detect.dense``): boxes on
+        cells a fraction of ``patch`` wide. Needs calibrated scoring, the windows method and an
+        export with the tokens output; default: the model's suggestion (the built-in model's is
+        on), else False.
     device: ``"cpu"``, ``"cuda"`` or ``"tensorrt"``; allow_fallback: run on CPU when the GPU
         provider cannot load, instead of stopping.
     precision: the image tower's precision: None (the export's own, normally ``"fp32"``),
@@ -111,7 +120,7 @@ class Detector:
         patch: int | None = None,
         window: int | None = None,
         stride: int | None = None,
-        scales: Sequence[int] = (),
+        scales: Sequence[int] | None = None,
         overhang: bool | None = None,
         threshold: float | Mapping[str, float] | None = None,
         scoring: str = "calibrated",
@@ -121,6 +130,7 @@ class Detector:
         nms_iou: float = 0.5,
         peak_ratio: float | None = None,
         refine: bool | None = None,
+        dense: bool | None = None,
         device: str = "cpu",
         allow_fallback: bool = False,
         max_batch: int | None = None,
@@ -134,7 +144,7 @@ class Detector:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, but got {method!r}")
         # Geometry given here is checked before the model loads; the rest comes from its defaults.
         given = {"patch": patch, "window": window, "stride": stride}
-        GridSpec(**{k: v for k, v in given.items() if v is not None}, scales=tuple(scales))
+        GridSpec(**{k: v for k, v in given.items() if v is not None}, scales=tuple(scales or ()))
         self.scoring = scoring
         self.method = method
         self.templates = _check_templates(templates)
@@ -156,6 +166,8 @@ class Detector:
         }
         if overhang is None:
             overhang = bool(meta.defaults.get("overhang", False))
+        if scales is None:
+            scales = tuple(int(v) for v in meta.defaults.get("scales", ()))
         self.spec = GridSpec(**geometry, scales=tuple(scales), overhang=bool(overhang))
         if peak_ratio is None:
             peak_ratio = meta.defaults.get("peak_ratio", DEFAULT_PEAK_RATIO)
@@ -163,6 +175,8 @@ class Detector:
         if refine is None:
             refine = bool(meta.defaults.get("refine", False))
         self.refine = bool(refine)
+        self.dense = self._check_dense(dense, meta.defaults.get("dense", False))
+        self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
         if background_prompts is None:
             background_prompts = meta.background_prompts
         self.background_prompts = normalise_prompts(background_prompts)
@@ -190,6 +204,24 @@ class Detector:
         if isinstance(threshold, Mapping):
             return {str(k): _check_fraction(f"threshold of '{k}'", v) for k, v in threshold.items()}
         return _check_fraction("threshold", threshold)
+
+    def _check_dense(self, dense: bool | None, suggested: object) -> bool:
+        """Whether fine heatmaps are used: asked for (checked) or the model's suggestion (where
+        it can apply)."""
+        possible = self.scoring == "calibrated" and self.method == "windows"
+        if dense is None:
+            return bool(suggested) and possible and self.session.has_tokens
+        if dense and not possible:
+            raise ConfigError(
+                "dense heatmaps need scoring='calibrated' and method='windows'; "
+                f"got scoring={self.scoring!r}, method={self.method!r}"
+            )
+        if dense and not self.session.has_tokens:
+            raise ConfigError(
+                "dense heatmaps need an export with per-patch tokens, which this model's image "
+                "graph lacks (exported by an older streamdet); run `streamdet export` again"
+            )
+        return bool(dense)
 
     def _default_threshold(self) -> float:
         if self.scoring == "reference":
@@ -238,6 +270,9 @@ class Detector:
         """The window grid for frames of this size (cached: frames of a video share it)."""
         return self._grid_for(height, width)
 
+    def _build_dense_grid(self, height: int, width: int, token_side: int) -> DenseGrid:
+        return DenseGrid.build(self.grid(height, width), token_side)
+
     # ----------------------------------------------------------------- detection
 
     def detect(self, frame: np.ndarray) -> FrameResult:
@@ -255,14 +290,23 @@ class Detector:
         else:
             pixels = occluded_batch(frame, grid, size, fill)  # (1 + N, S, S, 3)
         t1 = time.perf_counter()
-        emb = self.session.embed_images(pixels)  # (N or 1 + N, D)
+        if self.dense:
+            emb, tokens = self.session.embed_images_dense(pixels)  # (N, D), (N, g, g, D)
+        else:
+            emb = self.session.embed_images(pixels)  # (N or 1 + N, D)
         t2 = time.perf_counter()
-        heatmaps = self._heatmaps(emb, grid, state)  # (K, rows, cols) in [0, 1]
+        if self.dense:
+            dense_grid = self._dense_grid_for(h, w, tokens.shape[1])
+            heatmaps = self._dense_heatmaps(emb, tokens, dense_grid, state)  # (K, fine r, fine c)
+            patch = dense_grid.patch
+        else:
+            heatmaps = self._heatmaps(emb, grid, state)  # (K, rows, cols) in [0, 1]
+            patch = grid.patch
         t3 = time.perf_counter()
         detections = heatmaps_to_detections(
             heatmaps,
             state.thresholds,
-            grid.patch,
+            patch,
             (h, w),
             per_region=self.scoring != "reference",
             iou_threshold=self.nms_iou,
@@ -276,7 +320,22 @@ class Detector:
             score_ms=(t3 - t2) * 1e3,
             boxes_ms=(t4 - t3) * 1e3,
         )
-        return FrameResult(detections, heatmaps, state.prompts, (h, w), grid.patch, timings)
+        return FrameResult(detections, heatmaps, state.prompts, (h, w), patch, timings)
+
+    def _dense_heatmaps(
+        self, emb: np.ndarray, tokens: np.ndarray, dense_grid: DenseGrid, state: _PromptState
+    ) -> np.ndarray:
+        """Fine heatmaps: window probability x patch probability, max over covering windows."""
+        scale = self.session.logit_scale
+        probs = prompt_vs_background(emb, state.embeddings, state.background, scale)  # (N, K)
+        probs = dense_grid.context_gate(probs)  # small windows only as sure as their context
+        lowest = float(state.thresholds.min()) * (self.peak_ratio or 1.0)
+        active = np.flatnonzero(probs.max(axis=1) > min(DENSE_FLOOR, lowest))
+        side, dim = tokens.shape[1], tokens.shape[3]
+        flat = tokens[active].reshape(-1, dim)  # (n_active * g * g, D)
+        patch_probs = prompt_vs_background(flat, state.embeddings, state.background, scale)
+        patch_probs = patch_probs.reshape(len(active), side, side, len(state.prompts))
+        return dense_grid.heatmaps(active, probs[active], patch_probs, len(state.prompts))
 
     def _heatmaps(self, emb: np.ndarray, grid: WindowGrid, state: _PromptState) -> np.ndarray:
         scale = self.session.logit_scale

@@ -87,9 +87,13 @@ class TextEmbeddingCache:
         if not self._disk_ok:
             return None
         try:
-            return np.load(self._path(text), allow_pickle=False)
+            emb = np.load(self._path(text), allow_pickle=False)
         except (OSError, ValueError):
             return None
+        # A damaged or foreign file is recomputed, never trusted: one finite vector per text.
+        if emb.ndim != 1 or emb.dtype.kind != "f" or not np.isfinite(emb).all():
+            return None
+        return emb
 
     def _store(self, text: str, emb: np.ndarray) -> None:
         if not self._disk_ok:

@@ -77,3 +77,12 @@ class ModelSession:
     def embed_images(self, pixels: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) float32 BGR 0..255 -> (N, D) L2-normalised embeddings."""
         return self.encoders.encode_images(pixels)
+
+    @property
+    def has_tokens(self) -> bool:
+        """Whether the model gives per-patch embeddings too (fine heatmaps are possible)."""
+        return self.encoders.has_tokens
+
+    def embed_images_dense(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, S, S, 3) -> (N, D) embeddings and (N, g, g, D) patch embeddings, one run."""
+        return self.encoders.encode_images_dense(pixels)

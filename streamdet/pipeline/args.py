@@ -54,10 +54,15 @@ def add_run_parser(
     p.add_argument("--stride", type=int, help="window step in cells (default: the model's)")
     p.add_argument("--threshold", type=float, help="box threshold on the heatmap, 0..1")
     p.add_argument(
+        "--dense",
+        action=argparse.BooleanOptionalAction,
+        help="fine heatmaps from patch tokens (default: the model's; the built-in model's is on)",
+    )
+    p.add_argument(
         "--fast",
         action="store_true",
-        help="real-time setting for CPUs: int8, stride 2, no windows over the edges "
-        "(about 7x fewer windows at 640x360; less accurate, see the README)",
+        help="real-time setting for CPUs: int8, stride 2, one window size, no windows over the "
+        "edges (about 14x fewer windows at 640x360; less accurate, see the README)",
     )
     p.add_argument("--scoring", choices=("calibrated", "reference"), default="calibrated")
     p.add_argument("--max-fps", type=float, help="sample a live source down to this frame rate")

@@ -146,6 +146,10 @@ def test_io_binding_path_gives_the_same_embeddings(tiny_model_dir: Path) -> None
     pixels = np.random.default_rng(3).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(bound.encode_images(pixels), plain.encode_images(pixels), atol=1e-6)
     np.testing.assert_allclose(bound.encode_texts(PROMPTS), plain.encode_texts(PROMPTS), atol=1e-6)
+    for got, want in zip(
+        bound.encode_images_dense(pixels), plain.encode_images_dense(pixels), strict=True
+    ):  # both outputs bound
+        np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_meta_can_be_passed_in(tiny_model_dir: Path) -> None:

@@ -255,3 +255,73 @@ def test_short_context_model_exports_and_tokenizes(tiny_hf_dir, tmp_path) -> Non
     assert encoders.encode_texts(["a red square"]).shape == (1, 16)
     with pytest.raises(PromptError, match="is 17 tokens; the model reads at most 16"):
         encoders.tokenize([" ".join(["cat"] * 15)])
+
+
+def _torch_dense_tokens(model, rgb_nhwc_0_255: np.ndarray, meta) -> np.ndarray:
+    """Patch tokens written out by hand: the last layer re-run with key-key attention, no
+    residual and no MLP, then the final layer norm, the projection and L2 normalisation."""
+    mean = np.asarray(meta.image_mean, np.float32)
+    std = np.asarray(meta.image_std, np.float32)
+    x = (rgb_nhwc_0_255 / 255.0 - mean) / std
+    x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))
+    vision = model.vision_model
+    with torch.no_grad():
+        h = vision.pre_layrnorm(vision.embeddings(x))
+        for layer in vision.encoder.layers[:-1]:
+            out = layer(h, None)
+            h = out[0] if isinstance(out, tuple) else out
+        last = vision.encoder.layers[-1]
+        a = last.self_attn
+        y = last.layer_norm1(h)
+        n, t, width = y.shape
+        d = width // a.num_heads
+        k = a.k_proj(y).view(n, t, a.num_heads, d).transpose(1, 2)
+        v = a.v_proj(y).view(n, t, a.num_heads, d).transpose(1, 2)
+        w = torch.softmax(k @ k.transpose(-1, -2) / d**0.5, dim=-1)
+        o = a.out_proj((w @ v).transpose(1, 2).reshape(n, t, width))[:, 1:]
+        tokens = model.visual_projection(vision.post_layernorm(o))
+        return torch.nn.functional.normalize(tokens, dim=-1).numpy()
+
+
+def test_image_graph_also_gives_patch_tokens(tiny_model_dir: Path, torch_model) -> None:
+    """One run gives the window embedding (as before) and one embedding per patch."""
+    encoders = ClipEncoders(tiny_model_dir)
+    meta = load_meta(tiny_model_dir)
+    rgb = np.random.default_rng(3).integers(0, 256, (2, meta.image_size, meta.image_size, 3))
+    rgb = rgb.astype(np.float32)
+    assert encoders.has_tokens
+    emb, tokens = encoders.encode_images_dense(rgb[..., ::-1].copy())  # the graph takes BGR
+    side = meta.image_size // torch_model.config.vision_config.patch_size
+    assert tokens.shape == (2, side, side, meta.embed_dim)
+    np.testing.assert_allclose(emb, encoders.encode_images(rgb[..., ::-1].copy()), atol=1e-6)
+    np.testing.assert_allclose(emb, _torch_image_embeddings(torch_model, rgb, meta), atol=1e-4)
+    expected = _torch_dense_tokens(torch_model, rgb, meta).reshape(tokens.shape)
+    np.testing.assert_allclose(tokens, expected, atol=1e-4)
+    # patches differ from each other and from the window embedding
+    assert np.abs(tokens[0, 0, 0] - tokens[0, -1, -1]).max() > 1e-3
+    empty_emb, empty_tokens = encoders.encode_images_dense(
+        np.zeros((0, *rgb.shape[1:]), np.float32)
+    )
+    assert empty_emb.shape == (0, meta.embed_dim) and empty_tokens.shape == (0, *tokens.shape[1:])
+
+
+def test_an_export_without_tokens_still_loads_and_says_what_to_do(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Exports made before the tokens output keep working for window scores."""
+    import onnx
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model_dir, old)
+    graph = onnx.load(str(old / "image.onnx"))
+    del graph.graph.output[1]  # as exported before: the window embedding only
+    onnx.save(graph, str(old / "image.onnx"))
+    meta = json.loads((old / "meta.json").read_text())
+    meta["files"]["image.onnx"] = export_module.sha256_file(old / "image.onnx")
+    (old / "meta.json").write_text(json.dumps(meta))
+    encoders = ClipEncoders(old)
+    assert not encoders.has_tokens
+    size = encoders.image_size
+    assert encoders.encode_images(np.zeros((1, size, size, 3), np.float32)).shape == (1, 16)
+    with pytest.raises(ModelFormatError, match="export the model again"):
+        encoders.encode_images_dense(np.zeros((1, size, size, 3), np.float32))

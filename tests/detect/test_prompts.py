@@ -48,6 +48,26 @@ def test_each_text_reaches_the_tower_once_and_survives_a_restart(tmp_path):
     assert fresh_tower.calls == [["a cat"]]
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_bytes(b"not numpy"),
+        lambda path: np.save(path, np.ones((2, 3), np.float32)),  # a matrix, not one vector
+        lambda path: np.save(path, np.array([np.nan, 1.0, 0.0], np.float32)),
+        lambda path: np.save(path, np.array([1, 2, 3], np.int64)),
+    ],
+)
+def test_a_damaged_cache_file_is_recomputed_not_trusted(tmp_path, damage):
+    TextEmbeddingCache(FakeTower(), "m", tmp_path).embed(["a cat"])
+    (stored,) = (tmp_path / "text").rglob("*.npy")
+    damage(stored)
+    tower = FakeTower()
+    out = TextEmbeddingCache(tower, "m", tmp_path).embed(["a cat", "a dog"])
+    assert tower.calls == [["a cat", "a dog"]]
+    assert out.shape == (2, 3) and np.isfinite(out).all()
+    assert np.load(stored).shape == (3,)  # repaired on disk
+
+
 def test_unwritable_cache_falls_back_to_memory(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
