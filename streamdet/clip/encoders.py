@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from streamdet.clip.crops import DeviceCropper
 from streamdet.clip.meta import TOKENS_OUTPUT, ModelMeta, load_meta
 from streamdet.clip.optimize import check_precision, image_graph, physical_cores, session_options
 from streamdet.clip.tokenizer import ClipTokenizer
@@ -114,6 +115,7 @@ class ClipEncoders:
         self._text = self._open(self.meta.text_path, providers, device, allow_fallback)
         # Device of the IO-bound outputs; None = plain session.run (CPU).
         self._io_device: str | None = None if self.provider == CPU else "cuda"
+        self._cropper: DeviceCropper | None = None  # made on first use of encode_windows
         self.max_batch = max_batch or (
             DEFAULT_MAX_BATCH_CPU if self._io_device is None else DEFAULT_MAX_BATCH_GPU
         )
@@ -247,6 +249,59 @@ class ClipEncoders:
                 "export the model again with `streamdet export`"
             )
         return emb, tok.reshape(len(tok), side, side, -1)
+
+    @property
+    def fill(self) -> tuple[float, float, float]:
+        """The model's mean colour in BGR 0..255: padding that is zero after normalisation."""
+        r, g, b = (float(v) * 255.0 for v in self.meta.image_mean)
+        return (b, g, r)
+
+    def _device_cropper(self) -> DeviceCropper:
+        if self._cropper is None:
+            self._cropper = DeviceCropper(
+                self.image_size,
+                self.fill,
+                list(self._image.get_providers()),
+                session_options(self._threads, spin=self._spin),
+            )
+        return self._cropper
+
+    def encode_windows(
+        self, frame: np.ndarray, corners: np.ndarray, *, dense: bool = False
+    ) -> list[np.ndarray]:
+        """Embeddings of square windows of one frame, cut out where the image tower runs.
+
+        frame: (H, W, 3) BGR uint8 or float32 0..255; corners: (N, 4) window corners x1, y1, x2,
+        y2 in pixels (may lie outside the frame: padded with the mean colour). The frame crosses
+        to the device once; on a GPU the crops never leave it (``streamdet.clip.crops``).
+        Returns [(N, D)] or, with ``dense``, [(N, D), (N, g, g, D)], as ``encode_images`` and
+        ``encode_images_dense`` would for the same windows cut on the host.
+        """
+        if len(corners) == 0 or (dense and not self.has_tokens):
+            # nothing to cut, or no tokens (which encode_images_dense reports in one line)
+            empty = np.zeros((0, self.image_size, self.image_size, 3), np.float32)
+            return list(self.encode_images_dense(empty)) if dense else [self.encode_images(empty)]
+        cropper = self._device_cropper()
+        outputs = ["embeddings", TOKENS_OUTPUT] if dense else ["embeddings"]
+        name = self._image.get_inputs()[0].name
+        frame_value = cropper.upload(frame, self._io_device)
+        parts = []
+        for i in range(0, len(corners), self.max_batch):
+            crops = cropper.crop(frame_value, corners[i : i + self.max_batch], self._io_device)
+            if self._io_device is None:
+                parts.append(self._image.run(outputs, {name: crops}))
+                continue
+            binding = self._image.io_binding()
+            binding.bind_ortvalue_input(name, crops)
+            for output in outputs:
+                binding.bind_output(output, self._io_device)
+            self._image.run_with_iobinding(binding)
+            parts.append(binding.copy_outputs_to_cpu())
+        out = [np.concatenate(p).astype(np.float32, copy=False) for p in zip(*parts, strict=True)]
+        if dense:
+            side = math.isqrt(out[1].shape[1])
+            out[1] = out[1].reshape(len(out[1]), side, side, -1)
+        return out
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask, (K, context_length) int64 each, padded with pad_id.

@@ -106,6 +106,9 @@ class Detector:
         cells a fraction of ``patch`` wide. Needs calibrated scoring, the windows method and an
         export with the tokens output; default: the model's suggestion (the built-in model's is
         on), else False.
+    crop_on_device: cut, resize and pad the windows where the image tower runs, so a frame
+        crosses to a GPU once (``streamdet.clip.crops``); default: on when the tower runs on a
+        GPU, off on the CPU (where slicing one resized frame is faster).
     device: ``"cpu"``, ``"cuda"`` or ``"tensorrt"``; allow_fallback: run on CPU when the GPU
         provider cannot load, instead of stopping.
     precision: the image tower's precision: None (the export's own, normally ``"fp32"``),
@@ -131,6 +134,7 @@ class Detector:
         peak_ratio: float | None = None,
         refine: bool | None = None,
         dense: bool | None = None,
+        crop_on_device: bool | None = None,
         device: str = "cpu",
         allow_fallback: bool = False,
         max_batch: int | None = None,
@@ -177,6 +181,11 @@ class Detector:
         self.refine = bool(refine)
         self.dense = self._check_dense(dense, meta.defaults.get("dense", False))
         self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
+        if crop_on_device and self.method != "windows":
+            raise ConfigError("crop_on_device needs method='windows' (occlusion cuts on the host)")
+        if crop_on_device is None:
+            crop_on_device = self.provider != "CPUExecutionProvider"
+        self.crop_on_device = bool(crop_on_device) and self.method == "windows"
         if background_prompts is None:
             background_prompts = meta.background_prompts
         self.background_prompts = normalise_prompts(background_prompts)
@@ -285,17 +294,23 @@ class Detector:
         h, w = frame.shape[:2]
         grid = self.grid(h, w)
         size, fill = self.session.image_size, self.session.fill
-        if self.method == "windows":
-            pixels = crop_windows(frame, grid, size, fill)  # (N, S, S, 3)
+        if self.crop_on_device:
+            # the frame crosses to the device once; windows are cut there (streamdet.clip.crops)
+            t1 = time.perf_counter()
+            out = self.session.encoders.encode_windows(frame, grid.corners(), dense=self.dense)
+            emb, tokens = out[0], (out[1] if self.dense else None)
         else:
-            pixels = occluded_batch(frame, grid, size, fill)  # (1 + N, S, S, 3)
-        t1 = time.perf_counter()
-        if self.dense:
-            emb, tokens = self.session.embed_images_dense(pixels)  # (N, D), (N, g, g, D)
-        else:
-            emb = self.session.embed_images(pixels)  # (N or 1 + N, D)
+            if self.method == "windows":
+                pixels = crop_windows(frame, grid, size, fill)  # (N, S, S, 3)
+            else:
+                pixels = occluded_batch(frame, grid, size, fill)  # (1 + N, S, S, 3)
+            t1 = time.perf_counter()
+            if self.dense:
+                emb, tokens = self.session.embed_images_dense(pixels)  # (N, D), (N, g, g, D)
+            else:
+                emb, tokens = self.session.embed_images(pixels), None  # (N or 1 + N, D)
         t2 = time.perf_counter()
-        if self.dense:
+        if tokens is not None:
             dense_grid = self._dense_grid_for(h, w, tokens.shape[1])
             heatmaps = self._dense_heatmaps(emb, tokens, dense_grid, state)  # (K, fine r, fine c)
             patch = dense_grid.patch

@@ -168,3 +168,12 @@ def test_cuda_matches_cpu(tiny_model_dir: Path) -> None:
     assert gpu.provider == "CUDAExecutionProvider"
     np.testing.assert_allclose(gpu.encode_images(pixels), cpu.encode_images(pixels), atol=1e-4)
     np.testing.assert_allclose(gpu.encode_texts(PROMPTS), cpu.encode_texts(PROMPTS), atol=1e-4)
+    # windows cut on the GPU (the frame crosses once) and both outputs, against the CPU
+    frame = np.random.default_rng(1).integers(0, 256, (48, 80, 3)).astype(np.float32)
+    corners = np.array([[0, 0, 32, 32], [16, 8, 80, 72], [-8, -8, 24, 24]], np.float32)
+    for got, want in zip(
+        gpu.encode_windows(frame, corners, dense=True),
+        cpu.encode_windows(frame, corners, dense=True),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, atol=1e-4)

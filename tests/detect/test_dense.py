@@ -165,3 +165,24 @@ def test_the_gate_uses_the_best_of_the_larger_windows_containing_it():
     assert dense.context_gate(probs)[small, 0] == 0.0
     probs[int(np.flatnonzero(containing)[-1])] = 0.7
     assert dense.context_gate(probs)[small, 0] == pytest.approx(0.7)
+
+
+def test_windows_cut_on_the_device_give_the_same_detections(tiny_model_dir, frame, tmp_path):
+    """The GPU path's cropping (RoiAlign in ONNX Runtime) run on the CPU, with and without the IO
+    binding the GPU uses: the same boxes and heatmaps as cutting on the host."""
+    kwargs = dict(patch=16, window=4, scales=(2,), overhang=True, threshold=0.5, cache_dir=tmp_path)
+    host = Detector(tiny_model_dir, ["a red circle", "a dog"], dense=True, **kwargs)
+    device = Detector(
+        tiny_model_dir, ["a red circle", "a dog"], dense=True, crop_on_device=True, **kwargs
+    )
+    assert not host.crop_on_device and device.crop_on_device  # CPU default: host slicing
+    a = host.detect(frame)
+    for io_device in (None, "cpu"):  # plain run, then the IO-bound GPU code on the CPU
+        device.session.encoders._io_device = io_device
+        b = device.detect(frame)
+        # whole-factor downscales: the same pixels but for the padding, which the host rounds
+        # to whole grey levels (uint8 frame) and the device does not
+        np.testing.assert_allclose(b.heatmaps, a.heatmaps, atol=0.03)
+        assert np.abs(b.heatmaps - a.heatmaps).mean() < 0.005
+    with pytest.raises(ConfigError, match="crop_on_device"):
+        Detector(tiny_model_dir, ["a cat"], method="occlusion", crop_on_device=True)
