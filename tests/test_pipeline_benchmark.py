@@ -3,31 +3,19 @@ asserted: benchmarks are never timed tests)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_pipeline.py"
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("streamdet_bench_pipeline", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_pipeline_quick_writes_a_consistent_report(tmp_path):
+def test_bench_pipeline_quick_writes_a_consistent_report(tmp_path, load_benchmark):
     clips = sorted(MEDIA.glob("*.mp4"))
     if not clips:
         pytest.skip(f"no clips in {MEDIA}")
-    bench = _load()
+    bench = load_benchmark("bench_pipeline")
     out = tmp_path / "bp.json"
     args = ["--quick", "--clips", str(clips[0]), "--frames", "5", "--size", "160x96"]
     assert bench.main([*args, "--live-seconds", "1", "--out", str(out)]) == 0
@@ -50,8 +38,8 @@ def test_bench_pipeline_quick_writes_a_consistent_report(tmp_path):
     }
 
 
-def test_size_argument_is_checked():
-    bench = _load()
+def test_size_argument_is_checked(load_benchmark):
+    bench = load_benchmark("bench_pipeline")
     assert bench.parse_size("640x360") == (640, 360)
     for bad in ("640", "0x10", "axb"):
         with pytest.raises(Exception, match="size"):

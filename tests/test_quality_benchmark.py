@@ -5,10 +5,7 @@ benchmarks/ is not a package on sys.path, so the module is loaded from its file.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -16,17 +13,10 @@ import pytest
 
 pytest.importorskip("pycocotools")
 
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "quality.py"
-
 
 @pytest.fixture(scope="module")
-def quality() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("streamdet_quality_benchmark", BENCHMARK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+def quality(load_benchmark) -> ModuleType:
+    return load_benchmark("quality")
 
 
 PROMPTS = ("a red circle", "a blue star")

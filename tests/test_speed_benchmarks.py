@@ -7,10 +7,7 @@ milliseconds.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -18,26 +15,15 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"streamdet_{name}", BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def bench_reference(load_benchmark) -> ModuleType:
+    return load_benchmark("bench_reference")
 
 
 @pytest.fixture(scope="module")
-def bench_reference() -> ModuleType:
-    return _load("bench_reference")
-
-
-@pytest.fixture(scope="module")
-def bench_model() -> ModuleType:
-    return _load("bench_model")
+def bench_model(load_benchmark) -> ModuleType:
+    return load_benchmark("bench_model")
 
 
 def test_sample_indices_spread_over_the_grid(bench_reference):

@@ -92,8 +92,8 @@ def crop_graph(size: int, fill: tuple[float, float, float]) -> bytes:
 
 
 class DeviceCropper:
-    """Runs the crop graph with the image tower's providers; ``crop`` returns an ONNX Runtime
-    value that stays on the device (or a numpy array on the CPU)."""
+    """Runs the crop graph with the image tower's providers. ``device`` None: plain runs on numpy
+    arrays (the CPU); else the frame is an OrtValue on that device and so are the crops."""
 
     def __init__(
         self, size: int, fill: tuple[float, float, float], providers: list[str], options: Any
@@ -101,33 +101,26 @@ class DeviceCropper:
         import onnxruntime as ort
 
         self._ort = ort
-        self.size = size
         self._session = ort.InferenceSession(
             crop_graph(size, fill), sess_options=options, providers=providers
         )
-        self.provider: str = self._session.get_providers()[0]
-
-    def crop(self, frame: Any, boxes: np.ndarray, device: str | None) -> Any:
-        """Crops of ``boxes`` (N, 4) from ``frame``: (H, W, 3) float32 numpy, or an OrtValue
-        already on ``device``. With ``device`` None, a numpy (N, S, S, 3) array; else an OrtValue
-        on that device."""
-        boxes = np.ascontiguousarray(boxes, np.float32)
-        if device is None:
-            frame_in = frame if isinstance(frame, np.ndarray) else frame.numpy()
-            return self._session.run(["pixels"], {"frame": frame_in, "boxes": boxes})[0]
-        binding = self._session.io_binding()
-        if isinstance(frame, np.ndarray):
-            binding.bind_cpu_input("frame", np.ascontiguousarray(frame, np.float32))
-        else:
-            binding.bind_ortvalue_input("frame", frame)
-        binding.bind_cpu_input("boxes", boxes)
-        binding.bind_output("pixels", device)
-        self._session.run_with_iobinding(binding)
-        return binding.get_outputs()[0]
 
     def upload(self, frame: np.ndarray, device: str | None) -> Any:
-        """The frame as the crop graph's input, sent to ``device`` once (numpy on the CPU)."""
+        """The frame as the crop graph's input: float32, sent to ``device`` once."""
         frame = np.ascontiguousarray(frame, np.float32)
         if device is None:
             return frame
         return self._ort.OrtValue.ortvalue_from_numpy(frame, device, 0)
+
+    def crop(self, frame: Any, boxes: np.ndarray, device: str | None) -> Any:
+        """(N, S, S, 3) crops of ``boxes`` (N, 4) from an ``upload``-ed frame: a numpy array
+        (``device`` None) or an OrtValue left on ``device``."""
+        boxes = np.ascontiguousarray(boxes, np.float32)
+        if device is None:
+            return self._session.run(["pixels"], {"frame": frame, "boxes": boxes})[0]
+        binding = self._session.io_binding()
+        binding.bind_ortvalue_input("frame", frame)
+        binding.bind_cpu_input("boxes", boxes)
+        binding.bind_output("pixels", device)
+        self._session.run_with_iobinding(binding)
+        return binding.get_outputs()[0]

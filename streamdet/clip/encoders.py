@@ -115,6 +115,8 @@ class ClipEncoders:
         self._text = self._open(self.meta.text_path, providers, device, allow_fallback)
         # Device of the IO-bound outputs; None = plain session.run (CPU).
         self._io_device: str | None = None if self.provider == CPU else "cuda"
+        #: Whether the image graph also gives per-patch embeddings (``encode_images_dense``).
+        self.has_tokens = any(o.name == TOKENS_OUTPUT for o in self._image.get_outputs())
         self._cropper: DeviceCropper | None = None  # made on first use of encode_windows
         self.max_batch = max_batch or (
             DEFAULT_MAX_BATCH_CPU if self._io_device is None else DEFAULT_MAX_BATCH_GPU
@@ -165,16 +167,20 @@ class ClipEncoders:
         logger.warning("streamdet: %s was requested but %s; running on the CPU instead", label, why)
 
     def _run(
-        self, session: Any, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None
+        self, session: Any, feeds: dict[str, Any], outputs: Sequence[str] | None = None
     ) -> list[np.ndarray]:
-        """Run a graph; ``outputs``: the names wanted (default: the first output only)."""
+        """Run a graph; ``outputs``: the names wanted (default: the first output only). With IO
+        binding a feed may be an OrtValue already on the device (crops cut there)."""
         names = list(outputs) if outputs else [session.get_outputs()[0].name]
         if self._io_device is None:
             return list(session.run(names, feeds))
         # IO binding: each input crosses to the device once, each output comes back once.
         binding = session.io_binding()
-        for name, array in feeds.items():
-            binding.bind_cpu_input(name, array)
+        for name, value in feeds.items():
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, value)
+            else:
+                binding.bind_ortvalue_input(name, value)
         for name in names:
             binding.bind_output(name, self._io_device)
         session.run_with_iobinding(binding)
@@ -182,10 +188,16 @@ class ClipEncoders:
 
     # -- public API -------------------------------------------------------------------------
 
-    @property
-    def has_tokens(self) -> bool:
-        """Whether the image graph also gives per-patch embeddings (``encode_images_dense``)."""
-        return any(o.name == TOKENS_OUTPUT for o in self._image.get_outputs())
+    @staticmethod
+    def _token_grid(tokens: np.ndarray) -> np.ndarray:
+        """(N, T, D) patch tokens -> (N, g, g, D), g * g = T (row-major patches)."""
+        side = math.isqrt(tokens.shape[1])
+        if side * side != tokens.shape[1]:
+            raise ModelFormatError(
+                f"the image graph gives {tokens.shape[1]} patch tokens, not a square grid; "
+                "export the model again with `streamdet export`"
+            )
+        return tokens.reshape(len(tokens), side, side, -1)
 
     def _check_pixels(self, pixels: np.ndarray) -> np.ndarray:
         if not isinstance(pixels, np.ndarray):
@@ -242,13 +254,7 @@ class ClipEncoders:
             emb, tok = self.encode_images_dense(pixels)
             return emb[:0], tok[:0]
         emb, tok = self._encode(pixels, ["embeddings", TOKENS_OUTPUT])
-        side = math.isqrt(tok.shape[1])
-        if side * side != tok.shape[1]:
-            raise ModelFormatError(
-                f"the image graph gives {tok.shape[1]} patch tokens, not a square grid; "
-                "export the model again with `streamdet export`"
-            )
-        return emb, tok.reshape(len(tok), side, side, -1)
+        return emb, self._token_grid(tok)
 
     @property
     def fill(self) -> tuple[float, float, float]:
@@ -285,22 +291,17 @@ class ClipEncoders:
         outputs = ["embeddings", TOKENS_OUTPUT] if dense else ["embeddings"]
         name = self._image.get_inputs()[0].name
         frame_value = cropper.upload(frame, self._io_device)
-        parts = []
-        for i in range(0, len(corners), self.max_batch):
-            crops = cropper.crop(frame_value, corners[i : i + self.max_batch], self._io_device)
-            if self._io_device is None:
-                parts.append(self._image.run(outputs, {name: crops}))
-                continue
-            binding = self._image.io_binding()
-            binding.bind_ortvalue_input(name, crops)
-            for output in outputs:
-                binding.bind_output(output, self._io_device)
-            self._image.run_with_iobinding(binding)
-            parts.append(binding.copy_outputs_to_cpu())
+        parts = [
+            self._run(
+                self._image,
+                {name: cropper.crop(frame_value, corners[i : i + self.max_batch], self._io_device)},
+                outputs,
+            )
+            for i in range(0, len(corners), self.max_batch)
+        ]
         out = [np.concatenate(p).astype(np.float32, copy=False) for p in zip(*parts, strict=True)]
         if dense:
-            side = math.isqrt(out[1].shape[1])
-            out[1] = out[1].reshape(len(out[1]), side, side, -1)
+            out[1] = self._token_grid(out[1])
         return out
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -297,8 +297,7 @@ class Detector:
         if self.crop_on_device:
             # the frame crosses to the device once; windows are cut there (streamdet.clip.crops)
             t1 = time.perf_counter()
-            out = self.session.encoders.encode_windows(frame, grid.corners(), dense=self.dense)
-            emb, tokens = out[0], (out[1] if self.dense else None)
+            emb, tokens = self.session.embed_windows(frame, grid.corners(), dense=self.dense)
         else:
             if self.method == "windows":
                 pixels = crop_windows(frame, grid, size, fill)  # (N, S, S, 3)

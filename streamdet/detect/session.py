@@ -71,8 +71,7 @@ class ModelSession:
     @property
     def fill(self) -> tuple[float, float, float]:
         """The model's mean colour in BGR 0..255: padding that is zero after normalisation."""
-        r, g, b = (float(v) * 255.0 for v in self.encoders.meta.image_mean)
-        return (b, g, r)
+        return self.encoders.fill
 
     def embed_images(self, pixels: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) float32 BGR 0..255 -> (N, D) L2-normalised embeddings."""
@@ -86,3 +85,11 @@ class ModelSession:
     def embed_images_dense(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, S, S, 3) -> (N, D) embeddings and (N, g, g, D) patch embeddings, one run."""
         return self.encoders.encode_images_dense(pixels)
+
+    def embed_windows(
+        self, frame: np.ndarray, corners: np.ndarray, *, dense: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Windows (N, 4 corners) of one frame cut where the image tower runs -> (N, D)
+        embeddings and, with ``dense``, (N, g, g, D) patch embeddings (else None)."""
+        out = self.encoders.encode_windows(frame, corners, dense=dense)
+        return out[0], (out[1] if dense else None)

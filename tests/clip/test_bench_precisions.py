@@ -6,11 +6,7 @@ the ratios follow from the measured milliseconds.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -18,23 +14,9 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnx")
 
-BENCHMARKS = Path(__file__).resolve().parent.parent.parent / "benchmarks"
 
-
-def _load(name: str) -> ModuleType:
-    key = f"streamdet_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_best_streamdet_and_ratios_follow_from_the_ms():
-    ref = _load("bench_reference")
+def test_best_streamdet_and_ratios_follow_from_the_ms(load_benchmark):
+    ref = load_benchmark("bench_reference")
     way = ref.WayResult
     results = [
         way("writeup", 1, 1200.0, "extrapolated", (), {}),
@@ -54,8 +36,8 @@ def test_best_streamdet_and_ratios_follow_from_the_ms():
     }
 
 
-def test_bench_reference_quick_with_int8(tiny_hf_dir, tmp_path, capsys):
-    ref = _load("bench_reference")
+def test_bench_reference_quick_with_int8(tiny_hf_dir, tmp_path, capsys, load_benchmark):
+    ref = load_benchmark("bench_reference")
     out = tmp_path / "ref.json"
     argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
     argv += ["--sample-windows", "2", "--prompts", "1", "--precisions", "fp32,int8"]
@@ -76,8 +58,8 @@ def test_bench_reference_quick_with_int8(tiny_hf_dir, tmp_path, capsys):
     assert len(graphs) == 1  # made once, cached with the benchmark's models
 
 
-def test_bench_model_quick_precisions(tiny_hf_dir, tmp_path):
-    bench = _load("bench_model")
+def test_bench_model_quick_precisions(tiny_hf_dir, tmp_path, load_benchmark):
+    bench = load_benchmark("bench_model")
     out = tmp_path / "model.json"
     argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
     argv += ["--resolutions", "64x48", "--prompts", "1", "--repeats", "1"]
