@@ -168,6 +168,7 @@ class Config:
     threshold: float | None = None  # None: the model's default
     refine: bool | None = None  # sub-cell box edges; None: the model's default
     dense: bool | None = None  # fine heatmaps from patch tokens; None: the model's default
+    frame_sizes: bool = True  # size words as sizes in the frame (streamdet.detect.sizes)
 
 
 @dataclass(frozen=True)
@@ -609,16 +610,18 @@ def make_configs(window: int, stride: int, patch: int = 32) -> dict[str, Config]
         Config("calibrated-t0.99", window=window, stride=stride, threshold=0.99),
         Config("calibrated-t0.999", window=window, stride=stride, threshold=0.999),
         Config("calibrated-no-refine", window=window, stride=stride, refine=False),
-        Config(
-            "calibrated-no-dense",  # the window-level boxes of the previous release
+        Config(  # window-level heatmaps (32-pixel cells), one window size
+            "calibrated-no-dense",
             window=window,
             stride=stride,
             scales=(),
             dense=False,
-            threshold=0.95,
             peak_ratio=0.8,
         ),
         Config("calibrated-one-scale", window=window, stride=stride, scales=()),
+        Config(  # size words scored by the model as written, boxes of any size kept
+            "calibrated-literal-sizes", window=window, stride=stride, frame_sizes=False
+        ),
         Config("calibrated-overhang", window=window, stride=stride, overhang=True),
         Config(
             "calibrated-no-overhang-peak0",
@@ -708,6 +711,7 @@ def evaluate_config(
         overhang=config.overhang,
         refine=config.refine,
         dense=config.dense,
+        frame_sizes=config.frame_sizes,
         threads=threads,
         cache_dir=cache_dir,
         precision=precision,

@@ -18,7 +18,7 @@ import numpy as np
 
 from streamdet import __version__
 from streamdet.errors import ImageReadError, StreamdetError
-from streamdet.pipeline.args import add_run_parser
+from streamdet.pipeline.args import add_detector_flags, add_run_parser
 
 log = logging.getLogger("streamdet")
 
@@ -148,6 +148,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         scoring=args.scoring,
         method=args.method,
         dense=args.dense,
+        frame_sizes=args.frame_sizes,
         device=args.device,
         allow_fallback=args.allow_fallback,
         cache_dir=args.cache_dir,
@@ -263,11 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="box threshold on the heatmap, 0..1")
     p.add_argument("--scoring", choices=("calibrated", "reference"), default="calibrated")
     p.add_argument("--method", choices=("windows", "occlusion"), default="windows")
-    p.add_argument(
-        "--dense",
-        action=argparse.BooleanOptionalAction,
-        help="fine heatmaps from patch tokens (default: the model's; the built-in model's is on)",
-    )
+    add_detector_flags(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_model_args(p)
     p.set_defaults(func=_cmd_detect)

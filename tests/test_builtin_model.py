@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-# The model's own settings (fine heatmaps from patch tokens, threshold 0.99). The circles are
+# The model's own settings (fine heatmaps from patch tokens, threshold 0.6). The circles are
 # "large" in the scene generator's sense (90-110 px across at 640x360): they fit in one 128-pixel
 # window, as the model's training crops do.
 
@@ -51,13 +51,14 @@ def test_a_large_red_circle_is_found_where_it_is_and_nowhere_else(detector, cent
     result = detector.detect(frame)
     assert len(result.detections) == 1, result.to_records()
     assert box_iou(result.detections.xyxy, truth)[0, 0] >= 0.6, result.to_records()
-    # the heatmap is high only on the circle: cells above the threshold lie within a fine cell of it
+    # the heatmap is high only on the circle: every cell above the threshold reaches to within a
+    # fine cell of it (its centre at most 1.5 cells beyond the circle's edge)
     patch = result.patch
     assert patch < 32  # fine cells
     rows, cols = np.nonzero(result.heatmaps[0] > detector.thresholds[0])
     assert len(rows) > 0
-    assert np.all(np.abs(cols * patch + patch / 2 - centre[0]) < radius + patch)
-    assert np.all(np.abs(rows * patch + patch / 2 - centre[1]) < radius + patch)
+    assert np.all(np.abs(cols * patch + patch / 2 - centre[0]) < radius + 1.5 * patch)
+    assert np.all(np.abs(rows * patch + patch / 2 - centre[1]) < radius + 1.5 * patch)
 
 
 @pytest.mark.parametrize("grey", [30, 128, 230])

@@ -276,6 +276,32 @@ def _import_export_deps() -> tuple[Any, Any]:
     return torch, transformers
 
 
+def dense_tokens(model: Any, before_last: Any) -> Any:
+    """Per-patch embeddings in the joint space, for where in a window the prompt is.
+
+    ``before_last`` is the vision encoder's input to its last layer (``hidden_states[-2]``). The
+    last layer is re-run on it with key-key attention and without its residual and MLP (as in
+    ClearCLIP / SCLIP): each patch token then mostly keeps its own content instead of the global
+    summary the class token needs, and goes through the same final layer norm and projection as
+    the class token. Returns (N, patches, D), L2-normalised. The exported image graph and the
+    built-in model's training (which teaches these tokens where objects are) share this function.
+    """
+    import torch
+
+    vision = model.vision_model
+    last = vision.encoder.layers[-1]
+    attn = last.self_attn
+    x = last.layer_norm1(before_last)
+    n, t, width = x.shape
+    heads = attn.num_heads
+    keys = attn.k_proj(x).view(n, t, heads, width // heads).transpose(1, 2)
+    values = attn.v_proj(x).view(n, t, heads, width // heads).transpose(1, 2)
+    weights = torch.softmax(keys @ keys.transpose(-1, -2) * attn.scale, dim=-1)
+    mixed = (weights @ values).transpose(1, 2).reshape(n, t, width)
+    tokens = vision.post_layernorm(attn.out_proj(mixed)[:, 1:])
+    return torch.nn.functional.normalize(model.visual_projection(tokens), dim=-1)
+
+
 def _wrappers(torch: Any, model: Any, mean: list[float], std: list[float]) -> tuple[Any, Any]:
     """nn.Modules with exactly the inputs and outputs of the two ONNX graphs."""
     nn = torch.nn
@@ -286,26 +312,6 @@ def _wrappers(torch: Any, model: Any, mean: list[float], std: list[float]) -> tu
         return output if isinstance(output, torch.Tensor) else output.pooler_output
 
     vision = model.vision_model
-
-    def dense_tokens(before_last: Any) -> Any:
-        """Per-patch embeddings in the joint space, for where in a window the prompt is.
-
-        The last encoder layer is re-run on its input with key-key attention and without its
-        residual and MLP (as in ClearCLIP / SCLIP): each patch token then mostly keeps its own
-        content instead of the global summary the class token needs, and goes through the same
-        final layer norm and projection as the class token. (N, tokens, D), L2-normalised.
-        """
-        last = vision.encoder.layers[-1]
-        attn = last.self_attn
-        x = last.layer_norm1(before_last)
-        n, t, width = x.shape
-        heads = attn.num_heads
-        keys = attn.k_proj(x).view(n, t, heads, width // heads).transpose(1, 2)
-        values = attn.v_proj(x).view(n, t, heads, width // heads).transpose(1, 2)
-        weights = torch.softmax(keys @ keys.transpose(-1, -2) * attn.scale, dim=-1)
-        mixed = (weights @ values).transpose(1, 2).reshape(n, t, width)
-        tokens = vision.post_layernorm(attn.out_proj(mixed)[:, 1:])
-        return functional.normalize(model.visual_projection(tokens), dim=-1)
 
     class ImageTower(nn.Module):
         """(N, S, S, 3) BGR 0..255 -> window embeddings (N, D) and patch tokens (N, T, D)."""
@@ -324,7 +330,7 @@ def _wrappers(torch: Any, model: Any, mean: list[float], std: list[float]) -> tu
             x = x * self.scale + self.shift
             out = vision(pixel_values=x, output_hidden_states=True)
             pooled = model.visual_projection(out.pooler_output)
-            return functional.normalize(pooled), dense_tokens(out.hidden_states[-2])
+            return functional.normalize(pooled), dense_tokens(model, out.hidden_states[-2])
 
     class TextTower(nn.Module):
         def __init__(self) -> None:

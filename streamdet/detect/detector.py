@@ -30,6 +30,7 @@ from streamdet.detect.scoring import (
     window_logits,
 )
 from streamdet.detect.session import DEFAULT_MODEL, ModelSession
+from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
 from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
 from streamdet.errors import ConfigError, PromptError
 from streamdet.types import FrameResult, Timings
@@ -55,6 +56,7 @@ class _PromptState:
     """Prompts with everything derived from them; replaced as a whole by ``set_prompts``."""
 
     prompts: tuple[str, ...]
+    sized: tuple[SizedPrompt, ...]  # what the model scores, and the frame size boxes must have
     embeddings: np.ndarray  # (K, D)
     background: np.ndarray  # (B, D), background prompts that are not among the prompts
     thresholds: np.ndarray  # (K,)
@@ -106,6 +108,9 @@ class Detector:
         cells a fraction of ``patch`` wide. Needs calibrated scoring, the windows method and an
         export with the tokens output; default: the model's suggestion (the built-in model's is
         on), else False.
+    frame_sizes: read a leading size word ("a small yellow square", "a large truck") as a size in
+        the frame (``streamdet.detect.sizes``): the model scores the prompt without it and only
+        boxes of that size are kept; default True. False scores the prompt as written.
     crop_on_device: cut, resize and pad the windows where the image tower runs, so a frame
         crosses to a GPU once (``streamdet.clip.crops``); default: on when the tower runs on a
         GPU, off on the CPU (where slicing one resized frame is faster).
@@ -134,6 +139,7 @@ class Detector:
         peak_ratio: float | None = None,
         refine: bool | None = None,
         dense: bool | None = None,
+        frame_sizes: bool = True,
         crop_on_device: bool | None = None,
         device: str = "cpu",
         allow_fallback: bool = False,
@@ -152,6 +158,7 @@ class Detector:
         self.scoring = scoring
         self.method = method
         self.templates = _check_templates(templates)
+        self.frame_sizes = bool(frame_sizes)
         self.nms_iou = _check_fraction("nms_iou", nms_iou)
         self._threshold_arg = self._check_threshold(threshold)
         self.session = ModelSession.open(
@@ -195,6 +202,7 @@ class Detector:
             else np.zeros((0, meta.embed_dim), np.float32)
         )
         self._state = _PromptState(
+            (),
             (),
             np.zeros((0, meta.embed_dim), np.float32),
             self._background_all,
@@ -263,10 +271,13 @@ class Detector:
         texts = normalise_prompts(prompts)
         if not texts:
             raise PromptError("no prompts given; pass at least one, e.g. ['a red car']")
-        embeddings = self.session.texts.embed_templated(texts, self.templates)  # (K, D)
-        keep = [i for i, b in enumerate(self.background_prompts) if b not in texts]
+        sized = tuple(split_size(t) if self.frame_sizes else SizedPrompt(t, None) for t in texts)
+        scored = [p.text for p in sized]
+        embeddings = self.session.texts.embed_templated(scored, self.templates)  # (K, D)
+        keep = [i for i, b in enumerate(self.background_prompts) if b not in scored]
         self._state = _PromptState(
             prompts=texts,
+            sized=sized,
             embeddings=embeddings,
             background=self._background_all[keep],
             thresholds=self._thresholds_for(texts),
@@ -327,6 +338,7 @@ class Detector:
             peak_ratio=self.peak_ratio,
             refine=self.refine,
         )
+        detections = keep_sized(detections, state.sized, (h, w))
         t4 = time.perf_counter()
         timings = Timings(
             preprocess_ms=(t1 - t0) * 1e3,

@@ -13,6 +13,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return cmd_run(args)
 
 
+def add_detector_flags(p: argparse.ArgumentParser) -> None:
+    """Detector switches shared by ``streamdet run`` and ``streamdet detect``."""
+    p.add_argument(
+        "--dense",
+        action=argparse.BooleanOptionalAction,
+        help="fine heatmaps from patch tokens (default: the model's; the built-in model's is on)",
+    )
+    p.add_argument(
+        "--frame-sizes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read a leading size word ('a small ...', 'a large ...') as a size in the frame and "
+        "keep boxes of that size (default); --no-frame-sizes scores the prompt as written",
+    )
+
+
 def add_run_parser(
     sub: argparse._SubParsersAction, add_model_args: Callable[[argparse.ArgumentParser], None]
 ) -> None:
@@ -53,11 +69,7 @@ def add_run_parser(
     p.add_argument("--window", type=int, help="window size in cells (default: the model's)")
     p.add_argument("--stride", type=int, help="window step in cells (default: the model's)")
     p.add_argument("--threshold", type=float, help="box threshold on the heatmap, 0..1")
-    p.add_argument(
-        "--dense",
-        action=argparse.BooleanOptionalAction,
-        help="fine heatmaps from patch tokens (default: the model's; the built-in model's is on)",
-    )
+    add_detector_flags(p)
     p.add_argument(
         "--fast",
         action="store_true",

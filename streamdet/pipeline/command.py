@@ -234,6 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         scoring=args.scoring,
         dense=getattr(args, "dense", None),
+        frame_sizes=getattr(args, "frame_sizes", True),
         device=args.device,
         allow_fallback=args.allow_fallback,
         cache_dir=args.cache_dir,

@@ -92,14 +92,49 @@ class CaptionTable:
         )
 
 
+# A patch shows a caption's object when matching objects cover at least this much of it, and does
+# not when they cover at most PATCH_ABSENT (unknowable in between: the object's anti-aliased rim).
+PATCH_SHOWN = 0.5
+PATCH_ABSENT = 0.1
+
+
 @dataclass(frozen=True)
 class Batch:
     """Crops (N, S, S, 3) uint8 RGB and labels (N, C) int8 for the captions, plus (N,) int8 for
-    "background" (TRUE: nothing there, FALSE: something there, IGNORE: unknowable)."""
+    "background" (TRUE: nothing there, FALSE: something there, IGNORE: unknowable).
+
+    ``patches`` (N, g, g, C) int8, when asked for: per patch of a g x g grid over each crop, whether
+    an object a caption describes covers it (sized captions IGNORE: size is not a patch's).
+    """
 
     images: np.ndarray
     labels: np.ndarray
     background: np.ndarray
+    patches: np.ndarray | None = None
+
+
+def label_patches(
+    table: CaptionTable, attrs: np.ndarray, owner: np.ndarray, grid: int
+) -> np.ndarray:
+    """(grid, grid, C) labels for the patches of one crop from its ``owner`` map (side x side int8
+    object index per pixel, -1 background) and the objects' (n, 2) colour and kind indices."""
+    labels = np.full((grid, grid, len(table.texts)), IGNORE, dtype=np.int8)
+    unsized = table.size < 0
+    cover = np.zeros((grid, grid, len(table.texts)), dtype=np.float32)
+    for j in np.unique(owner):
+        if j < 0:
+            continue
+        mask = (owner == j).astype(np.float32)
+        frac = cv2.resize(mask, (grid, grid), interpolation=cv2.INTER_AREA)  # (g, g)
+        colour, kind = attrs[j]
+        match = ((table.colour < 0) | (table.colour == colour)) & (
+            (table.kind < 0) | (table.kind == kind)
+        )
+        cover[:, :, match] += frac[:, :, None]
+    shown, absent = cover >= PATCH_SHOWN, cover <= PATCH_ABSENT
+    labels[shown & unsized] = TRUE
+    labels[absent & unsized] = FALSE
+    return labels
 
 
 def _crop_box(
@@ -216,18 +251,24 @@ def make_batch(
     crops_per_scene: int = 4,
     scene_size: tuple[int, int] = (240, 400),
     easy_fraction: float = 0.0,
+    patch_grid: int = 0,
 ) -> Batch:
     """``n_crops`` labelled crops from fresh random scenes, ``crops_per_scene`` from each.
 
     A share ``easy_fraction`` of the scenes are easy: one or two objects, whole, apart, on plain,
     gradient or noise backgrounds, each cropped tightly. A curriculum that starts easy lets the
     model find shape before it must find it in clutter (from scratch on hard crops it learnt
-    colour only).
+    colour only). ``patch_grid`` > 0 adds per-patch labels on that grid (see :class:`Batch`).
     """
     colours, kinds = list(COLOURS), list(KINDS)
     images = np.empty((n_crops, image_size, image_size, 3), dtype=np.uint8)
     labels = np.empty((n_crops, len(table.texts)), dtype=np.int8)
     background = np.empty(n_crops, dtype=np.int8)
+    patches = (
+        np.empty((n_crops, patch_grid, patch_grid, len(table.texts)), dtype=np.int8)
+        if patch_grid > 0
+        else None
+    )
     i = 0
     while i < n_crops:
         h, w = (int(v) for v in rng.integers(scene_size[0], scene_size[1] + 1, size=2))
@@ -253,8 +294,11 @@ def make_batch(
             x, y, side = _crop_box(rng, h, w, boxes, easy=easy)
             images[i] = _resize(rng, rgb[y : y + side, x : x + side], image_size)
             labels[i], background[i] = label_crop(table, attrs.reshape(-1, 2), full, (x, y, side))
+            if patches is not None:
+                owner = scene.owner[y : y + side, x : x + side]  # type: ignore[index]
+                patches[i] = label_patches(table, attrs.reshape(-1, 2), owner, patch_grid)
             i += 1
-    return Batch(images=images, labels=labels, background=background)
+    return Batch(images=images, labels=labels, background=background, patches=patches)
 
 
 @dataclass(frozen=True)
@@ -302,6 +346,7 @@ __all__ = [
     "SingleObjectSet",
     "caption_set",
     "label_crop",
+    "label_patches",
     "make_batch",
     "single_object_crops",
 ]

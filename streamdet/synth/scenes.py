@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 
 import cv2
@@ -119,10 +119,15 @@ class SceneObject:
 
 @dataclass(frozen=True)
 class Scene:
-    """A rendered frame (H x W x 3 uint8 BGR) and the objects drawn on it, back to front."""
+    """A rendered frame (H x W x 3 uint8 BGR) and the objects drawn on it, back to front.
+
+    ``owner`` (H x W int8) says which object each pixel shows: the index into ``objects`` of the
+    last one drawn there, -1 for background. It is what per-patch training labels come from.
+    """
 
     image: np.ndarray
     objects: tuple[SceneObject, ...]
+    owner: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -399,18 +404,25 @@ def render_scene(
         )
     image = background.copy()
     h, w = image.shape[:2]
+    owner = np.full((h, w), -1, dtype=np.int8)
     objects = []
-    for p in placements:
+    for i, p in enumerate(placements):
         jitter = rng.integers(-14, 15, size=3) if rng is not None else None
+        before = image.copy()
         full = _draw(image, p, jitter)
         x1, y1 = min(max(full[0], 0.0), w), min(max(full[1], 0.0), h)
         x2, y2 = min(max(full[2], 0.0), w), min(max(full[3], 0.0), h)
+        # The pixels this object changed (its box, padded for anti-aliasing) are now its own.
+        r0, r1 = max(int(y1) - 2, 0), min(math.ceil(y2) + 2, h)
+        c0, c1 = max(int(x1) - 2, 0), min(math.ceil(x2) + 2, w)
+        changed = (image[r0:r1, c0:c1] != before[r0:r1, c0:c1]).any(axis=2)
+        owner[r0:r1, c0:c1][changed] = i
         area = (full[2] - full[0]) * (full[3] - full[1])
         visible = (x2 - x1) * (y2 - y1) / area if area > 0 else 0.0
         objects.append(
             SceneObject(p.kind, p.colour, p.size, (x1, y1, x2, y2), full, float(visible), p)
         )
-    return Scene(image=image, objects=tuple(objects))
+    return Scene(image=image, objects=tuple(objects), owner=owner)
 
 
 # ----------------------------------------------------------------------------------------------

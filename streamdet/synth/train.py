@@ -34,8 +34,9 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import CLIPModel, CLIPTokenizerFast
+from transformers import CLIPConfig, CLIPModel, CLIPTokenizerFast
 
+from streamdet.clip.export import dense_tokens
 from streamdet.synth.data import (
     BACKGROUND_PROMPTS,
     IGNORE,
@@ -47,6 +48,7 @@ from streamdet.synth.data import (
 )
 from streamdet.synth.model import (
     Architecture,
+    architecture_of,
     build_model,
     count_parameters,
     save_model,
@@ -71,6 +73,9 @@ class TrainConfig:
     softmax_weight: float = 0.5
     easy_until: float = 0.3
     threads: int = 1
+    patch_weight: float = 0.0
+    hard_weight: float = 0.0
+    init: str | None = None
     arch: Architecture = field(default_factory=Architecture)
 
 
@@ -90,12 +95,18 @@ def _multi_positive_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return (all_lse - pos_lse)[has_pos].mean()
 
 
+def _mean_or_zero(values: torch.Tensor) -> torch.Tensor:
+    """The mean, or 0 for no values (a batch without positives must not make the loss NaN)."""
+    return values.mean() if values.numel() else values.sum()
+
+
 def streamdet_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
     n_bg: int,
     softmax_weight: float,
     families: dict[str, torch.Tensor],
+    hard_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss for (N, C + n_bg) logits (last n_bg columns: background prompts) and int8 labels.
 
@@ -109,10 +120,18 @@ def streamdet_loss(
     cap_labels = labels[:, :-n_bg]
     z = cap - torch.logsumexp(bg, dim=1, keepdim=True)  # [N, C] detector log-odds
     pos, neg = cap_labels == TRUE, cap_labels == 0
-    binary = F.softplus(-z[pos]).mean() + F.softplus(z[neg]).mean()
+    binary = _mean_or_zero(F.softplus(-z[pos])) + _mean_or_zero(F.softplus(z[neg]))
     softmax = _multi_positive_ce(logits, labels)
     loss = binary + softmax_weight * softmax
     parts = {"binary": float(binary.detach()), "softmax": float(softmax.detach())}
+    if hard_weight > 0 and neg.any():
+        # The detector sees hundreds of windows per frame and prompt, so what makes false boxes
+        # is the rare confident negative, which the mean above barely sees: push the worst
+        # (about one per crop) down on their own.
+        worst = torch.topk(z[neg], min(len(logits), int(neg.sum()))).values
+        hard = F.softplus(worst).mean()
+        loss = loss + hard_weight * hard
+        parts["hard"] = float(hard.detach())
     for name, cols in families.items():
         family = _multi_positive_ce(logits[:, cols], labels[:, cols])
         loss = loss + family
@@ -132,6 +151,28 @@ def logits_for(
     txt = F.normalize(_features(model.get_text_features(**tokens)), dim=-1)
     scale = model.logit_scale.exp().clamp(max=100.0)
     return scale * img @ txt.T  # [N, T]
+
+
+def logits_with_patches(
+    model: CLIPModel, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, T) crop logits and (N, P, T) patch logits: the patch tokens exactly as the exported
+    image graph computes them (:func:`streamdet.clip.export.dense_tokens`)."""
+    out = model.vision_model(pixel_values=pixels, output_hidden_states=True)
+    img = F.normalize(model.visual_projection(out.pooler_output), dim=-1)
+    patches = dense_tokens(model, out.hidden_states[-2])  # (N, P, D), unit norm
+    txt = F.normalize(_features(model.get_text_features(**tokens)), dim=-1)
+    scale = model.logit_scale.exp().clamp(max=100.0)
+    return scale * img @ txt.T, scale * patches @ txt.T
+
+
+def patch_loss(logits: torch.Tensor, labels: torch.Tensor, n_bg: int) -> torch.Tensor:
+    """Binary loss on the detector's patch score, p = softmax over [caption, backgrounds] of a
+    patch token's logits, against (N, P, C) per-patch labels; positives and negatives averaged
+    separately (most patch-caption pairs are negative)."""
+    z = logits[..., :-n_bg] - torch.logsumexp(logits[..., -n_bg:], dim=-1, keepdim=True)
+    pos, neg = labels == TRUE, labels == 0
+    return _mean_or_zero(F.softplus(-z[pos])) + _mean_or_zero(F.softplus(z[neg]))
 
 
 def _first_of_colour(table: CaptionTable) -> np.ndarray:
@@ -206,7 +247,10 @@ def train(
     cv2.setNumThreads(1)  # OpenCV's own pool would fight torch's threads for the same cores
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    model = build_model(config.arch)
+    if config.init is not None:  # fine-tune a saved model (its own architecture)
+        model = CLIPModel.from_pretrained(config.init, dtype=torch.float32)
+    else:
+        model = build_model(config.arch)
     model.train()
     n_params = count_parameters(model)
     tokenizer = CLIPTokenizerFast.from_pretrained(tokenizer_source)
@@ -225,6 +269,8 @@ def train(
         ),
     }
     val = single_object_crops(np.random.default_rng(config.seed + 1000), 352)
+    vision_config = model.config.vision_config
+    grid = vision_config.image_size // vision_config.patch_size
 
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -259,12 +305,28 @@ def train(
         for group in opt.param_groups:
             group["lr"] = lr
         t0 = time.monotonic()
-        batch = make_batch(rng, table, config.batch, easy_fraction=_easy_fraction(config, progress))
+        batch = make_batch(
+            rng,
+            table,
+            config.batch,
+            easy_fraction=_easy_fraction(config, progress),
+            patch_grid=grid if config.patch_weight > 0 else 0,
+        )
         labels = _labels_with_background(batch.labels, batch.background, n_bg)
         pixels = to_pixels(batch.images)
         data_s += time.monotonic() - t0
-        logits = logits_for(model, pixels, tokens)
-        loss, parts = streamdet_loss(logits, labels, n_bg, config.softmax_weight, families)
+        if batch.patches is not None:
+            logits, patch_logits = logits_with_patches(model, pixels, tokens)
+        else:
+            logits = logits_for(model, pixels, tokens)
+        loss, parts = streamdet_loss(
+            logits, labels, n_bg, config.softmax_weight, families, config.hard_weight
+        )
+        if batch.patches is not None:
+            per_patch = torch.from_numpy(batch.patches.reshape(len(pixels), grid * grid, -1))
+            patches = patch_loss(patch_logits, per_patch, n_bg)
+            loss = loss + config.patch_weight * patches
+            parts["patch"] = float(patches.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -278,7 +340,7 @@ def train(
                 "minutes": round((now - start) / 60, 2),
                 "loss": round(loss.item(), 4),
                 **{k: round(v, 4) for k, v in parts.items()},
-                "scale": round(float(model.logit_scale.exp()), 2),
+                "scale": round(model.logit_scale.exp().item(), 2),
                 "lr": round(lr, 6),
                 "steps_per_s": round(step / (now - start), 3),
                 "data_share": round(data_s / (now - start), 3),
@@ -333,17 +395,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-layers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    parser.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER)
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        help=f"tokenizer files (default: --init's, or {DEFAULT_TOKENIZER})",
+    )
+    parser.add_argument(
+        "--init", type=Path, help="fine-tune this saved model instead of starting from scratch"
+    )
+    parser.add_argument(
+        "--patch-weight",
+        type=float,
+        default=0.0,
+        help="weight of the per-patch loss that teaches the patch tokens where objects are",
+    )
+    parser.add_argument(
+        "--hard-weight",
+        type=float,
+        default=0.0,
+        help="weight of a term on the most confident wrong captions (about one per crop)",
+    )
+    parser.add_argument(
+        "--easy-until", type=float, default=0.3, help="share of steps on easy scenes only"
+    )
     parser.add_argument("--record", type=Path, help="also write the training record (JSON) here")
     args = parser.parse_args(argv)
-    arch = Architecture(
-        vision_width=args.vision_width,
-        vision_layers=args.vision_layers,
-        vision_heads=max(1, args.vision_width // 32),
-        text_width=args.text_width,
-        text_layers=args.text_layers,
-        text_heads=max(1, args.text_width // 16),
-    )
+    if args.init is not None:
+        arch = architecture_of(CLIPConfig.from_pretrained(args.init))
+    else:
+        arch = Architecture(
+            vision_width=args.vision_width,
+            vision_layers=args.vision_layers,
+            vision_heads=max(1, args.vision_width // 32),
+            text_width=args.text_width,
+            text_layers=args.text_layers,
+            text_heads=max(1, args.text_width // 16),
+        )
+    tokenizer = args.tokenizer or (args.init if args.init is not None else DEFAULT_TOKENIZER)
     config = TrainConfig(
         seed=args.seed,
         steps=args.steps,
@@ -353,12 +441,16 @@ def main(argv: list[str] | None = None) -> int:
         warmup_steps=args.warmup_steps,
         softmax_weight=args.softmax_weight,
         threads=args.threads,
+        patch_weight=args.patch_weight,
+        hard_weight=args.hard_weight,
+        easy_until=args.easy_until,
+        init=None if args.init is None else str(args.init),
         arch=arch,
     )
     record = train(
         config,
         args.out,
-        tokenizer_source=args.tokenizer,
+        tokenizer_source=tokenizer,
         checkpoint_minutes=args.checkpoint_minutes,
     )
     if args.record is not None:

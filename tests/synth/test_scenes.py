@@ -167,3 +167,24 @@ def test_moving_video_moves_smoothly() -> None:
             )
             assert 0 < step <= 3.0 + 1e-6
     assert not np.array_equal(frames[0].image, frames[-1].image)
+
+
+def test_owner_map_says_which_object_each_pixel_shows() -> None:
+    bg = np.full((120, 200, 3), (255, 0, 255), dtype=np.uint8)
+    back = Placement("square", "red", "large", (80.0, 60.0), 60.0)
+    front = Placement("circle", "blue", "large", (110.0, 60.0), 40.0)  # covers the square's right
+    scene = render_scene(bg, [back, front])
+    owner = scene.owner
+    assert owner is not None and owner.shape == (120, 200) and owner.dtype == np.int8
+    changed = (scene.image != bg).any(axis=2)
+    assert np.array_equal(owner >= 0, changed)  # background where nothing was drawn
+    assert owner[60, 110] == 1 and owner[60, 60] == 0  # the circle on top, the square behind
+    for i, obj in enumerate(scene.objects):
+        ys, xs = np.nonzero(owner == i)
+        x1, y1, x2, y2 = obj.box
+        # within the box, give or take the anti-aliased rim
+        assert xs.min() >= x1 - 2 and xs.max() < x2 + 2 and ys.min() >= y1 - 2 and ys.max() < y2 + 2
+    alone = render_scene(bg, [back]).owner
+    hidden = (alone == 0) & (owner == 1)  # the square's pixels the circle now shows
+    assert hidden.sum() > 100
+    assert (owner == 0).sum() == (alone == 0).sum() - hidden.sum()

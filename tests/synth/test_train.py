@@ -1,0 +1,175 @@
+"""Training the built-in model: the per-patch loss teaches patch tokens, fine-tuning resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from streamdet.synth.data import BACKGROUND_PROMPTS, CaptionTable, caption_set, make_batch  # noqa: E402
+from streamdet.synth.model import Architecture, build_model, to_pixels  # noqa: E402
+from streamdet.synth.train import (  # noqa: E402
+    logits_for,
+    logits_with_patches,
+    main,
+    patch_loss,
+)
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "scenes-clip"
+TINY = Architecture(
+    image_size=32,
+    patch_size=8,
+    vision_width=32,
+    vision_layers=2,
+    vision_heads=2,
+    text_width=16,
+    text_layers=1,
+    text_heads=1,
+    projection_dim=16,
+)
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    from transformers import CLIPTokenizerFast
+
+    if not (MODEL_DIR / "tokenizer.json").is_file():
+        pytest.skip("no tokenizer in models/scenes-clip")
+    tokenizer = CLIPTokenizerFast.from_pretrained(MODEL_DIR)
+    texts = ["a red circle", "a blue square", "a car", *BACKGROUND_PROMPTS]
+    return dict(tokenizer(texts, padding=True, return_tensors="pt"))
+
+
+def test_patch_logits_come_with_the_same_crop_logits(tokens) -> None:
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    pixels = to_pixels(np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), np.uint8))
+    with torch.no_grad():
+        crops, patches = logits_with_patches(model, pixels, tokens)
+        assert torch.allclose(crops, logits_for(model, pixels, tokens), atol=1e-5)
+    assert patches.shape == (3, 16, 6)  # 4 x 4 patches, 3 captions + 3 backgrounds
+
+
+def test_patch_loss_teaches_where_objects_are(tokens) -> None:
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    table = CaptionTable.build(caption_set())
+    batch = make_batch(np.random.default_rng(0), table, 32, image_size=32, patch_grid=4)
+    cols = [table.texts.index(t) for t in ("a red circle", "a blue square", "a car")]
+    labels = torch.from_numpy(batch.patches[..., cols].reshape(32, 16, 3))
+    pixels = to_pixels(batch.images)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        _, patches = logits_with_patches(model, pixels, tokens)
+        loss = patch_loss(patches, labels, len(BACKGROUND_PROMPTS))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_patch_loss_ignores_what_is_not_labelled() -> None:
+    logits = torch.zeros(1, 2, 4)  # 2 captions + 2 backgrounds
+    ignored = torch.full((1, 2, 2), -1, dtype=torch.int8)
+    assert float(patch_loss(logits, ignored, 2)) == 0.0
+    one = ignored.clone()
+    one[0, 0, 0] = 1  # one positive: p = 1/3 against two equal backgrounds, loss log(3)
+    assert float(patch_loss(logits, one, 2)) == pytest.approx(np.log(3), rel=1e-5)
+
+
+def test_fine_tune_from_a_saved_model(tmp_path) -> None:
+    if not (MODEL_DIR / "model.safetensors").is_file():
+        pytest.skip("no trained model in models/scenes-clip")
+    out = tmp_path / "tuned"
+    record = tmp_path / "record.json"
+    argv = [
+        "--out",
+        str(out),
+        "--init",
+        str(MODEL_DIR),
+        "--steps",
+        "2",
+        "--batch",
+        "8",
+        "--patch-weight",
+        "1",
+        "--easy-until",
+        "0",
+        "--checkpoint-minutes",
+        "0",
+        "--record",
+        str(record),
+    ]
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    shipped = json.loads((MODEL_DIR / "config.json").read_text())
+    assert config["vision_config"]["hidden_size"] == shipped["vision_config"]["hidden_size"]
+    assert (
+        config["text_config"]["num_attention_heads"]
+        == shipped["text_config"]["num_attention_heads"]
+    )
+    run = json.loads(record.read_text())
+    assert run["steps_done"] == 2 and run["config"]["init"] == str(MODEL_DIR)
+    assert run["history"][0]["patch"] > 0  # the patch loss ran
+    assert (out / "tokenizer.json").is_file()
+
+
+def test_hard_negative_term_weighs_the_worst_wrong_caption() -> None:
+    from streamdet.synth.train import streamdet_loss
+
+    labels = torch.zeros(4, 5, dtype=torch.int8)  # 4 crops, 3 captions (all wrong) + 2 backgrounds
+    labels[:, 3:] = 1
+    calm = torch.zeros(4, 5)
+    calm[:, :3] = -5.0  # every wrong caption well below the backgrounds
+    one_bad = calm.clone()
+    one_bad[2, 1] = 5.0  # one confident false positive among 12
+    args = (2, 0.5, {})
+    base_calm, _ = streamdet_loss(calm, labels, *args)
+    base_bad, _ = streamdet_loss(one_bad, labels, *args)
+    hard_calm, parts = streamdet_loss(calm, labels, *args, hard_weight=1.0)
+    hard_bad, _ = streamdet_loss(one_bad, labels, *args, hard_weight=1.0)
+    assert "hard" in parts
+    # the mean spreads the one mistake over 12 pairs; the hard term over the worst 4 (one per
+    # crop): it adds about softplus(z) / 4 for it, z = 5 - log(2) against the two backgrounds
+    extra = float(hard_bad - hard_calm) - float(base_bad - base_calm)
+    assert extra == pytest.approx(
+        float(torch.nn.functional.softplus(torch.tensor(5 - np.log(2)))) / 4, abs=0.02
+    )
+
+
+def test_recipe_chains_the_three_stages(tmp_path, capsys) -> None:
+    from streamdet.synth.recipe import main as recipe_main
+    from streamdet.synth.recipe import stage_commands
+
+    out = tmp_path / "model"
+    commands = stage_commands(out)
+    assert [c[c.index("--out") + 1] for c in commands] == [
+        str(tmp_path / "model.stage1"),
+        str(tmp_path / "model.stage2"),
+        str(out),
+    ]
+    assert "--init" not in commands[0]
+    assert commands[1][commands[1].index("--init") + 1] == str(tmp_path / "model.stage1")
+    assert commands[2][commands[2].index("--init") + 1] == str(tmp_path / "model.stage2")
+    assert "--patch-weight" in commands[1] and "--hard-weight" in commands[2]
+    assert "--hard-weight" not in commands[1]
+    # every stage's arguments are ones the training script accepts
+    from streamdet.synth.train import main as train_main
+
+    for command in commands:
+        with pytest.raises(SystemExit) as stop:
+            train_main([*command, "--help"])
+        assert stop.value.code == 0
+    capsys.readouterr()
+    assert stage_commands(out, first=3) == commands[2:]
+    assert recipe_main(["--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 5 and printed[-1].startswith("streamdet export")
+    assert not out.exists() and not (tmp_path / "model.stage1").exists()
