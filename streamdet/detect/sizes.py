@@ -53,8 +53,9 @@ class SizedPrompt:
 
 
 def split_size(prompt: str) -> SizedPrompt:
-    """ "a small yellow square" -> ("a yellow square", "small"); "an big red car" -> ("a red car",
-    "large"); prompts without a leading size word, or with nothing after it, are left alone."""
+    """Split off a leading size word: "a small yellow square" -> ("a yellow square", "small"),
+    "a big orange car" -> ("an orange car", "large"). Prompts without a leading size word, or with
+    nothing after it, are left alone."""
     words = prompt.split()
     start = 1 if words and words[0].lower() in _ARTICLES else 0
     if len(words) <= start + 1 or words[start].lower() not in SIZE_WORDS:
