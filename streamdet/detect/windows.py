@@ -145,16 +145,23 @@ class WindowGrid:
         sums = values.T.astype(np.float32) @ self.coverage  # (K, rows*cols)
         return (sums / self.visits).reshape(-1, self.rows, self.cols)
 
-    def corners(self) -> np.ndarray:
-        """(N, 4) float32 pixel corners (x1, y1, x2, y2) of every window, not clipped: windows
-        may hang over the frame edges (what the device cropper cuts)."""
+    @cached_property
+    def _corners(self) -> np.ndarray:
         r0, c0, size = self.windows.T.astype(np.float32)
         p = float(self.patch)
-        return np.stack([c0 * p, r0 * p, (c0 + size) * p, (r0 + size) * p], axis=1)
+        corners = np.stack([c0 * p, r0 * p, (c0 + size) * p, (r0 + size) * p], axis=1)
+        corners.flags.writeable = False  # shared by every frame of this size
+        return corners
+
+    def corners(self) -> np.ndarray:
+        """(N, 4) float32 pixel corners (x1, y1, x2, y2) of every window, not clipped: windows
+        may hang over the frame edges (what the device cropper cuts). Computed once per grid
+        (the device path asks for them every frame) and read-only."""
+        return self._corners
 
     def window_boxes(self) -> np.ndarray:
         """(N, 4) float32 pixel boxes (x1, y1, x2, y2) of every window, clipped to the frame."""
-        boxes = self.corners()
+        boxes = self.corners().copy()
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, self.frame_w)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, self.frame_h)
         return boxes

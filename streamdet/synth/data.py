@@ -113,6 +113,14 @@ class Batch:
     patches: np.ndarray | None = None
 
 
+def _caption_matches(table: CaptionTable, attrs: np.ndarray) -> np.ndarray:
+    """(n, C) bool: which captions each object matches by colour and kind (size aside), from the
+    objects' (n, 2) colour and kind indices."""
+    colour_ok = (table.colour[None, :] < 0) | (table.colour[None, :] == attrs[:, :1])
+    kind_ok = (table.kind[None, :] < 0) | (table.kind[None, :] == attrs[:, 1:2])
+    return colour_ok & kind_ok
+
+
 def label_patches(
     table: CaptionTable, attrs: np.ndarray, owner: np.ndarray, grid: int
 ) -> np.ndarray:
@@ -121,16 +129,13 @@ def label_patches(
     labels = np.full((grid, grid, len(table.texts)), IGNORE, dtype=np.int8)
     unsized = table.size < 0
     cover = np.zeros((grid, grid, len(table.texts)), dtype=np.float32)
+    matches = _caption_matches(table, attrs)
     for j in np.unique(owner):
         if j < 0:
             continue
         mask = (owner == j).astype(np.float32)
         frac = cv2.resize(mask, (grid, grid), interpolation=cv2.INTER_AREA)  # (g, g)
-        colour, kind = attrs[j]
-        match = ((table.colour < 0) | (table.colour == colour)) & (
-            (table.kind < 0) | (table.kind == kind)
-        )
-        cover[:, :, match] += frac[:, :, None]
+        cover[:, :, matches[j]] += frac[:, :, None]
     shown, absent = cover >= PATCH_SHOWN, cover <= PATCH_ABSENT
     labels[shown & unsized] = TRUE
     labels[absent & unsized] = FALSE
@@ -213,9 +218,7 @@ def label_crop(
     if len(full) == 0:
         return labels, TRUE
     status, size = _object_status(full, crop)
-    colour_ok = (table.colour[None, :] < 0) | (table.colour[None, :] == attrs[:, :1])
-    kind_ok = (table.kind[None, :] < 0) | (table.kind[None, :] == attrs[:, 1:2])
-    match = colour_ok & kind_ok  # (n, C)
+    match = _caption_matches(table, attrs)  # (n, C)
     sized = table.size[None, :] >= 0
     size_known = size[:, None] >= 0
     size_ok = ~sized | (size[:, None] == table.size[None, :])

@@ -100,6 +100,18 @@ def _mean_or_zero(values: torch.Tensor) -> torch.Tensor:
     return values.mean() if values.numel() else values.sum()
 
 
+def _log_odds(logits: torch.Tensor, n_bg: int) -> torch.Tensor:
+    """The detector's log-odds per caption column: logit(caption) - logsumexp(logits of the
+    last ``n_bg`` columns, the background prompts); sigmoid of it is p(prompt) as detected."""
+    return logits[..., :-n_bg] - torch.logsumexp(logits[..., -n_bg:], dim=-1, keepdim=True)
+
+
+def _binary(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of sigmoid(z) against TRUE/FALSE labels (IGNORE left out), positives
+    and negatives averaged separately (most pairs are negative)."""
+    return _mean_or_zero(F.softplus(-z[labels == TRUE])) + _mean_or_zero(F.softplus(z[labels == 0]))
+
+
 def streamdet_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -116,11 +128,10 @@ def streamdet_loss(
     kind never has to be learnt: text embeddings of "a circle" and "a star" stayed identical.
     Returns the loss and its parts for logging.
     """
-    cap, bg = logits[:, :-n_bg], logits[:, -n_bg:]
     cap_labels = labels[:, :-n_bg]
-    z = cap - torch.logsumexp(bg, dim=1, keepdim=True)  # [N, C] detector log-odds
-    pos, neg = cap_labels == TRUE, cap_labels == 0
-    binary = _mean_or_zero(F.softplus(-z[pos])) + _mean_or_zero(F.softplus(z[neg]))
+    z = _log_odds(logits, n_bg)  # [N, C]
+    neg = cap_labels == 0
+    binary = _binary(z, cap_labels)
     softmax = _multi_positive_ce(logits, labels)
     loss = binary + softmax_weight * softmax
     parts = {"binary": float(binary.detach()), "softmax": float(softmax.detach())}
@@ -143,13 +154,20 @@ def _features(out: object) -> torch.Tensor:
     return getattr(out, "pooler_output", out)  # type: ignore[return-value]
 
 
+def _texts_and_scale(
+    model: CLIPModel, tokens: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, D) unit text embeddings and the logit scale (capped at CLIP's 100)."""
+    txt = F.normalize(_features(model.get_text_features(**tokens)), dim=-1)
+    return txt, model.logit_scale.exp().clamp(max=100.0)
+
+
 def logits_for(
     model: CLIPModel, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]
 ) -> torch.Tensor:
     """(N, T) logits = logit_scale * cosine between N crops and T texts."""
     img = F.normalize(_features(model.get_image_features(pixel_values=pixels)), dim=-1)
-    txt = F.normalize(_features(model.get_text_features(**tokens)), dim=-1)
-    scale = model.logit_scale.exp().clamp(max=100.0)
+    txt, scale = _texts_and_scale(model, tokens)
     return scale * img @ txt.T  # [N, T]
 
 
@@ -161,8 +179,7 @@ def logits_with_patches(
     out = model.vision_model(pixel_values=pixels, output_hidden_states=True)
     img = F.normalize(model.visual_projection(out.pooler_output), dim=-1)
     patches = dense_tokens(model, out.hidden_states[-2])  # (N, P, D), unit norm
-    txt = F.normalize(_features(model.get_text_features(**tokens)), dim=-1)
-    scale = model.logit_scale.exp().clamp(max=100.0)
+    txt, scale = _texts_and_scale(model, tokens)
     return scale * img @ txt.T, scale * patches @ txt.T
 
 
@@ -170,9 +187,7 @@ def patch_loss(logits: torch.Tensor, labels: torch.Tensor, n_bg: int) -> torch.T
     """Binary loss on the detector's patch score, p = softmax over [caption, backgrounds] of a
     patch token's logits, against (N, P, C) per-patch labels; positives and negatives averaged
     separately (most patch-caption pairs are negative)."""
-    z = logits[..., :-n_bg] - torch.logsumexp(logits[..., -n_bg:], dim=-1, keepdim=True)
-    pos, neg = labels == TRUE, labels == 0
-    return _mean_or_zero(F.softplus(-z[pos])) + _mean_or_zero(F.softplus(z[neg]))
+    return _binary(_log_odds(logits, n_bg), labels)
 
 
 def _first_of_colour(table: CaptionTable) -> np.ndarray:
@@ -214,8 +229,7 @@ def calibrate_threshold(
         ]
     )
     n_bg = len(BACKGROUND_PROMPTS)
-    z = logits[:, :-n_bg] - torch.logsumexp(logits[:, -n_bg:], dim=1, keepdim=True)
-    p = torch.sigmoid(z).numpy()
+    p = torch.sigmoid(_log_odds(logits, n_bg)).numpy()
     unsized = table.size < 0
     labels = batch.labels[:, unsized]
     p = p[:, unsized]

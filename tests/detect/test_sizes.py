@@ -6,6 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from streamdet import Detector
+from streamdet.clip.hub import BUILTIN_MODELS
 from streamdet.detect.sizes import (
     LARGE_MIN,
     SMALL_MAX,
@@ -72,18 +74,20 @@ def test_keep_sized_on_no_detections() -> None:
     assert len(keep_sized(empty, (SizedPrompt("x", "small"),), (360, 640))) == 0
 
 
+needs_builtin = pytest.mark.skipif(
+    not (BUILTIN_MODELS["streamdet/scenes-clip"] / "meta.json").is_file(),
+    reason="the built-in model is not in models/scenes-clip",
+)
+
+
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory):
-    from streamdet import Detector
-    from streamdet.clip.hub import BUILTIN_MODELS
-
-    if not (BUILTIN_MODELS["streamdet/scenes-clip"] / "meta.json").is_file():
-        pytest.skip("the built-in model is not in models/scenes-clip")
     return Detector(
         "streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path_factory.mktemp("c")
     )
 
 
+@needs_builtin
 def test_detector_reads_size_words_against_the_frame(detector) -> None:
     frame = np.full((360, 640, 3), 128, np.uint8)
     cv2.circle(frame, (200, 170), 55, (35, 30, 215), -1, cv2.LINE_AA)  # large: 0.31 of 360
@@ -100,12 +104,8 @@ def test_detector_reads_size_words_against_the_frame(detector) -> None:
     assert names == ["a red circle", "a small red circle"]
 
 
+@needs_builtin
 def test_frame_sizes_off_scores_the_prompt_as_written(tmp_path) -> None:
-    from streamdet import Detector
-    from streamdet.clip.hub import BUILTIN_MODELS
-
-    if not (BUILTIN_MODELS["streamdet/scenes-clip"] / "meta.json").is_file():
-        pytest.skip("the built-in model is not in models/scenes-clip")
     literal = Detector(
         "streamdet/scenes-clip", ["a small red circle"], frame_sizes=False, cache_dir=tmp_path
     )
