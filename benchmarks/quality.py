@@ -169,6 +169,7 @@ class Config:
     refine: bool | None = None  # sub-cell box edges; None: the model's default
     dense: bool | None = None  # fine heatmaps from patch tokens; None: the model's default
     frame_sizes: bool = True  # size words as sizes in the frame (streamdet.detect.sizes)
+    verify: bool | None = None  # crops around boxes scored again; None: the model's default
 
 
 @dataclass(frozen=True)
@@ -619,6 +620,9 @@ def make_configs(window: int, stride: int, patch: int = 32) -> dict[str, Config]
             peak_ratio=0.8,
         ),
         Config("calibrated-one-scale", window=window, stride=stride, scales=()),
+        Config(  # boxes as the heatmaps give them, at the threshold used before verification
+            "calibrated-no-verify", window=window, stride=stride, verify=False, threshold=0.6
+        ),
         Config(  # size words scored by the model as written, boxes of any size kept
             "calibrated-literal-sizes", window=window, stride=stride, frame_sizes=False
         ),
@@ -712,6 +716,7 @@ def evaluate_config(
         refine=config.refine,
         dense=config.dense,
         frame_sizes=config.frame_sizes,
+        verify=config.verify,
         threads=threads,
         cache_dir=cache_dir,
         precision=precision,

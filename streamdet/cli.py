@@ -149,6 +149,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         method=args.method,
         dense=args.dense,
         frame_sizes=args.frame_sizes,
+        verify=args.verify,
         device=args.device,
         allow_fallback=args.allow_fallback,
         cache_dir=args.cache_dir,

@@ -76,10 +76,11 @@ class Timings:
     encode_ms: float = 0.0
     score_ms: float = 0.0
     boxes_ms: float = 0.0
+    verify_ms: float = 0.0  # crops around the boxes scored again (streamdet.detect.verify)
 
     @property
     def total_ms(self) -> float:
-        return self.preprocess_ms + self.encode_ms + self.score_ms + self.boxes_ms
+        return self.preprocess_ms + self.encode_ms + self.score_ms + self.boxes_ms + self.verify_ms
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Per frame (shapes as comments in ``detect``): validate the frame, cut all windows in one vectorised
 step, run the image tower over all of them as one batch (split only above ``max_batch``), score the
-window embeddings against the cached prompt embeddings, average into cell heatmaps, extract boxes.
+window embeddings against the cached prompt embeddings, average into cell heatmaps, extract boxes,
+and (``verify``) score a crop around each box again in one more small batch.
 Prompts are embedded once; ``set_prompts`` swaps them between frames by replacing one reference, so
 a running detector never sees half a prompt change.
 """
@@ -31,9 +32,10 @@ from streamdet.detect.scoring import (
 )
 from streamdet.detect.session import DEFAULT_MODEL, ModelSession
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
+from streamdet.detect.verify import DEFAULT_VERIFY_FLOOR, box_views, rescore
 from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
 from streamdet.errors import ConfigError, PromptError
-from streamdet.types import FrameResult, Timings
+from streamdet.types import Detections, FrameResult, Timings
 
 log = logging.getLogger("streamdet")
 
@@ -111,6 +113,12 @@ class Detector:
     frame_sizes: read a leading size word ("a small yellow square", "a large truck") as a size in
         the frame (``streamdet.detect.sizes``): the model scores the prompt without it and only
         boxes of that size are kept; default True. False scores the prompt as written.
+    verify: score a crop around every box at a few margins (``streamdet.detect.verify``): its
+        confidence becomes region peak x best view probability, and boxes that no view confirms
+        (below ``verify_floor``) are dropped. Needs calibrated scoring; default: the model's
+        suggestion (the built-in model's is on), else False.
+    verify_floor: the lowest best-view probability a verified box may have (default: the model's
+        suggestion, else 0.1).
     crop_on_device: cut, resize and pad the windows where the image tower runs, so a frame
         crosses to a GPU once (``streamdet.clip.crops``); default: on when the tower runs on a
         GPU, off on the CPU (where slicing one resized frame is faster).
@@ -140,6 +148,8 @@ class Detector:
         refine: bool | None = None,
         dense: bool | None = None,
         frame_sizes: bool = True,
+        verify: bool | None = None,
+        verify_floor: float | None = None,
         crop_on_device: bool | None = None,
         device: str = "cpu",
         allow_fallback: bool = False,
@@ -187,6 +197,17 @@ class Detector:
             refine = bool(meta.defaults.get("refine", False))
         self.refine = bool(refine)
         self.dense = self._check_dense(dense, meta.defaults.get("dense", False))
+        if verify and self.scoring != "calibrated":
+            raise ConfigError(
+                "verify needs scoring='calibrated' (reference scores are not probabilities); "
+                "drop --verify or use calibrated scoring"
+            )
+        if verify is None:
+            verify = bool(meta.defaults.get("verify", False)) and self.scoring == "calibrated"
+        self.verify = bool(verify)
+        if verify_floor is None:
+            verify_floor = meta.defaults.get("verify_floor", DEFAULT_VERIFY_FLOOR)
+        self.verify_floor = _check_fraction("verify_floor", verify_floor)
         self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
         if crop_on_device and self.method != "windows":
             raise ConfigError("crop_on_device needs method='windows' (occlusion cuts on the host)")
@@ -339,14 +360,27 @@ class Detector:
             refine=self.refine,
         )
         detections = keep_sized(detections, state.sized, (h, w))
-        t4 = time.perf_counter()
+        t4 = t5 = time.perf_counter()
+        if self.verify and len(detections):
+            detections = self._verify(frame, detections, state)
+            t5 = time.perf_counter()
         timings = Timings(
             preprocess_ms=(t1 - t0) * 1e3,
             encode_ms=(t2 - t1) * 1e3,
             score_ms=(t3 - t2) * 1e3,
             boxes_ms=(t4 - t3) * 1e3,
+            verify_ms=(t5 - t4) * 1e3,
         )
         return FrameResult(detections, heatmaps, state.prompts, (h, w), patch, timings)
+
+    def _verify(self, frame: np.ndarray, detections: Detections, state: _PromptState) -> Detections:
+        """Re-score every box by crops around it (``streamdet.detect.verify``), in one batch."""
+        views = box_views(frame, detections.xyxy, self.session.image_size, self.session.fill)
+        emb = self.session.embed_images(views)  # (views * n, D)
+        probs = prompt_vs_background(
+            emb, state.embeddings, state.background, self.session.logit_scale
+        )
+        return rescore(detections, probs, self.verify_floor)
 
     def _dense_heatmaps(
         self, emb: np.ndarray, tokens: np.ndarray, dense_grid: DenseGrid, state: _PromptState

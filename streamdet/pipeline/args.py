@@ -27,6 +27,12 @@ def add_detector_flags(p: argparse.ArgumentParser) -> None:
         help="read a leading size word ('a small ...', 'a large ...') as a size in the frame and "
         "keep boxes of that size (default); --no-frame-sizes scores the prompt as written",
     )
+    p.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        help="score a crop around every box again and drop boxes it does not confirm (default: "
+        "the model's; the built-in model's is on)",
+    )
 
 
 def add_run_parser(

@@ -235,6 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         scoring=args.scoring,
         dense=getattr(args, "dense", None),
         frame_sizes=getattr(args, "frame_sizes", True),
+        verify=getattr(args, "verify", None),
         device=args.device,
         allow_fallback=args.allow_fallback,
         cache_dir=args.cache_dir,

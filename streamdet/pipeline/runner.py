@@ -163,7 +163,7 @@ class _Inference:
                 t = result.timings
                 self.clock.add("preprocess", t.preprocess_ms)
                 self.clock.add("encode", t.encode_ms)
-                self.clock.add("score", t.score_ms + t.boxes_ms)
+                self.clock.add("score", t.score_ms + t.boxes_ms + t.verify_ms)
                 if not self._put((frame, result)):
                     return
         except BaseException as exc:  # kept, raised on the calling thread

@@ -329,7 +329,7 @@ def test_fast_setting_uses_fewer_windows_and_still_writes_every_frame(clip, tmp_
     assert run_cli(*args, "--jsonl", str(jl)) == 0
     assert run_cli(*args, "--jsonl", str(jl), "--fast") == 0
     assert [r["frame"] for r in read_jsonl(jl)] == list(range(12))
-    assert run_cli(*args, "--jsonl", str(jl), "--no-dense", "--no-frame-sizes") == 0
+    assert run_cli(*args, "--jsonl", str(jl), "--no-dense", "--no-frame-sizes", "--no-verify") == 0
     default, fast, coarse = made
     assert default.dense and default.spec.scales == (2,)  # the built-in model's settings
     assert (fast.spec.stride, fast.spec.overhang, fast.spec.scales) == (2, False, ())
@@ -337,3 +337,4 @@ def test_fast_setting_uses_fewer_windows_and_still_writes_every_frame(clip, tmp_
     assert len(fast.grid(H, W)) * 3 < len(default.grid(H, W))
     assert not coarse.dense
     assert default.frame_sizes and not coarse.frame_sizes
+    assert default.verify and fast.verify and not coarse.verify

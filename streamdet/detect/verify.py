@@ -1,0 +1,101 @@
+"""Second look at each box: score a crop around it, as R-CNN scores its proposals.
+
+Heatmaps say where a prompt scores high, but a region is born from windows that each saw the
+object off-centre, cut, or beside something else; its peak is a poor confidence. Green grass in a
+photograph lifts "a green shape" in a few windows; a lamp post lifts "a person". Once a box
+exists, the crop the model understands best is known: the box itself, centred, with some context
+around it. Each candidate box is cut out as a square of ``margin`` x its longer side at a few
+margins (``VIEW_MARGINS``; 1.2 shows the object whole, 2.0 with its surroundings, as the training
+crops did), all in one batch, and scored against the prompt and the background prompts. The
+box's probability is the best of its views; its confidence becomes region peak x that
+probability, and a box no view confirms (probability below ``floor``) is dropped.
+
+On the quality benchmark's tuning seeds this re-ranking, with the heatmap threshold lowered from
+0.6 to 0.3 to let more candidates in, raised AP50 from 0.70 to 0.73-0.80 and cut false boxes per
+frame from 0.03 to 0.02 (benchmarks/README.md). It costs one extra batch of ``3 x boxes`` crops
+per frame, not a second pass over the windows.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from streamdet.types import Detections
+
+#: Crop sides as multiples of a box's longer side.
+VIEW_MARGINS = (1.2, 1.5, 2.0)
+#: A box whose best view scores below this is dropped.
+DEFAULT_VERIFY_FLOOR = 0.1
+
+
+def box_views(
+    frame: np.ndarray,
+    xyxy: np.ndarray,
+    size: int,
+    fill: tuple[float, float, float],
+    margins: tuple[float, ...] = VIEW_MARGINS,
+) -> np.ndarray:
+    """Square crops centred on each box, ``margin`` x its longer side, resized to ``size``.
+
+    frame: HxWx3 uint8 BGR; xyxy: (n, 4). Returns (len(margins) * n, size, size, 3) float32 BGR
+    in 0..255 (the model's input layout), margin-major: view ``m`` of box ``i`` is row
+    ``m * n + i``. Parts of a crop outside the frame are ``fill`` (the model's mean colour), as
+    windows hanging over the frame edge are.
+    """
+    n = len(xyxy)
+    out = np.empty((len(margins) * n, size, size, 3), np.float32)
+    if n == 0:
+        return out
+    h, w = frame.shape[:2]
+    centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2.0
+    longest = np.maximum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
+    for m, margin in enumerate(margins):
+        sides = np.maximum(longest * margin, 1.0)
+        for i in range(n):
+            x0, y0 = centres[i] - sides[i] / 2.0
+            # only the part of the frame this view shows is converted to float (one pixel of
+            # slack for the interpolation), not the whole frame once per box
+            left, top = max(0, int(np.floor(x0)) - 1), max(0, int(np.floor(y0)) - 1)
+            right = min(w, int(np.ceil(x0 + sides[i])) + 1)
+            bottom = min(h, int(np.ceil(y0 + sides[i])) + 1)
+            if right <= left or bottom <= top:  # the view lies wholly outside the frame
+                out[m * n + i] = fill
+                continue
+            roi = frame[top:bottom, left:right].astype(np.float32)
+            scale = size / float(sides[i])
+            affine = np.array(
+                [[scale, 0.0, (left - x0) * scale], [0.0, scale, (top - y0) * scale]], np.float32
+            )
+            # One warp cuts, pads and resizes. Bilinear, not area resampling: this is what the
+            # benchmark figures in the docstring were measured with.
+            out[m * n + i] = cv2.warpAffine(
+                roi,
+                affine,
+                (size, size),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=fill,
+            )
+    return out
+
+
+def rescore(detections: Detections, view_probs: np.ndarray, floor: float) -> Detections:
+    """Confidence x best view probability; boxes whose best view is below ``floor`` go.
+
+    view_probs: (views * n, K) probabilities of every view for every prompt, margin-major as
+    ``box_views`` returns them. The order of the surviving boxes is by new confidence.
+    """
+    n = len(detections)
+    if n == 0:
+        return detections
+    per_view = view_probs.reshape(-1, n, view_probs.shape[1])  # (views, n, K)
+    best = per_view[:, np.arange(n), detections.class_id].max(axis=0)  # (n,)
+    keep = best >= floor
+    rescored = Detections(
+        xyxy=detections.xyxy,
+        confidence=(detections.confidence * best).astype(np.float32),
+        class_id=detections.class_id,
+    )[keep]
+    order = np.argsort(-rescored.confidence, kind="stable")
+    return rescored[order]
