@@ -32,7 +32,7 @@ from streamdet.detect.scoring import (
 )
 from streamdet.detect.session import DEFAULT_MODEL, ModelSession
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
-from streamdet.detect.verify import DEFAULT_VERIFY_FLOOR, box_views, rescore
+from streamdet.detect.verify import DEFAULT_VERIFY_FLOOR, box_views, rescore, strongest
 from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
 from streamdet.errors import ConfigError, PromptError
 from streamdet.types import Detections, FrameResult, Timings
@@ -113,10 +113,11 @@ class Detector:
     frame_sizes: read a leading size word ("a small yellow square", "a large truck") as a size in
         the frame (``streamdet.detect.sizes``): the model scores the prompt without it and only
         boxes of that size are kept; default True. False scores the prompt as written.
-    verify: score a crop around every box at a few margins (``streamdet.detect.verify``): its
-        confidence becomes region peak x best view probability, and boxes that no view confirms
-        (below ``verify_floor``) are dropped. Needs calibrated scoring; default: the model's
-        suggestion (the built-in model's is on), else False.
+    verify: score crops around every box, 1.5x and 2x its size (``streamdet.detect.verify``):
+        its confidence becomes region peak x best view probability, and boxes that no view
+        confirms (below ``verify_floor``) are dropped, as are boxes beyond the 32 most
+        confident. Needs calibrated scoring; default: the model's suggestion (the built-in
+        model's is on), else False.
     verify_floor: the lowest best-view probability a verified box may have (default: the model's
         suggestion, else 0.1).
     crop_on_device: cut, resize and pad the windows where the image tower runs, so a frame
@@ -375,6 +376,7 @@ class Detector:
 
     def _verify(self, frame: np.ndarray, detections: Detections, state: _PromptState) -> Detections:
         """Re-score every box by crops around it (``streamdet.detect.verify``), in one batch."""
+        detections = strongest(detections)
         views = box_views(frame, detections.xyxy, self.session.image_size, self.session.fill)
         emb = self.session.embed_images(views)  # (views * n, D)
         probs = prompt_vs_background(

@@ -107,10 +107,10 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 #: the patch tokens (8-pixel cells), boxes cut at 95% of their region's peak (the trained patch
 #: tokens make a lone object's heatmap flat at its peak) with refined edges, a low heatmap
 #: threshold of 0.3 for candidates, and every candidate verified by crops around it
-#: (streamdet.detect.verify): confidence x best view, dropped below 0.1. Without verification the
-#: threshold was 0.6 (AP50 0.696 / 0.702, 0.027 / 0.032 false boxes); with it, 0.729 / 0.796 and
-#: 0.019 / 0.024 false boxes. A lone large circle on a flat background peaks at 0.94-0.98, an
-#: empty frame at 0.
+#: (streamdet.detect.verify): confidence x best of two views, dropped below 0.1. Without
+#: verification the threshold was 0.6 (AP50 0.696 / 0.702, 0.027 / 0.032 false boxes); with it,
+#: 0.730 / 0.795 and 0.016 / 0.024 false boxes. A lone large circle on a flat background peaks
+#: at 0.94-0.98, an empty frame at 0.
 DETECTOR_DEFAULTS: dict[str, object] = {
     "patch": 32,
     "window": 4,

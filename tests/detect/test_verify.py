@@ -9,7 +9,7 @@ import pytest
 from streamdet import Detector
 from streamdet.clip.hub import BUILTIN_MODELS
 from streamdet.detect.scoring import prompt_vs_background
-from streamdet.detect.verify import VIEW_MARGINS, box_views, rescore
+from streamdet.detect.verify import VIEW_MARGINS, box_views, rescore, strongest
 from streamdet.errors import ConfigError
 from streamdet.types import Detections
 
@@ -72,6 +72,14 @@ def test_rescore_takes_the_best_view_of_each_box_for_its_own_prompt() -> None:
     np.testing.assert_allclose(out.confidence, [0.48, 0.45], rtol=1e-6)
     assert out.class_id.tolist() == [1, 0]
     np.testing.assert_array_equal(out.xyxy, dets.xyxy[[1, 0]])
+
+
+def test_only_the_most_confident_boxes_are_verified() -> None:
+    dets = _dets()[np.array([2, 0, 1])]  # confidences 0.7, 0.9, 0.8
+    top = strongest(dets, limit=2)
+    np.testing.assert_allclose(top.confidence, [0.9, 0.8])
+    np.testing.assert_array_equal(top.xyxy, dets.xyxy[[1, 2]])
+    assert len(strongest(dets, limit=3)) == 3
 
 
 def test_rescore_of_nothing_is_nothing() -> None:
