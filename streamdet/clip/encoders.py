@@ -107,12 +107,17 @@ class ClipEncoders:
             from streamdet.clip.hub import default_cache_dir
 
             cache_dir = default_cache_dir()
+        self._cache_dir = cache_dir
+        self._device, self._allow_fallback = device, allow_fallback
         self.image_path = image_graph(self.meta, self.precision, cache_dir)
         providers = self._choose_providers(device, allow_fallback)
         self._image = self._open(self.image_path, providers, device, allow_fallback)
-        providers = list(self._image.get_providers())
-        self.provider: str = providers[0]
-        self._text = self._open(self.meta.text_path, providers, device, allow_fallback)
+        self._providers = list(self._image.get_providers())
+        self.provider: str = self._providers[0]
+        self._text = self._open(self.meta.text_path, self._providers, device, allow_fallback)
+        # The image graph without its tokens output, for calls that do not want them; opened on
+        # first use (see ``_image_session``).
+        self._image_embeddings: Any = None
         # Device of the IO-bound outputs; None = plain session.run (CPU).
         self._io_device: str | None = None if self.provider == CPU else "cuda"
         #: Whether the image graph also gives per-patch embeddings (``encode_images_dense``).
@@ -186,6 +191,22 @@ class ClipEncoders:
         session.run_with_iobinding(binding)
         return list(binding.copy_outputs_to_cpu())
 
+    def _image_session(self, tokens: bool) -> Any:
+        """The image session for a call that does (not) want the patch tokens.
+
+        ONNX Runtime runs every node of a graph whatever outputs are asked for, so calls without
+        tokens run a copy of the graph pruned to its embeddings (``image_graph(...,
+        embeddings_only=True)``, made once and cached), opened when first needed.
+        """
+        if tokens or not self.has_tokens:
+            return self._image
+        if self._image_embeddings is None:
+            path = image_graph(self.meta, self.precision, self._cache_dir, embeddings_only=True)
+            self._image_embeddings = self._open(
+                path, self._providers, self._device, self._allow_fallback
+            )
+        return self._image_embeddings
+
     # -- public API -------------------------------------------------------------------------
 
     @staticmethod
@@ -215,10 +236,11 @@ class ClipEncoders:
 
     def _encode(self, pixels: np.ndarray, outputs: Sequence[str] | None) -> list[np.ndarray]:
         """Run the image graph over ``pixels`` in chunks of ``max_batch``; outputs concatenated."""
-        name = self._image.get_inputs()[0].name
+        session = self._image_session(tokens=outputs is not None and TOKENS_OUTPUT in outputs)
+        name = session.get_inputs()[0].name
         parts = [
             self._run(
-                self._image,
+                session,
                 {name: np.ascontiguousarray(pixels[i : i + self.max_batch])},
                 outputs,
             )
@@ -289,11 +311,12 @@ class ClipEncoders:
             return list(self.encode_images_dense(empty)) if dense else [self.encode_images(empty)]
         cropper = self._device_cropper()
         outputs = ["embeddings", TOKENS_OUTPUT] if dense else ["embeddings"]
-        name = self._image.get_inputs()[0].name
+        session = self._image_session(tokens=dense)
+        name = session.get_inputs()[0].name
         frame_value = cropper.upload(frame, self._io_device)
         parts = [
             self._run(
-                self._image,
+                session,
                 {name: cropper.crop(frame_value, corners[i : i + self.max_batch], self._io_device)},
                 outputs,
             )

@@ -115,6 +115,48 @@ def test_fp16_export_passes_its_tolerance(tiny_hf_dir: Path, tmp_path: Path, tor
     np.testing.assert_allclose(got, expected, atol=FP16_TOLERANCE)
 
 
+def test_patch_embedding_is_one_matmul_on_raw_pixels(tiny_model_dir: Path, torch_model) -> None:
+    """The exported graph cuts patches from the NHWC input and embeds them with a MatMul (which
+    int8 quantisation covers), with the normalisation folded in: no Conv, no per-pixel scaling."""
+    import onnx
+
+    graph = onnx.load(str(tiny_model_dir / "image.onnx")).graph
+    ops = [node.op_type for node in graph.node]
+    assert "Conv" not in ops and "MatMul" in ops
+    first = [node for node in graph.node if "pixels" in node.input]
+    assert [node.op_type for node in first] == ["Reshape"]  # straight into the patch cut
+    # The folded module gives transformers' embeddings of the normalised RGB NCHW image.
+    meta = load_meta(tiny_model_dir)
+    vision = torch_model.vision_model
+    folded = export_module.folded_embeddings(
+        torch, vision, list(meta.image_mean), list(meta.image_std)
+    )
+    bgr = np.random.default_rng(5).integers(0, 256, (3, 32, 32, 3)).astype(np.float32)
+    rgb = bgr[..., ::-1]
+    x = (rgb / 255.0 - np.asarray(meta.image_mean)) / np.asarray(meta.image_std)
+    x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))
+    with torch.no_grad():
+        expected = vision.embeddings(x).numpy()
+        got = folded(torch.from_numpy(bgr)).numpy()
+    assert got.shape == expected.shape == (3, 1 + 16, 32)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_wrong_fold_is_caught_by_parity(tiny_hf_dir, tmp_path, monkeypatch) -> None:
+    """Parity compares the exported graph with transformers' own path, not with the folded
+    module it was traced from, so a mistake in the folding cannot be published."""
+    fold = export_module.folded_embeddings
+
+    def swapped_channels(torch_, vision, mean, std):
+        return fold(torch_, vision, mean[::-1], std[::-1])
+
+    monkeypatch.setattr(export_module, "folded_embeddings", swapped_channels)
+    out = tmp_path / "out"
+    with pytest.raises(ParityError, match="image graph differs"):
+        export_model(tiny_hf_dir, out)
+    assert not out.exists()
+
+
 def test_failed_parity_leaves_no_folder(tiny_hf_dir, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(export_module, "_parity", lambda *args: (0.5, 0.0))
     out = tmp_path / "out"

@@ -147,6 +147,47 @@ def test_int8_is_close_to_fp32_and_cached(tiny_model_dir: Path, tmp_path: Path, 
     assert "int8" in repr(encoders)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8", "fp16"])
+def test_embeddings_only_graph_drops_the_token_branch(
+    tiny_model_dir: Path, tmp_path: Path, precision: str
+) -> None:
+    """The pruned graph has one output, fewer nodes, and gives the full graph's embeddings."""
+    meta = load_meta(tiny_model_dir)
+    full = image_graph(meta, precision, tmp_path)
+    pruned = image_graph(meta, precision, tmp_path, embeddings_only=True)
+    assert pruned.name == f"image-{precision}-embeddings.onnx"
+    full_graph, pruned_graph = onnx.load(str(full)).graph, onnx.load(str(pruned)).graph
+    assert [o.name for o in full_graph.output] == ["embeddings", "tokens"]
+    assert [o.name for o in pruned_graph.output] == ["embeddings"]
+    # The tiny model has 2 layers; the token branch re-runs the last one's attention.
+    softmax = [[n for n in g.node if n.op_type == "Softmax"] for g in (full_graph, pruned_graph)]
+    assert (len(softmax[0]), len(softmax[1])) == (3, 2)
+    assert len(pruned_graph.node) < len(full_graph.node)
+    record = json.loads(pruned.with_suffix(".json").read_text())
+    assert record["embeddings_only"] is True and optimize.RECIPES["embeddings"] in record["recipe"]
+    pixels = _pixels()
+    np.testing.assert_array_equal(_run(pruned, pixels), _run(full, pixels))
+
+
+def test_encoders_run_the_pruned_graph_only_for_calls_without_tokens(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    encoders = ClipEncoders(tiny_model_dir, cache_dir=tmp_path, threads=1)
+    pixels = _pixels(5)
+    embeddings, _ = encoders.encode_images_dense(pixels)
+    assert encoders._image_embeddings is None  # dense calls need the full graph only
+    np.testing.assert_array_equal(encoders.encode_images(pixels), embeddings)
+    pruned = encoders._image_embeddings
+    assert [o.name for o in pruned.get_outputs()] == ["embeddings"]
+    frame = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    corners = np.array([[0, 0, 32, 32], [16, 8, 48, 40], [40, 20, 72, 52]], np.float32)
+    dense = encoders.encode_windows(frame, corners, dense=True)
+    plain = encoders.encode_windows(frame, corners, dense=False)
+    assert len(dense) == 2 and len(plain) == 1
+    np.testing.assert_array_equal(plain[0], dense[0])
+    assert encoders._image_embeddings is pruned  # opened once
+
+
 def test_damaged_or_outdated_graphs_are_rebuilt(tiny_model_dir: Path, tmp_path: Path) -> None:
     meta = load_meta(tiny_model_dir)
     path = image_graph(meta, "int8", tmp_path)
