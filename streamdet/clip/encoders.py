@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from streamdet.clip.crops import DeviceCropper
-from streamdet.clip.meta import TOKENS_OUTPUT, ModelMeta, load_meta
+from streamdet.clip.meta import IMAGE_OUTPUT, TOKENS_OUTPUT, ModelMeta, load_meta
 from streamdet.clip.optimize import check_precision, image_graph, physical_cores, session_options
 from streamdet.clip.tokenizer import ClipTokenizer
 from streamdet.errors import (
@@ -109,19 +109,22 @@ class ClipEncoders:
             cache_dir = default_cache_dir()
         self._cache_dir = cache_dir
         self._device, self._allow_fallback = device, allow_fallback
-        self.image_path = image_graph(self.meta, self.precision, cache_dir)
         providers = self._choose_providers(device, allow_fallback)
-        self._image = self._open(self.image_path, providers, device, allow_fallback)
-        self._providers = list(self._image.get_providers())
+        self._text = self._open(self.meta.text_path, providers, device, allow_fallback)
+        self._providers = list(self._text.get_providers())
         self.provider: str = self._providers[0]
-        self._text = self._open(self.meta.text_path, self._providers, device, allow_fallback)
-        # The image graph without its tokens output, for calls that do not want them; opened on
-        # first use (see ``_image_session``).
-        self._image_embeddings: Any = None
         # Device of the IO-bound outputs; None = plain session.run (CPU).
         self._io_device: str | None = None if self.provider == CPU else "cuda"
+        # Image sessions by "with tokens", opened on first use (``_image_session``): a model used
+        # without dense heatmaps never builds or holds its full graph.
+        self._images: dict[bool, Any] = {}
+        outputs = self.meta.image_outputs
+        if outputs is None:  # an export older than meta.json's image_outputs: ask the graph
+            full = self._open_image(embeddings_only=False)
+            self._images[True] = full
+            outputs = tuple(o.name for o in full.get_outputs())
         #: Whether the image graph also gives per-patch embeddings (``encode_images_dense``).
-        self.has_tokens = any(o.name == TOKENS_OUTPUT for o in self._image.get_outputs())
+        self.has_tokens = TOKENS_OUTPUT in outputs
         self._cropper: DeviceCropper | None = None  # made on first use of encode_windows
         self.max_batch = max_batch or (
             DEFAULT_MAX_BATCH_CPU if self._io_device is None else DEFAULT_MAX_BATCH_GPU
@@ -191,21 +194,29 @@ class ClipEncoders:
         session.run_with_iobinding(binding)
         return list(binding.copy_outputs_to_cpu())
 
+    @property
+    def image_path(self) -> Path:
+        """The full image graph (with tokens, if the export has them) in this precision; built
+        and cached by ``streamdet.clip.optimize.image_graph`` if it is not yet."""
+        return image_graph(self.meta, self.precision, self._cache_dir)
+
     def _image_session(self, tokens: bool) -> Any:
-        """The image session for a call that does (not) want the patch tokens.
+        """The image session for a call that does (not) want the patch tokens, opened on first use.
 
         ONNX Runtime runs every node of a graph whatever outputs are asked for, so calls without
         tokens run a copy of the graph pruned to its embeddings (``image_graph(...,
-        embeddings_only=True)``, made once and cached), opened when first needed.
+        embeddings_only=True)``, made once and cached).
         """
-        if tokens or not self.has_tokens:
-            return self._image
-        if self._image_embeddings is None:
-            path = image_graph(self.meta, self.precision, self._cache_dir, embeddings_only=True)
-            self._image_embeddings = self._open(
-                path, self._providers, self._device, self._allow_fallback
-            )
-        return self._image_embeddings
+        full = tokens or not self.has_tokens
+        if full not in self._images:
+            self._images[full] = self._open_image(embeddings_only=not full)
+        return self._images[full]
+
+    def _open_image(self, *, embeddings_only: bool) -> Any:
+        path = image_graph(
+            self.meta, self.precision, self._cache_dir, embeddings_only=embeddings_only
+        )
+        return self._open(path, self._providers, self._device, self._allow_fallback)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -275,7 +286,7 @@ class ClipEncoders:
             pixels = np.zeros((1, *pixels.shape[1:]), np.float32)  # for the token grid's shape
             emb, tok = self.encode_images_dense(pixels)
             return emb[:0], tok[:0]
-        emb, tok = self._encode(pixels, ["embeddings", TOKENS_OUTPUT])
+        emb, tok = self._encode(pixels, [IMAGE_OUTPUT, TOKENS_OUTPUT])
         return emb, self._token_grid(tok)
 
     @property
@@ -289,7 +300,7 @@ class ClipEncoders:
             self._cropper = DeviceCropper(
                 self.image_size,
                 self.fill,
-                list(self._image.get_providers()),
+                self._providers,
                 session_options(self._threads, spin=self._spin),
             )
         return self._cropper
@@ -310,7 +321,7 @@ class ClipEncoders:
             empty = np.zeros((0, self.image_size, self.image_size, 3), np.float32)
             return list(self.encode_images_dense(empty)) if dense else [self.encode_images(empty)]
         cropper = self._device_cropper()
-        outputs = ["embeddings", TOKENS_OUTPUT] if dense else ["embeddings"]
+        outputs = [IMAGE_OUTPUT, TOKENS_OUTPUT] if dense else [IMAGE_OUTPUT]
         session = self._image_session(tokens=dense)
         name = session.get_inputs()[0].name
         frame_value = cropper.upload(frame, self._io_device)

@@ -25,6 +25,8 @@ TOKENIZER_FILE = "tokenizer.json"
 FORMAT = "streamdet-clip-onnx"
 FORMAT_VERSION = 1
 INPUT_LAYOUT = "NHWC BGR float32 0-255"
+#: First output of every image graph: window embeddings (N, D), L2-normalised.
+IMAGE_OUTPUT = "embeddings"
 #: Second output of image graphs exported since 0.x: per-patch embeddings (N, T, D) that say
 #: where in a window a prompt is (exports without it still load; dense maps are then off).
 TOKENS_OUTPUT = "tokens"
@@ -75,6 +77,9 @@ class ModelMeta:
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
     source: str = ""
     files: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
+    #: The image graph's outputs as the exporter wrote them; None for exports older than this
+    #: key (the runtime then asks the graph).
+    image_outputs: tuple[str, ...] | None = None
 
     @property
     def image_path(self) -> Path:
@@ -168,6 +173,16 @@ def read_meta_json(folder: Path) -> dict[str, Any]:
             raise ModelFormatError(
                 f"{path}: 'files' does not list {name}; re-export with `streamdet export`"
             )
+    outputs = data.get("image_outputs", [IMAGE_OUTPUT])
+    if (
+        not isinstance(outputs, list)
+        or not all(isinstance(o, str) for o in outputs)
+        or IMAGE_OUTPUT not in outputs
+    ):
+        raise ModelFormatError(
+            f"{path}: 'image_outputs' must be a list of output names that includes "
+            f"'{IMAGE_OUTPUT}', but got {outputs!r}; re-export with `streamdet export`"
+        )
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ModelFormatError(f"{path}: 'defaults' must be an object, but got {defaults!r}")
@@ -213,4 +228,5 @@ def load_meta(folder: str | Path, *, verify: bool = True) -> ModelMeta:
         defaults=MappingProxyType(dict(data.get("defaults", {}))),
         source=data["source"],
         files=MappingProxyType(dict(files)),
+        image_outputs=tuple(data["image_outputs"]) if "image_outputs" in data else None,
     )

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdet.clip.files import sha256_file
-from streamdet.clip.meta import IMAGE_FILE, ModelMeta
+from streamdet.clip.meta import IMAGE_FILE, IMAGE_OUTPUT, ModelMeta
 from streamdet.errors import ConfigError, MissingDependencyError, ModelFormatError
 
 logger = logging.getLogger("streamdet")
@@ -278,11 +278,11 @@ def _prune_to_embeddings(source: Path, out: Path) -> None:
     onnx = _need_onnx("the embeddings-only image graph")
     model = onnx.load(str(source))
     graph = model.graph
-    kept_outputs = [o for o in graph.output if o.name == "embeddings"]
+    kept_outputs = [o for o in graph.output if o.name == IMAGE_OUTPUT]
     if not kept_outputs:
-        raise ModelFormatError(f"{source} has no 'embeddings' output; export the model again")
+        raise ModelFormatError(f"{source} has no '{IMAGE_OUTPUT}' output; export the model again")
     producer = {name: node for node in graph.node for name in node.output}
-    needed, stack = set(), ["embeddings"]
+    needed, stack = set(), [IMAGE_OUTPUT]
     while stack:  # walk back from the output (node order need not be topological)
         name = stack.pop()
         if name in needed:

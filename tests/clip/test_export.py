@@ -360,6 +360,7 @@ def test_an_export_without_tokens_still_loads_and_says_what_to_do(
     onnx.save(graph, str(old / "image.onnx"))
     meta = json.loads((old / "meta.json").read_text())
     meta["files"]["image.onnx"] = export_module.sha256_file(old / "image.onnx")
+    del meta["image_outputs"]  # written by exporters since; older exports lack it
     (old / "meta.json").write_text(json.dumps(meta))
     encoders = ClipEncoders(old)
     assert not encoders.has_tokens

@@ -35,6 +35,7 @@ def test_fields(tiny_model_dir: Path) -> None:
     assert meta.image_size == 32 and meta.embed_dim == 16 and meta.context_length == 77
     assert meta.precision == "fp32" and len(meta.checksum) == 64
     assert isinstance(meta.background_prompts, tuple) and meta.defaults == {}
+    assert meta.image_outputs == ("embeddings", "tokens")  # written by the exporter
     assert meta.image_mean == pytest.approx((0.48145466, 0.4578275, 0.40821073))
     hash(meta)  # frozen and hashable despite its mapping fields
 
@@ -66,6 +67,13 @@ def test_wrong_types_and_values(export_copy: Path) -> None:
         load_meta(export_copy)
     _edit_meta(export_copy, format="streamdet-clip-onnx", format_version=99)
     with pytest.raises(ModelFormatError, match="upgrade streamdet"):
+        load_meta(export_copy)
+
+
+@pytest.mark.parametrize("outputs", ["embeddings", ["tokens"], ["embeddings", 3]])
+def test_malformed_image_outputs(export_copy: Path, outputs) -> None:
+    _edit_meta(export_copy, image_outputs=outputs)
+    with pytest.raises(ModelFormatError, match="'image_outputs' must be a list of output names"):
         load_meta(export_copy)
 
 

@@ -172,20 +172,42 @@ def test_embeddings_only_graph_drops_the_token_branch(
 def test_encoders_run_the_pruned_graph_only_for_calls_without_tokens(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    encoders = ClipEncoders(tiny_model_dir, cache_dir=tmp_path, threads=1)
+    encoders = ClipEncoders(tiny_model_dir, cache_dir=tmp_path, threads=1, precision="int8")
+    assert encoders.has_tokens and encoders._images == {}  # meta.json says; nothing opened yet
     pixels = _pixels(5)
-    embeddings, _ = encoders.encode_images_dense(pixels)
-    assert encoders._image_embeddings is None  # dense calls need the full graph only
-    np.testing.assert_array_equal(encoders.encode_images(pixels), embeddings)
-    pruned = encoders._image_embeddings
+    plain = encoders.encode_images(pixels)
+    assert set(encoders._images) == {False}  # only the pruned graph was built and opened
+    folder = tmp_path / optimize.GRAPHS_DIR / load_meta(tiny_model_dir).files["image.onnx"]
+    assert sorted(p.name for p in folder.glob("*.onnx")) == ["image-int8-embeddings.onnx"]
+    pruned = encoders._images[False]
     assert [o.name for o in pruned.get_outputs()] == ["embeddings"]
+    embeddings, _ = encoders.encode_images_dense(pixels)
+    assert set(encoders._images) == {False, True}
+    np.testing.assert_array_equal(plain, embeddings)
     frame = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     corners = np.array([[0, 0, 32, 32], [16, 8, 48, 40], [40, 20, 72, 52]], np.float32)
     dense = encoders.encode_windows(frame, corners, dense=True)
-    plain = encoders.encode_windows(frame, corners, dense=False)
-    assert len(dense) == 2 and len(plain) == 1
-    np.testing.assert_array_equal(plain[0], dense[0])
-    assert encoders._image_embeddings is pruned  # opened once
+    windows = encoders.encode_windows(frame, corners, dense=False)
+    assert len(dense) == 2 and len(windows) == 1
+    np.testing.assert_array_equal(windows[0], dense[0])
+    assert encoders._images[False] is pruned  # opened once
+
+
+def test_an_export_without_image_outputs_in_meta_asks_its_graph(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Exports older than meta.json's image_outputs still load: the full graph is opened to see
+    whether it has tokens (and is then used for dense calls)."""
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model_dir, old)
+    data = json.loads((old / META_FILE).read_text())
+    del data["image_outputs"]
+    (old / META_FILE).write_text(json.dumps(data))
+    assert load_meta(old).image_outputs is None
+    encoders = ClipEncoders(old, cache_dir=tmp_path / "cache", threads=1)
+    assert encoders.has_tokens and set(encoders._images) == {True}
+    pixels = _pixels(3)
+    np.testing.assert_array_equal(encoders.encode_images(pixels), _run(old / "image.onnx", pixels))
 
 
 def test_damaged_or_outdated_graphs_are_rebuilt(tiny_model_dir: Path, tmp_path: Path) -> None:
