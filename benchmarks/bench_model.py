@@ -15,12 +15,21 @@ do not depend on the backend. Backends and precisions (``--backends``, ``--preci
 - ``onnxruntime int8``: the same with ``precision="int8"``: dynamic int8 quantisation of every
   MatMul/Gemm weight (per channel), made once and cached by ``streamdet.clip.optimize``.
 - ``onnxruntime fp16``: ``precision="fp16"`` (meant for GPUs; runs on the CPU too).
-- ``onnxruntime fp32-fused`` (``--fused``): the graph after ONNX Runtime's transformer optimizer
-  (``model_type="clip"``: fused attention, skip-LayerNorm, GELU), same session options.
+- ``onnxruntime fp32-fused``, ``fp16-fused`` (``--fused``, for each of those precisions asked):
+  the graph after ONNX Runtime's transformer optimizer (``model_type="clip"``: fused attention,
+  skip-LayerNorm, GELU), through the same ``ClipEncoders`` (``fuse=True``).
 - ``onnxruntime-spin`` (``--spin``): every onnxruntime precision again with spinning pool threads.
 - ``torch fp32``: the PyTorch CLIPModel's image tower, eager, all windows in one batch.
 - ``torch int8``: the same after ``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear``.
 - ``torch fp16``: the same in half precision (weights and input).
+- ``torch-compile`` (``--backends``): the same tower through ``torch.compile`` (on CUDA with
+  ``mode="reduce-overhead"``, which replays CUDA graphs); compiled during the warm-up frame.
+- ``torch-cudagraph`` (``--device cuda`` only): eager kernels captured once per batch size into a
+  ``torch.cuda.CUDAGraph`` and replayed.
+
+``--device cuda`` runs every tower on the GPU: ONNX Runtime's CUDA provider through
+``ClipEncoders`` (IO binding: each chunk of windows crosses once), PyTorch with the model and the
+normalisation on the GPU (windows cut on the host, sent once per frame). int8 is CPU-only there.
 
 Every row but the reference (onnxruntime fp32, else torch fp32) gets ``cosine_vs_fp32``, the
 smallest per-window cosine of its embeddings to the reference's on the same windows, because a
@@ -56,7 +65,7 @@ import numpy as np
 
 from streamdet.clip.encoders import DEFAULT_MAX_BATCH_CPU, ClipEncoders
 from streamdet.clip.meta import load_meta
-from streamdet.clip.optimize import image_graph, physical_cores, session_options
+from streamdet.clip.optimize import physical_cores
 from streamdet.detect.scoring import reference_normalise, window_logits
 from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
 from streamdet.machine import machine_info
@@ -81,7 +90,10 @@ ref = _sibling("bench_reference")
 
 FULL_RESOLUTIONS = ("640x360", "1280x720", "1920x1080")
 QUICK_RESOLUTIONS = ("64x48", "128x96")
-BACKENDS = ("onnxruntime", "torch")
+BACKENDS = ("onnxruntime", "torch", "torch-compile", "torch-cudagraph")
+DEFAULT_BACKENDS = ("onnxruntime", "torch")
+DEVICES = ("cpu", "cuda")
+TORCH_MODES = {"torch": "eager", "torch-compile": "compile", "torch-cudagraph": "cudagraph"}
 PRECISIONS = ("fp32", "int8", "fp16")
 DEFAULT_PRECISIONS = ("fp32", "int8")
 
@@ -106,37 +118,30 @@ class ModelTiming:
 Tower = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) float32 BGR -> (N, D) normalised
 
 
-def ort_tower(path: Path, threads: int | None, spin: bool = False) -> Tower:
-    """An ONNX Runtime image tower for any graph, with streamdet's session options and chunks."""
-    import onnxruntime as ort
-
-    options = session_options(threads, spin=spin)
-    session = ort.InferenceSession(
-        str(path), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    name = session.get_inputs()[0].name
-    step = DEFAULT_MAX_BATCH_CPU
-
-    def run(pixels: np.ndarray) -> np.ndarray:
-        parts = [
-            session.run(None, {name: np.ascontiguousarray(pixels[i : i + step])})[0]
-            for i in range(0, len(pixels), step)
-        ]
-        return np.concatenate(parts).astype(np.float32, copy=False)
-
-    return run
-
-
 def torch_tower(
-    model: Any, mean: Sequence[float], std: Sequence[float], precision: str = "fp32"
+    model: Any,
+    mean: Sequence[float],
+    std: Sequence[float],
+    precision: str = "fp32",
+    *,
+    mode: str = "eager",
+    device: str = "cpu",
 ) -> Tower:
-    """The PyTorch image tower, eager, all windows in one batch.
+    """The PyTorch image tower, all windows in one batch.
 
-    precision: "fp32"; "int8" (``quantize_dynamic`` of every nn.Linear, qint8 weights); "fp16"
-    (a half-precision copy of the model, half-precision input).
+    precision: "fp32"; "int8" (``quantize_dynamic`` of every nn.Linear, qint8 weights; CPU only);
+    "fp16" (a half-precision copy of the model, half-precision input).
+    mode: "eager"; "compile" (``torch.compile``; on CUDA with ``mode="reduce-overhead"``, which
+    replays CUDA graphs); "cudagraph" (eager kernels captured once per batch size into a
+    ``torch.cuda.CUDAGraph`` and replayed; CUDA only). Compilation and capture happen on the
+    first call of a batch size, which the benchmark's warm-up frame takes.
+    device: "cpu" or "cuda": the model and the normalisation run there; windows are cut on the
+    host and sent once per frame, embeddings come back once.
     """
     import torch
 
+    if mode == "cudagraph" and device != "cuda":
+        raise ValueError("CUDA graphs need --device cuda")
     if precision == "int8":
         with warnings.catch_warnings():  # torch.ao eager quantisation is deprecated, still works
             warnings.simplefilter("ignore")
@@ -145,19 +150,57 @@ def torch_tower(
             )
     elif precision == "fp16":
         model = copy.deepcopy(model).half()
+    elif device != "cpu":
+        model = copy.deepcopy(model)
+    model = model.to(device)
     dtype = torch.float16 if precision == "fp16" else torch.float32
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    def embed(x: Any) -> Any:  # (N, 3, S, S) normalised -> (N, D) float32, L2-normalised
+        out = model.get_image_features(pixel_values=x)
+        out = out if isinstance(out, torch.Tensor) else out.pooler_output
+        return torch.nn.functional.normalize(out.float())
+
+    if mode == "compile":
+        embed = torch.compile(embed, mode="reduce-overhead" if device == "cuda" else None)
+    elif mode == "cudagraph":
+        embed = _cuda_graphs(torch, embed)
 
     def run(pixels: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(pixels).permute(0, 3, 1, 2)[:, [2, 1, 0]]
+        x = torch.from_numpy(pixels).to(device).permute(0, 3, 1, 2)[:, [2, 1, 0]]
         x = ((x / 255.0 - mean_t) / std_t).to(dtype)
         with torch.no_grad():
-            out = model.get_image_features(pixel_values=x)
-            out = out if isinstance(out, torch.Tensor) else out.pooler_output
-            return torch.nn.functional.normalize(out.float()).numpy()
+            return embed(x).cpu().numpy()  # .cpu() waits for the device
 
     return run
+
+
+def _cuda_graphs(torch: Any, embed: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``embed`` captured into one CUDA graph per input shape (static input and output buffers,
+    warmed up on a side stream as PyTorch's documentation does it), then replayed."""
+    graphs: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
+
+    def replay(x: Any) -> Any:
+        key = tuple(x.shape)
+        if key not in graphs:
+            static_in = x.clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.no_grad(), torch.cuda.stream(side):
+                for _ in range(3):
+                    embed(static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.no_grad(), torch.cuda.graph(graph):
+                static_out = embed(static_in)
+            graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()
+
+    return replay
 
 
 def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, str], Tower]:
@@ -168,12 +211,27 @@ def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, st
         backend = "onnxruntime-spin" if spin else "onnxruntime"
         for precision in args.precisions:
             encoders = ClipEncoders(
-                export_dir, precision=precision, threads=args.threads, spin=spin, cache_dir=cache
+                export_dir,
+                device=args.device,
+                precision=precision,
+                threads=args.threads,
+                spin=spin,
+                cache_dir=cache,
             )
             towers[backend, precision] = encoders.encode_images
     if args.fused:
-        fused = image_graph(load_meta(export_dir), "fp32", cache, fuse=True)
-        towers["onnxruntime", "fp32-fused"] = ort_tower(fused, args.threads)
+        for precision in args.precisions:
+            if precision == "int8":
+                continue  # fused + int8 ran 1.6x slower than int8 alone on the CPU
+            encoders = ClipEncoders(
+                export_dir,
+                device=args.device,
+                precision=precision,
+                threads=args.threads,
+                cache_dir=cache,
+                fuse=True,
+            )
+            towers["onnxruntime", f"{precision}-fused"] = encoders.encode_images
     return towers
 
 
@@ -290,7 +348,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--video", type=Path, default=ref.VIDEO, help="frame source")
     parser.add_argument("--resolutions", help="comma-separated WxH (640x360,1280x720,1920x1080)")
     parser.add_argument("--prompts", default="1,8", help="comma-separated prompt counts")
-    parser.add_argument("--backends", default=",".join(BACKENDS), help="onnxruntime,torch")
+    parser.add_argument(
+        "--backends",
+        default=",".join(DEFAULT_BACKENDS),
+        help=f"comma-separated, among {','.join(BACKENDS)} (default onnxruntime,torch)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="where the towers run (cuda: ONNX Runtime's CUDA provider, PyTorch on the GPU)",
+    )
     parser.add_argument(
         "--precisions",
         default=",".join(DEFAULT_PRECISIONS),
@@ -333,6 +401,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not precisions or any(p not in PRECISIONS for p in precisions):
         parser.error(f"--precisions must be among {', '.join(PRECISIONS)}")
     args.precisions = tuple(dict.fromkeys(precisions))
+    if args.device == "cuda" and "int8" in args.precisions:
+        parser.error(
+            "int8 (dynamic quantisation) runs on the CPU only; with --device cuda pass "
+            "--precisions fp32,fp16"
+        )
+    if "torch-cudagraph" in args.backends and args.device != "cuda":
+        parser.error("--backends torch-cudagraph needs --device cuda (CUDA graphs)")
     args.patch = args.patch or (16 if args.quick else 64)
     args.repeats = args.repeats or 2
     if args.repeats < 1:
@@ -352,10 +427,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     if "onnxruntime" in args.backends:
         towers.update(ort_towers(export_dir, args))
     model = transformers.CLIPModel.from_pretrained(hf_dir, dtype=torch.float32).eval()
-    if "torch" in args.backends:
+    for backend, mode in TORCH_MODES.items():
+        if backend not in args.backends:
+            continue
         for precision in args.precisions:
-            towers["torch", precision] = torch_tower(
-                model, meta.image_mean, meta.image_std, precision
+            if precision == "int8" and mode != "eager":
+                continue  # torch.ao's dynamic int8 is an eager CPU path
+            towers[backend, precision] = torch_tower(
+                model, meta.image_mean, meta.image_std, precision, mode=mode, device=args.device
             )
     processor = transformers.CLIPProcessor.from_pretrained(hf_dir)
     text = {k: ref.text_embeddings(model, processor, ref.PROMPTS[k]) for k in args.prompts}
@@ -422,6 +501,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         },
         "settings": {
             "quick": args.quick,
+            "device": args.device,
             "resolutions": [f"{w}x{h}" for w, h in args.resolutions],
             "prompt_counts": list(args.prompts),
             "backends": [f"{b} {p}" for b, p in towers],

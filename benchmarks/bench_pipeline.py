@@ -7,7 +7,8 @@
 1. **File -> MP4.** Each clip is first transcoded (untimed) to ``--size`` so every clip is measured
    at the resolution the targets name; then ``streamdet run``'s pipeline reads it (PyAV, threaded
    decode), detects the prompts with the chosen model, draws boxes and encodes an H.264 MP4
-   (libx264, on the calling thread while inference runs on its worker thread). Reported: end-to-end
+   (``--codec``: libx264, or h264_nvenc on NVIDIA; on the calling thread while inference runs on
+   its worker thread). Reported: end-to-end
    FPS and each stage's mean milliseconds. In the same run, for scale: decode alone (FPS of just
    reading the clip) and encode alone (FPS of just writing the frames), so one can see which stage
    bounds the pipeline.
@@ -112,10 +113,10 @@ def decode_fps(path: Path) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def encode_fps(frames: list[np.ndarray], folder: Path, fps: float) -> float:
+def encode_fps(frames: list[np.ndarray], folder: Path, fps: float, codec: str = "libx264") -> float:
     """Frames per second of just encoding ``frames`` to an MP4 (no detection, no drawing)."""
     t0 = time.perf_counter()
-    with Mp4Writer(folder / "encode-only.mp4", fps=fps, overwrite=True) as writer:
+    with Mp4Writer(folder / "encode-only.mp4", fps=fps, codec=codec, overwrite=True) as writer:
         for f in frames:
             writer.write(f)
     return len(frames) / (time.perf_counter() - t0)
@@ -128,13 +129,20 @@ def read_frames(path: Path) -> tuple[list[np.ndarray], float]:
         return [f.to_ndarray(format="bgr24") for f in container.decode(stream)], rate
 
 
-def bench_file(detector: Detector, clip: Path, work: Path, size: tuple[int, int], frames: int):
+def bench_file(
+    detector: Detector,
+    clip: Path,
+    work: Path,
+    size: tuple[int, int],
+    frames: int,
+    codec: str = "libx264",
+):
     small = work / f"{clip.stem}-{size[0]}x{size[1]}.mp4"
     n = transcode(clip, small, size, frames)
     images, rate = read_frames(small)
     detector.detect(images[0])  # warm-up: sessions, grid, first-call allocations
     with open_source(small) as source:
-        out = Mp4Output(work / f"{clip.stem}-out.mp4", fps=source.fps, overwrite=True)
+        out = Mp4Output(work / f"{clip.stem}-out.mp4", fps=source.fps, overwrite=True, codec=codec)
         report = run(source, detector, [out], renderer=Renderer())
     assert report.frames_processed == n, (report.frames_processed, n)
     return FileResult(
@@ -144,7 +152,7 @@ def bench_file(detector: Detector, clip: Path, work: Path, size: tuple[int, int]
         windows=len(detector.grid(size[1], size[0])),
         pipeline_fps=round(report.fps, 2),
         decode_fps=round(decode_fps(small), 1),
-        encode_fps=round(encode_fps(images, work, rate), 1),
+        encode_fps=round(encode_fps(images, work, rate, codec), 1),
         stages_ms={k: round(v.mean, 2) for k, v in report.stages.items()},
     )
 
@@ -190,7 +198,7 @@ class SimulatedCamera:
 
 def bench_live(detector: Detector, clip_name: str, images: list[np.ndarray], args, work: Path):
     camera = SimulatedCamera(images, args.camera_fps, args.live_seconds)
-    out = Mp4Output(work / "live-out.mp4", fps=args.camera_fps, overwrite=True)
+    out = Mp4Output(work / "live-out.mp4", fps=args.camera_fps, overwrite=True, codec=args.codec)
     report: RunReport = run(camera, detector, [out], options=RunOptions(queue_size=1))
     lat = report.stages["latency"]
     h, w = images[0].shape[:2]
@@ -266,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dense", choices=("model", "on", "off"), default="model")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--codec",
+        default="libx264",
+        help="H.264 encoder of the annotated MP4s: libx264 (default) or h264_nvenc on NVIDIA",
+    )
     p.add_argument("--precision", choices=("fp32", "int8", "fp16"), help="image tower precision")
     p.add_argument("--out", type=Path, help="JSON (default results/bench_pipeline[-quick].json)")
     return p
@@ -306,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="streamdet-bench-") as tmp:
         work = Path(tmp)
         for clip in clips:
-            files.append(bench_file(detector, clip, work, args.size, frames))
+            files.append(bench_file(detector, clip, work, args.size, frames, args.codec))
             print(f"{clip.name}: {files[-1].pipeline_fps} FPS", file=sys.stderr)
         images, _ = read_frames(work / f"{clips[0].stem}-{args.size[0]}x{args.size[1]}.mp4")
         live = bench_live(detector, clips[0].name, images, args, work)
@@ -324,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             "dense": detector.dense,
             "provider": detector.provider,
             "precision": args.precision or "as exported",
+            "codec": args.codec,
             "camera_fps": args.camera_fps,
             "live_seconds": args.live_seconds,
         },

@@ -128,6 +128,7 @@ class Settings:
     torch_threads: int
     ort_threads: int
     precisions: tuple[str, ...] = ("fp32",)
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -282,9 +283,10 @@ def writeup_window(
         t0 = time.perf_counter()
         crop = _window_crop(frame_rgb, grid, index)
         inputs = processor(images=crop, text=list(prompts), return_tensors="pt", padding=True)
+        inputs = inputs.to(model.device)  # as the write-up does (a no-op on the CPU)
         t1 = time.perf_counter()
         with torch.no_grad():
-            logits = model(**inputs).logits_per_image[0].numpy()  # (K,)
+            logits = model(**inputs).logits_per_image[0].cpu().numpy()  # (K,)
         r0, c0, size = (int(v) for v in grid.windows[index])
         sums[:, r0 : r0 + size, c0 : c0 + size] += logits[:, None, None]
         visits[r0 : r0 + size, c0 : c0 + size] += 1
@@ -308,19 +310,21 @@ def torch_batch_frame(
     """All windows in one PyTorch eager batch against cached (K, D) text embeddings."""
     import torch
 
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    device = model.device
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
 
     def once() -> dict[str, float]:
         t0 = time.perf_counter()
         pixels = crop_windows(frame, grid, size, fill)  # (N, S, S, 3) BGR 0..255
-        x = torch.from_numpy(pixels).permute(0, 3, 1, 2)[:, [2, 1, 0]]  # (N, 3, S, S) RGB
+        x = torch.from_numpy(pixels).to(device)  # the windows cross to the device once
+        x = x.permute(0, 3, 1, 2)[:, [2, 1, 0]]  # (N, 3, S, S) RGB
         x = (x / 255.0 - mean_t) / std_t
         t1 = time.perf_counter()
         with torch.no_grad():
             out = model.get_image_features(pixel_values=x)
             out = out if isinstance(out, torch.Tensor) else out.pooler_output
-            emb = torch.nn.functional.normalize(out).numpy()  # (N, D)
+            emb = torch.nn.functional.normalize(out).cpu().numpy()  # (N, D); waits for the GPU
         t2 = time.perf_counter()
         reference_normalise(grid.cell_mean(window_logits(emb, text_emb, logit_scale)))
         return {"preprocess": (t1 - t0) * 1e3, "model": (t2 - t1) * 1e3, "score": _ms(t2)}
@@ -401,11 +405,11 @@ def text_embeddings(model: Any, processor: Any, prompts: Sequence[str]) -> np.nd
     """(K, D) L2-normalised text embeddings from the PyTorch model, computed once (cached)."""
     import torch
 
-    tokens = processor.tokenizer(list(prompts), padding=True, return_tensors="pt")
+    tokens = processor.tokenizer(list(prompts), padding=True, return_tensors="pt").to(model.device)
     with torch.no_grad():
         out = model.get_text_features(**tokens)
         out = out if isinstance(out, torch.Tensor) else out.pooler_output
-        return torch.nn.functional.normalize(out).numpy()
+        return torch.nn.functional.normalize(out).cpu().numpy()
 
 
 def streamdet_way(precision: str) -> str:
@@ -512,6 +516,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--threads", type=int, help="ONNX Runtime threads (default: streamdet's, physical cores)"
     )
     parser.add_argument("--torch-threads", type=int, help="PyTorch threads (default: its own)")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where every way runs (cuda: PyTorch on the GPU, streamdet with --device cuda; "
+        "default precisions there fp32,fp16)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="models are cached here")
     parser.add_argument("--out", type=Path, help="JSON file (results/bench_reference[-quick].json)")
     args = parser.parse_args(argv)
@@ -533,10 +544,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"--prompts must be among {sorted(PROMPTS)}, got {args.prompts}")
     if args.sample_windows < 1 or args.repeats < 1:
         parser.error("--sample-windows and --repeats must be at least 1")
-    text = args.precisions or ("fp32" if args.quick else "fp32,int8")
+    cpu_default = "fp32" if args.quick else "fp32,int8"
+    text = args.precisions or (cpu_default if args.device == "cpu" else "fp32,fp16")
     args.precisions = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
     if not args.precisions or any(p not in PRECISIONS for p in args.precisions):
         parser.error(f"--precisions must be among {','.join(PRECISIONS)}, got {text!r}")
+    if args.device == "cuda" and "int8" in args.precisions:
+        parser.error("int8 (dynamic quantisation) is CPU-only; use fp16 with --device cuda")
     if args.torch_threads is not None and args.torch_threads < 1:
         parser.error("--torch-threads must be at least 1")
     return args
@@ -574,6 +588,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
     model = transformers.CLIPModel.from_pretrained(hf_dir, dtype=torch.float32).eval()
+    model = model.to(args.device)
     processor = transformers.CLIPProcessor.from_pretrained(hf_dir)
     results: list[WayResult] = []
     settings: Settings | None = None
@@ -591,6 +606,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 threads=args.threads,
                 cache_dir=args.cache_dir / "streamdet",
                 precision=precision,
+                device=args.device,
             )
             for precision in args.precisions
         }
@@ -614,6 +630,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             torch_threads=torch.get_num_threads(),
             ort_threads=args.threads or physical_cores(),
             precisions=tuple(args.precisions),
+            device=args.device,
         )
         frames = {
             "torch-batch": torch_batch_frame(

@@ -18,10 +18,12 @@ def test_bench_pipeline_quick_writes_a_consistent_report(tmp_path, load_benchmar
     bench = load_benchmark("bench_pipeline")
     out = tmp_path / "bp.json"
     args = ["--quick", "--clips", str(clips[0]), "--frames", "5", "--size", "160x96"]
+    args += ["--codec", "libx264"]
     assert bench.main([*args, "--live-seconds", "1", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["command"].startswith("python benchmarks/bench_pipeline.py --quick")
     assert report["settings"]["size"] == "160x96" and "onnxruntime" in report["machine"]
+    assert report["settings"]["codec"] == "libx264"
     (f,) = report["files"]
     assert f["frames"] == 5 and f["clip"] == clips[0].name
     assert f["pipeline_fps"] > 0 and f["decode_fps"] > 0 and f["encode_fps"] > 0

@@ -61,6 +61,9 @@ class ClipEncoders:
     >= 0.999), "fp16" (for GPUs) or "fp32". A derived graph is made once and cached under
     ``cache_dir`` (default ``~/.cache/streamdet``); the text tower always runs as exported.
     spin: let idle ONNX Runtime threads busy-wait (see ``optimize.session_options``).
+    fuse: run the image graph after ONNX Runtime's transformer optimizer (fused attention,
+    skip-LayerNorm, GELU; ``optimize.image_graph(fuse=True)``, cached). Off by default: on the
+    CPU it was no faster in fp32 and slower in int8; meant for measuring GPUs.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class ClipEncoders:
         precision: str | None = None,
         cache_dir: str | Path | None = None,
         spin: bool = False,
+        fuse: bool = False,
     ) -> None:
         if device not in DEVICE_PROVIDERS:
             raise ConfigError(
@@ -109,6 +113,7 @@ class ClipEncoders:
             cache_dir = default_cache_dir()
         self._cache_dir = cache_dir
         self._device, self._allow_fallback = device, allow_fallback
+        self._fuse = fuse
         providers = self._choose_providers(device, allow_fallback)
         self._text = self._open(self.meta.text_path, providers, device, allow_fallback)
         self._providers = list(self._text.get_providers())
@@ -198,7 +203,7 @@ class ClipEncoders:
     def image_path(self) -> Path:
         """The full image graph (with tokens, if the export has them) in this precision; built
         and cached by ``streamdet.clip.optimize.image_graph`` if it is not yet."""
-        return image_graph(self.meta, self.precision, self._cache_dir)
+        return image_graph(self.meta, self.precision, self._cache_dir, fuse=self._fuse)
 
     def _image_session(self, tokens: bool) -> Any:
         """The image session for a call that does (not) want the patch tokens, opened on first use.
@@ -214,7 +219,11 @@ class ClipEncoders:
 
     def _open_image(self, *, embeddings_only: bool) -> Any:
         path = image_graph(
-            self.meta, self.precision, self._cache_dir, embeddings_only=embeddings_only
+            self.meta,
+            self.precision,
+            self._cache_dir,
+            fuse=self._fuse,
+            embeddings_only=embeddings_only,
         )
         return self._open(path, self._providers, self._device, self._allow_fallback)
 

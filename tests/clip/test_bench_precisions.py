@@ -1,4 +1,5 @@
-"""The speed benchmarks' precision rows (int8, fp16, fused) in --quick mode on the tiny model.
+"""The speed benchmarks' precision and backend rows (int8, fp16, fused, torch.compile, CUDA)
+in --quick mode on the tiny model.
 
 Nothing here asserts a speed: only that the rows exist, agree with fp32 and that the best way and
 the ratios follow from the measured milliseconds.
@@ -7,10 +8,12 @@ the ratios follow from the measured milliseconds.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnx")
 
@@ -71,7 +74,7 @@ def test_bench_model_quick_precisions(tiny_hf_dir, tmp_path, load_benchmark):
     assert bench.main(argv) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
     rows = {(r["backend"], r["precision"]): r for r in report["results"]}
-    expected = {("onnxruntime", p) for p in ("fp32", "int8", "fp16", "fp32-fused")}
+    expected = {("onnxruntime", p) for p in ("fp32", "int8", "fp16", "fp32-fused", "fp16-fused")}
     expected |= {("onnxruntime-spin", p) for p in ("fp32", "int8", "fp16")}
     expected |= {("torch", p) for p in ("fp32", "int8", "fp16")}
     assert set(rows) == expected
@@ -82,3 +85,90 @@ def test_bench_model_quick_precisions(tiny_hf_dir, tmp_path, load_benchmark):
             assert row["cosine_vs_fp32"] is None and row["vs_onnxruntime_fp32"] == 1.0
         else:
             assert row["cosine_vs_fp32"] > 0.99, key
+
+
+def test_bench_model_compiled_torch_on_cpu(tiny_hf_dir, tmp_path, load_benchmark):
+    """torch.compile's tower gives the eager tower's embeddings (it needs a C compiler on CPU)."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("torch.compile on the CPU needs a C compiler")
+    bench = load_benchmark("bench_model")
+    out = tmp_path / "model.json"
+    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--resolutions", "64x48", "--prompts", "1", "--repeats", "1", "--precisions", "fp32"]
+    argv += ["--backends", "torch,torch-compile", "--out", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    rows = {(r["backend"], r["precision"]): r for r in report["results"]}
+    assert set(rows) == {("torch", "fp32"), ("torch-compile", "fp32")}
+    assert report["settings"]["cosine_reference"] == "torch fp32"
+    assert report["settings"]["device"] == "cpu"
+    assert rows["torch-compile", "fp32"]["cosine_vs_fp32"] > 0.9999
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--device", "cuda", "--precisions", "fp32,int8"], "int8 .* CPU only"),
+        (["--backends", "torch-cudagraph"], "needs --device cuda"),
+        (["--backends", "onnxruntime,tensorflow"], "--backends must be among"),
+    ],
+)
+def test_bench_model_refuses_what_cannot_run(load_benchmark, capsys, extra, message):
+    bench = load_benchmark("bench_model")
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--quick", *extra])
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_cuda_graph_tower_needs_cuda(load_benchmark):
+    bench = load_benchmark("bench_model")
+    with pytest.raises(ValueError, match="CUDA graphs need --device cuda"):
+        bench.torch_tower(None, (0.5,) * 3, (0.5,) * 3, mode="cudagraph", device="cpu")
+
+
+@pytest.mark.gpu
+def test_bench_model_on_cuda(tiny_hf_dir, tmp_path, load_benchmark):
+    """Every GPU tower runs and agrees with ONNX Runtime fp32 on the GPU."""
+    import onnxruntime as ort
+
+    cuda_ort = "CUDAExecutionProvider" in ort.get_available_providers()
+    if not torch.cuda.is_available() or not cuda_ort:
+        pytest.skip("needs a CUDA GPU with torch and onnxruntime-gpu")
+    bench = load_benchmark("bench_model")
+    out = tmp_path / "model.json"
+    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--device", "cuda", "--resolutions", "64x48", "--prompts", "1", "--repeats", "1"]
+    argv += ["--precisions", "fp32,fp16", "--fused", "--out", str(out)]
+    argv += ["--backends", "onnxruntime,torch,torch-compile,torch-cudagraph"]
+    assert bench.main(argv) == 0
+    rows = json.loads(out.read_text(encoding="utf-8"))["results"]
+    assert len(rows) == 2 * 5
+    assert all(r["cosine_vs_fp32"] is None or r["cosine_vs_fp32"] > 0.99 for r in rows)
+
+
+def test_bench_reference_device_options(load_benchmark, capsys):
+    ref = load_benchmark("bench_reference")
+    assert ref.parse_args(["--quick"]).device == "cpu"
+    assert ref.parse_args(["--device", "cuda"]).precisions == ("fp32", "fp16")
+    with pytest.raises(SystemExit):
+        ref.parse_args(["--device", "cuda", "--precisions", "int8"])
+    assert "int8 (dynamic quantisation) is CPU-only" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_bench_reference_on_cuda(tiny_hf_dir, tmp_path, load_benchmark):
+    """All three ways run on the GPU, and the report says so."""
+    import onnxruntime as ort
+
+    cuda_ort = "CUDAExecutionProvider" in ort.get_available_providers()
+    if not torch.cuda.is_available() or not cuda_ort:
+        pytest.skip("needs a CUDA GPU with torch and onnxruntime-gpu")
+    ref = load_benchmark("bench_reference")
+    out = tmp_path / "ref.json"
+    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--device", "cuda", "--sample-windows", "2", "--prompts", "1", "--out", str(out)]
+    assert ref.main(argv) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["settings"]["device"] == "cuda"
+    ways = {r["way"] for r in report["results"]}
+    assert ways == {"writeup", "torch-batch", "streamdet", "streamdet-fp16"}
