@@ -8,7 +8,7 @@
    at the resolution the targets name; then ``streamdet run``'s pipeline reads it (PyAV, threaded
    decode), detects the prompts with the chosen model, draws boxes and encodes an H.264 MP4
    (``--codec``: libx264, or h264_nvenc on NVIDIA; on the calling thread while inference runs on
-   its worker thread). Reported: end-to-end
+   its worker thread); ``--hwaccel cuda`` decodes with NVDEC. Reported: end-to-end
    FPS and each stage's mean milliseconds. In the same run, for scale: decode alone (FPS of just
    reading the clip) and encode alone (FPS of just writing the frames), so one can see which stage
    bounds the pipeline.
@@ -104,11 +104,11 @@ def transcode(src: Path, dst: Path, size: tuple[int, int], frames: int) -> int:
     return n
 
 
-def decode_fps(path: Path) -> float:
+def decode_fps(path: Path, hwaccel: str | None = None) -> float:
     """Frames per second of just reading ``path`` the way the pipeline does."""
     stop = threading.Event()
     t0 = time.perf_counter()
-    with open_source(path) as source:
+    with open_source(path, hwaccel=hwaccel) as source:
         n = sum(1 for _ in source.frames(stop))
     return n / (time.perf_counter() - t0)
 
@@ -136,12 +136,13 @@ def bench_file(
     size: tuple[int, int],
     frames: int,
     codec: str = "libx264",
+    hwaccel: str | None = None,
 ):
     small = work / f"{clip.stem}-{size[0]}x{size[1]}.mp4"
     n = transcode(clip, small, size, frames)
     images, rate = read_frames(small)
     detector.detect(images[0])  # warm-up: sessions, grid, first-call allocations
-    with open_source(small) as source:
+    with open_source(small, hwaccel=hwaccel) as source:
         out = Mp4Output(work / f"{clip.stem}-out.mp4", fps=source.fps, overwrite=True, codec=codec)
         report = run(source, detector, [out], renderer=Renderer())
     assert report.frames_processed == n, (report.frames_processed, n)
@@ -151,7 +152,7 @@ def bench_file(
         frames=n,
         windows=len(detector.grid(size[1], size[0])),
         pipeline_fps=round(report.fps, 2),
-        decode_fps=round(decode_fps(small), 1),
+        decode_fps=round(decode_fps(small, hwaccel), 1),
         encode_fps=round(encode_fps(images, work, rate, codec), 1),
         stages_ms={k: round(v.mean, 2) for k, v in report.stages.items()},
     )
@@ -279,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="libx264",
         help="H.264 encoder of the annotated MP4s: libx264 (default) or h264_nvenc on NVIDIA",
     )
+    p.add_argument("--hwaccel", help="hardware decoder for the clips, e.g. cuda (NVDEC)")
     p.add_argument("--precision", choices=("fp32", "int8", "fp16"), help="image tower precision")
     p.add_argument("--out", type=Path, help="JSON (default results/bench_pipeline[-quick].json)")
     return p
@@ -319,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="streamdet-bench-") as tmp:
         work = Path(tmp)
         for clip in clips:
-            files.append(bench_file(detector, clip, work, args.size, frames, args.codec))
+            files.append(
+                bench_file(detector, clip, work, args.size, frames, args.codec, args.hwaccel)
+            )
             print(f"{clip.name}: {files[-1].pipeline_fps} FPS", file=sys.stderr)
         images, _ = read_frames(work / f"{clips[0].stem}-{args.size[0]}x{args.size[1]}.mp4")
         live = bench_live(detector, clips[0].name, images, args, work)
@@ -338,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             "provider": detector.provider,
             "precision": args.precision or "as exported",
             "codec": args.codec,
+            "hwaccel": args.hwaccel,
             "camera_fps": args.camera_fps,
             "live_seconds": args.live_seconds,
         },

@@ -71,6 +71,11 @@ def add_run_parser(
         default="libx264",
         help="H.264 encoder for -o: libx264 (default) or a hardware one, e.g. h264_nvenc",
     )
+    p.add_argument(
+        "--hwaccel",
+        help="decode video files and streams with a hardware decoder, e.g. cuda (NVDEC); "
+        "default: the CPU",
+    )
     p.add_argument("--patch", type=int, help="cell size in pixels (default: the model's)")
     p.add_argument("--window", type=int, help="window size in cells (default: the model's)")
     p.add_argument("--stride", type=int, help="window step in cells (default: the model's)")

@@ -36,7 +36,12 @@ from streamdet.pipeline.prompt_file import PromptFile
 from streamdet.pipeline.runner import Progress, RunOptions, run
 from streamdet.pipeline.stats import RunReport, StageClock
 from streamdet.video.render import Renderer
-from streamdet.video.sources import ReconnectPolicy, expand_inputs, open_source
+from streamdet.video.sources import (
+    ReconnectPolicy,
+    expand_inputs,
+    hardware_decoder,
+    open_source,
+)
 from streamdet.video.urls import mask_url
 
 _log = logging.getLogger("streamdet.run")
@@ -186,6 +191,7 @@ def _run_one(plan: InputPlan, detector, args, stop: threading.Event, prompts) ->
         open_timeout=args.timeout,
         read_timeout=args.timeout,
         reconnect=reconnect,
+        hwaccel=getattr(args, "hwaccel", None),
     ) as source:
         outputs = _outputs_for(plan, source.fps, args, stop)
         terminal = _Terminal(source.name, source.live, args.stats)
@@ -223,6 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     prompt_watch = PromptFile(checked.prompt_file) if checked.prompt_file else None
     prompts = checked.prompts if prompt_watch is None else prompt_watch.prompts
     fast = getattr(args, "fast", False)
+    hardware_decoder(getattr(args, "hwaccel", None))  # unknown types fail before the model loads
     detector = Detector(
         args.model,
         prompts,

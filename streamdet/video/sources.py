@@ -30,6 +30,11 @@ drop the first frames of a file (up to a second of video: what the probe read), 
 probed without it unless ``live=True``, and a stream of another scheme that turns out to have a
 finite duration is opened again without it.
 
+Files and network streams can be decoded by the GPU's video decoder (``hwaccel="cuda"``: NVDEC
+through PyAV's ``HWAccel``; frames are copied back to the host as PyAV does by default). A
+hardware decoder that cannot start is a one-line ``SourceError``, never a silent fallback to the
+CPU. Cameras (OpenCV) and still images always decode on the CPU.
+
 Credentials never leave this module: a source's ``name`` and every message and log line go through
 :func:`streamdet.video.urls.mask_url`.
 
@@ -74,6 +79,8 @@ __all__ = [
     "StreamLostError",
     "VideoFrame",
     "expand_inputs",
+    "hardware_decoder",
+    "hardware_decoders",
     "open_source",
 ]
 
@@ -337,15 +344,53 @@ class _PacketReader:
 # --- files -----------------------------------------------------------------------------------
 
 
-def _open_video_file(path: Path) -> av.container.InputContainer:
-    """Open ``path`` with PyAV (read-only) and check that it has a video stream."""
+def hardware_decoders() -> tuple[str, ...]:
+    """The hardware decoder types this PyAV/FFmpeg build knows (e.g. cuda, qsv, vaapi); whether
+    the machine has the hardware is only known when a decoder starts."""
     try:
-        container = av.open(str(path), mode="r")
-    except Exception as err:
+        from av.codec.hwaccel import hwdevices_available
+    except ImportError:  # PyAV < 14
+        return ()
+    return tuple(hwdevices_available())
+
+
+def hardware_decoder(name: str | None) -> Any:
+    """PyAV's HWAccel for decoder type `name` (None: decode on the CPU); SourceError if unknown."""
+    if name is None:
+        return None
+    known = hardware_decoders()
+    if name not in known:
+        offered = ", ".join(known) if known else "none (PyAV >= 14 is needed)"
         raise SourceError(
-            f"'{path}' is not a readable video ({_reason(err)}); check that it is a complete "
-            "video file (an MP4 cut short before its index cannot be read)"
-        ) from None
+            f"hardware decoder '{name}' is not one this PyAV/FFmpeg build offers ({offered}); "
+            "pick one of those or drop --hwaccel to decode on the CPU"
+        )
+    from av.codec.hwaccel import HWAccel
+
+    return HWAccel(device_type=name, allow_software_fallback=False)
+
+
+def _open_video_file(path: Path, hwaccel: str | None = None) -> av.container.InputContainer:
+    """Open ``path`` with PyAV (read-only; with hardware decoder `hwaccel` if given) and check
+    that it has a video stream."""
+    if hwaccel is not None:
+        accel = hardware_decoder(hwaccel)
+        try:
+            container = av.open(str(path), mode="r", hwaccel=accel)
+        except Exception as err:  # PyAV creates the device here: no GPU, no driver, ...
+            _close_container(_open_video_file(path))  # a bad file says so itself
+            raise SourceError(
+                f"hardware decoding ({hwaccel}) cannot start for '{path}' ({_reason(err)}); "
+                "drop --hwaccel to decode on the CPU"
+            ) from None
+    else:
+        try:
+            container = av.open(str(path), mode="r")
+        except Exception as err:
+            raise SourceError(
+                f"'{path}' is not a readable video ({_reason(err)}); check that it is a complete "
+                "video file (an MP4 cut short before its index cannot be read)"
+            ) from None
     if not container.streams.video:
         _close_container(container)
         raise SourceError(f"'{path}' has no video stream; give a video or image file")
@@ -355,8 +400,8 @@ def _open_video_file(path: Path) -> av.container.InputContainer:
 class _FileSource(Source):
     """A video file read with PyAV: every frame, in order, with the file's timestamps."""
 
-    def __init__(self, path: Path) -> None:
-        container = _open_video_file(path)
+    def __init__(self, path: Path, hwaccel: str | None = None) -> None:
+        container = _open_video_file(path, hwaccel)
         stream = container.streams.video[0]
         super().__init__(
             str(path),
@@ -366,6 +411,7 @@ class _FileSource(Source):
             size=_stream_size(stream),
         )
         self._path = path
+        self._hwaccel = hwaccel
         self._handle: _Handle[av.container.InputContainer] = _Handle(container, _close_container)
 
     def _release_unused(self) -> None:
@@ -375,7 +421,7 @@ class _FileSource(Source):
         self._check_open()
         container = self._handle.take()
         if container is None:
-            container = _open_video_file(self._path)
+            container = _open_video_file(self._path, self._hwaccel)
         try:
             yield from self._read(container, stop)
         finally:
@@ -806,8 +852,10 @@ class _NetworkSource(_LiveSource[av.container.InputContainer]):
         open_timeout: float,
         read_timeout: float,
         reconnect: ReconnectPolicy | None,
+        hwaccel: str | None = None,
     ) -> None:
         self._url = url
+        self._hwaccel = hwaccel
         self._scheme = urlsplit(url).scheme.lower()
         self._open_timeout = open_timeout
         self._read_timeout = read_timeout
@@ -859,8 +907,13 @@ class _NetworkSource(_LiveSource[av.container.InputContainer]):
         timeout = self._open_timeout
         started = time.monotonic()
         try:
+            extra = {} if self._hwaccel is None else {"hwaccel": hardware_decoder(self._hwaccel)}
             container = av.open(
-                self._url, mode="r", options=self._options(), timeout=(timeout, self._read_timeout)
+                self._url,
+                mode="r",
+                options=self._options(),
+                timeout=(timeout, self._read_timeout),
+                **extra,
             )
         except Exception as err:
             if isinstance(err, av.error.ProtocolNotFoundError):
@@ -912,6 +965,7 @@ def open_source(
     open_timeout: float = 10.0,
     read_timeout: float = 10.0,
     reconnect: ReconnectPolicy | None = ReconnectPolicy(),  # frozen, so sharing the default is safe
+    hwaccel: str | None = None,
 ) -> Source:
     """Open a video file, still image, camera or network stream; ``SourceError`` if it can't be.
 
@@ -924,9 +978,13 @@ def open_source(
     like a file (no reconnecting, its end is the end). Files and images are never live, whatever
     is passed. ``open_timeout`` / ``read_timeout`` (seconds) bound connecting to a network stream
     and each read from it; ``reconnect`` is the retry policy of live sources (``None``: none).
+    ``hwaccel``: a hardware decoder type (``hardware_decoders()``, e.g. ``"cuda"`` for NVDEC) for
+    video files and network streams; one that is unknown or cannot start is a ``SourceError``.
+    Cameras and still images decode on the CPU whatever is passed.
     """
     _check_seconds("open_timeout", open_timeout)
     _check_seconds("read_timeout", read_timeout)
+    hardware_decoder(hwaccel)  # an unknown decoder type fails here, whatever the input
     if isinstance(spec, bool):
         raise SourceError(f"{spec!r} is not an input; give a path, URL or camera index")
     if isinstance(spec, int):
@@ -941,8 +999,8 @@ def open_source(
     if text.strip().isdigit() and isinstance(spec, str):
         return _open_camera_source(int(text), live, reconnect)
     if is_url(text):
-        return _open_url(text.strip(), live, open_timeout, read_timeout, reconnect)
-    return _open_path(Path(os.path.expanduser(text)))
+        return _open_url(text.strip(), live, open_timeout, read_timeout, reconnect, hwaccel)
+    return _open_path(Path(os.path.expanduser(text)), hwaccel)
 
 
 def _open_camera_source(index: int, live: bool | None, reconnect: ReconnectPolicy | None) -> Source:
@@ -957,6 +1015,7 @@ def _open_url(
     open_timeout: float,
     read_timeout: float,
     reconnect: ReconnectPolicy | None,
+    hwaccel: str | None = None,
 ) -> Source:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in SUPPORTED_SCHEMES:
@@ -966,11 +1025,16 @@ def _open_url(
             f"{', '.join(SUPPORTED_SCHEMES)}{hint}"
         )
     return _NetworkSource(
-        url, live=live, open_timeout=open_timeout, read_timeout=read_timeout, reconnect=reconnect
+        url,
+        live=live,
+        open_timeout=open_timeout,
+        read_timeout=read_timeout,
+        reconnect=reconnect,
+        hwaccel=hwaccel,
     )
 
 
-def _open_path(path: Path) -> Source:
+def _open_path(path: Path, hwaccel: str | None = None) -> Source:
     if not path.exists():
         hint = " (a pattern: expand it with expand_inputs)" if _GLOB_CHARS & set(str(path)) else ""
         raise SourceError(
@@ -990,7 +1054,7 @@ def _open_path(path: Path) -> Source:
         raise SourceError(f"'{path}' is empty (0 bytes); give a complete video or image file")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _ImageSource(path)
-    return _FileSource(path)
+    return _FileSource(path, hwaccel)
 
 
 def _is_media(path: Path) -> bool:

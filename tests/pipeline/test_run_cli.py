@@ -177,6 +177,10 @@ def _bad_cases(tmp_path: Path, clip: Path) -> dict[str, tuple[list[str], str]]:
         "nothing to write": ([str(clip), "-p", "a car"], "nothing to write"),
         "no display": ([str(clip), "-p", "a car", "--show"], "--show"),
         "bad max fps": ([str(clip), "-p", "a car", "--max-fps", "-1", "-o", out], "--max-fps"),
+        "unknown hardware decoder": (
+            [str(clip), "-p", "a car", "--hwaccel", "nvdecc", "-o", out],
+            "--hwaccel",
+        ),
     }
 
 
@@ -199,6 +203,7 @@ CASES = [
     "nothing to write",
     "no display",
     "bad max fps",
+    "unknown hardware decoder",
 ]
 
 

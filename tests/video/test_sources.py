@@ -328,6 +328,63 @@ def test_real_clip_opens_with_its_size(media_dir: Path) -> None:
     assert fingerprint(path) == before
 
 
+# --- hardware decoding -----------------------------------------------------------------------
+
+
+def _cuda_decoding_starts(path: Path) -> bool:
+    try:
+        open_source(path, hwaccel="cuda").close()
+    except SourceError:
+        return False
+    return True
+
+
+def test_hardware_decoders_are_the_builds_names() -> None:
+    names = sources.hardware_decoders()
+    assert isinstance(names, tuple) and all(isinstance(n, str) and n for n in names)
+    assert sources.hardware_decoder(None) is None
+
+
+def test_unknown_hardware_decoder_is_refused_before_anything_opens(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="'nvdecc' is not one this PyAV/FFmpeg build offers"):
+        open_source(tmp_path / "not-even-there.mp4", hwaccel="nvdecc")
+
+
+def test_hardware_decoder_that_cannot_start_is_one_line_not_a_silent_cpu_fallback(
+    tmp_path: Path,
+) -> None:
+    if "cuda" not in sources.hardware_decoders():
+        pytest.skip("this PyAV build has no cuda decoder type")
+    video = make_video(tmp_path / "clip.mp4", 6)
+    if _cuda_decoding_starts(video):
+        pytest.skip("NVDEC works here (the GPU test covers it)")
+    with pytest.raises(SourceError) as info:
+        open_source(video, hwaccel="cuda")
+    message = str(info.value)
+    assert "hardware decoding (cuda) cannot start" in message and "drop --hwaccel" in message
+    assert "\n" not in message
+    # A damaged file is reported as such, not blamed on the decoder; images ignore hwaccel.
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(video.read_bytes()[:200])
+    with pytest.raises(SourceError, match="is not a readable video"):
+        open_source(cut, hwaccel="cuda")
+    image = tmp_path / "still.png"
+    assert cv2.imwrite(str(image), pattern(0))
+    with open_source(image, hwaccel="cuda") as source:
+        assert len(read_all(source)) == 1
+
+
+@pytest.mark.gpu
+def test_nvdec_gives_the_frames_the_cpu_decoder_gives(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "clip.mp4", 12, size=(256, 144))
+    if not _cuda_decoding_starts(video):
+        pytest.skip("no NVDEC here (no NVIDIA GPU or driver)")
+    with open_source(video) as cpu, open_source(video, hwaccel="cuda") as gpu:
+        a, b = read_all(cpu), read_all(gpu)
+    assert [f.pts for f in a] == [f.pts for f in b] and len(a) == 12
+    assert max(mean_error(x.image, y.image) for x, y in zip(a, b, strict=True)) < 2.0
+
+
 # --- still images ----------------------------------------------------------------------------
 
 
