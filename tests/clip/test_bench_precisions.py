@@ -126,14 +126,18 @@ def test_cuda_graph_tower_needs_cuda(load_benchmark):
         bench.torch_tower(None, (0.5,) * 3, (0.5,) * 3, mode="cudagraph", device="cpu")
 
 
-@pytest.mark.gpu
-def test_bench_model_on_cuda(tiny_hf_dir, tmp_path, load_benchmark):
-    """Every GPU tower runs and agrees with ONNX Runtime fp32 on the GPU."""
+def _skip_without_cuda() -> None:
     import onnxruntime as ort
 
     cuda_ort = "CUDAExecutionProvider" in ort.get_available_providers()
     if not torch.cuda.is_available() or not cuda_ort:
         pytest.skip("needs a CUDA GPU with torch and onnxruntime-gpu")
+
+
+@pytest.mark.gpu
+def test_bench_model_on_cuda(tiny_hf_dir, tmp_path, load_benchmark):
+    """Every GPU tower runs and agrees with ONNX Runtime fp32 on the GPU."""
+    _skip_without_cuda()
     bench = load_benchmark("bench_model")
     out = tmp_path / "model.json"
     argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
@@ -158,11 +162,7 @@ def test_bench_reference_device_options(load_benchmark, capsys):
 @pytest.mark.gpu
 def test_bench_reference_on_cuda(tiny_hf_dir, tmp_path, load_benchmark):
     """All three ways run on the GPU, and the report says so."""
-    import onnxruntime as ort
-
-    cuda_ort = "CUDAExecutionProvider" in ort.get_available_providers()
-    if not torch.cuda.is_available() or not cuda_ort:
-        pytest.skip("needs a CUDA GPU with torch and onnxruntime-gpu")
+    _skip_without_cuda()
     ref = load_benchmark("bench_reference")
     out = tmp_path / "ref.json"
     argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
