@@ -26,6 +26,8 @@ do not depend on the backend. Backends and precisions (``--backends``, ``--preci
   ``mode="reduce-overhead"``, which replays CUDA graphs); compiled during the warm-up frame.
 - ``torch-cudagraph`` (``--device cuda`` only): eager kernels captured once per batch size into a
   ``torch.cuda.CUDAGraph`` and replayed.
+- ``onnxruntime-cudagraph`` (``--cuda-graph``, ``--device cuda`` only): ``ClipEncoders(
+  cuda_graph=True)``: the embeddings-only graph with a fixed batch, replayed as a CUDA graph.
 
 ``--device cuda`` runs every tower on the GPU: ONNX Runtime's CUDA provider through
 ``ClipEncoders`` (IO binding: each chunk of windows crosses once), PyTorch with the model and the
@@ -207,7 +209,9 @@ def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, st
     """streamdet's own encoders in each precision (derived graphs cached under --cache-dir)."""
     cache = args.cache_dir / "streamdet"
 
-    def tower(precision: str, *, spin: bool = False, fuse: bool = False) -> Tower:
+    def tower(
+        precision: str, *, spin: bool = False, fuse: bool = False, cuda_graph: bool = False
+    ) -> Tower:
         return ClipEncoders(
             export_dir,
             device=args.device,
@@ -216,6 +220,7 @@ def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, st
             spin=spin,
             cache_dir=cache,
             fuse=fuse,
+            cuda_graph=cuda_graph,
         ).encode_images
 
     towers: dict[tuple[str, str], Tower] = {}
@@ -227,6 +232,9 @@ def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, st
         for precision in args.precisions:
             if precision != "int8":  # fused + int8 ran 1.6x slower than int8 alone on the CPU
                 towers["onnxruntime", f"{precision}-fused"] = tower(precision, fuse=True)
+    if args.cuda_graph:
+        for precision in args.precisions:
+            towers["onnxruntime-cudagraph", precision] = tower(precision, cuda_graph=True)
     return towers
 
 
@@ -368,6 +376,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="add onnxruntime-spin rows: idle threads busy-wait (streamdet's default: off)",
     )
+    parser.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="add onnxruntime-cudagraph rows: the tower replayed as a CUDA graph (--device cuda)",
+    )
     parser.add_argument("--overhang", action="store_true", help="windows hang over the frame edges")
     parser.add_argument("--patch", type=int, help="cell size (64; quick 16)")
     parser.add_argument("--window", type=int, default=4)
@@ -403,6 +416,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         )
     if "torch-cudagraph" in args.backends and args.device != "cuda":
         parser.error("--backends torch-cudagraph needs --device cuda (CUDA graphs)")
+    if args.cuda_graph and args.device != "cuda":
+        parser.error("--cuda-graph needs --device cuda")
     args.patch = args.patch or (16 if args.quick else 64)
     args.repeats = args.repeats or 2
     if args.repeats < 1:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from streamdet.clip.crops import DeviceCropper
+from streamdet.clip.cudagraph import CUDA_GRAPH_OPTIONS, FixedBatchRunner
 from streamdet.clip.meta import IMAGE_OUTPUT, TOKENS_OUTPUT, ModelMeta, load_meta
 from streamdet.clip.optimize import check_precision, image_graph, physical_cores, session_options
 from streamdet.clip.tokenizer import ClipTokenizer
@@ -64,6 +65,10 @@ class ClipEncoders:
     fuse: run the image graph after ONNX Runtime's transformer optimizer (fused attention,
     skip-LayerNorm, GELU; ``optimize.image_graph(fuse=True)``, cached). Off by default: on the
     CPU it was no faster in fp32 and slower in int8; meant for measuring GPUs.
+    cuda_graph: ``encode_images`` replays the embeddings-only graph as a CUDA graph in chunks of
+    ``max_batch`` (``streamdet.clip.cudagraph``; device "cuda" only). Opt-in and unmeasured: no
+    GPU was at hand when it was written; ``benchmarks/bench_model.py --cuda-graph`` measures it.
+    Dense calls and ``encode_windows`` run as without it.
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class ClipEncoders:
         cache_dir: str | Path | None = None,
         spin: bool = False,
         fuse: bool = False,
+        cuda_graph: bool = False,
     ) -> None:
         if device not in DEVICE_PROVIDERS:
             raise ConfigError(
@@ -90,6 +96,10 @@ class ClipEncoders:
             raise ConfigError(f"max_batch must be a positive integer or None, but got {max_batch}")
         if precision is not None:
             check_precision(precision)
+        if cuda_graph and device != "cuda":
+            raise ConfigError(
+                f"cuda_graph replays CUDA graphs and needs device 'cuda', not {device!r}"
+            )
         if precision == "int8" and device != "cpu":
             raise ConfigError(
                 "precision int8 (dynamic quantisation) runs on the CPU only; "
@@ -114,6 +124,8 @@ class ClipEncoders:
         self._cache_dir = cache_dir
         self._device, self._allow_fallback = device, allow_fallback
         self._fuse = fuse
+        self._cuda_graph = cuda_graph
+        self._graph_runner: FixedBatchRunner | None = None  # made on first use (encode_images)
         providers = self._choose_providers(device, allow_fallback)
         self._text = self._open(self.meta.text_path, providers, device, allow_fallback)
         self._providers = list(self._text.get_providers())
@@ -217,6 +229,27 @@ class ClipEncoders:
             self._images[full] = self._open_image(embeddings_only=not full)
         return self._images[full]
 
+    def _graph(self) -> FixedBatchRunner:
+        """The CUDA-graph runner of the embeddings-only graph with a batch of ``max_batch``."""
+        if self._graph_runner is None:
+            import onnxruntime as ort
+
+            path = image_graph(
+                self.meta,
+                self.precision,
+                self._cache_dir,
+                fuse=self._fuse,
+                embeddings_only=self.has_tokens,
+                batch=self.max_batch,
+            )
+            providers = [(CUDA, CUDA_GRAPH_OPTIONS), CPU]
+            options = session_options(self._threads, spin=self._spin)
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            self._graph_runner = FixedBatchRunner(
+                session, batch=self.max_batch, output=IMAGE_OUTPUT, device="cuda"
+            )
+        return self._graph_runner
+
     def _open_image(self, *, embeddings_only: bool) -> Any:
         path = image_graph(
             self.meta,
@@ -277,6 +310,8 @@ class ClipEncoders:
         pixels = self._check_pixels(pixels)
         if len(pixels) == 0:
             return np.zeros((0, self.embed_dim), np.float32)
+        if self._cuda_graph:
+            return self._graph()(pixels)
         return self._encode(pixels, None)[0]  # (N, D)
 
     def encode_images_dense(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -51,6 +51,7 @@ RECIPES = {
     "fp16": "convert_float_to_float16 keep_io_types",
     "fused": "transformers optimizer model_type=clip opt_level=0",
     "embeddings": "embeddings output only, dead nodes and initializers removed",
+    "batch": "batch dimension fixed to {batch}",
 }
 GRAPHS_DIR = "graphs"
 
@@ -146,9 +147,12 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def graph_name(precision: str, fuse: bool, embeddings_only: bool = False) -> str:
+def graph_name(
+    precision: str, fuse: bool, embeddings_only: bool = False, batch: int | None = None
+) -> str:
     fused = "-fused" if fuse else ""
-    return f"image-{precision}{fused}{'-embeddings' if embeddings_only else ''}.onnx"
+    pruned = "-embeddings" if embeddings_only else ""
+    return f"image-{precision}{fused}{pruned}{f'-b{batch}' if batch else ''}.onnx"
 
 
 def image_graph(
@@ -158,16 +162,20 @@ def image_graph(
     *,
     fuse: bool = False,
     embeddings_only: bool = False,
+    batch: int | None = None,
 ) -> Path:
-    """The image graph of `meta`'s export in `precision`, fused and pruned to its embeddings
-    output if asked; built once, cached.
+    """The image graph of `meta`'s export in `precision`, fused, pruned to its embeddings output
+    and with a fixed batch size (for CUDA graphs, ``streamdet.clip.cudagraph``) if asked; built
+    once, cached.
 
     The export's own graph is returned as is when nothing is to change. fp32 from an fp16 export
     and int8 from an fp16 export are refused (ConfigError): re-export in fp32.
     """
     check_precision(precision)
     source = meta.image_path
-    if precision == meta.precision and not fuse and not embeddings_only:
+    if batch is not None and batch < 1:
+        raise ConfigError(f"batch must be a positive integer or None, but got {batch}")
+    if precision == meta.precision and not fuse and not embeddings_only and batch is None:
         return source
     if precision != meta.precision and meta.precision != "fp32":
         raise ConfigError(
@@ -176,8 +184,8 @@ def image_graph(
         )
     checksum = meta.files.get(IMAGE_FILE) or sha256_file(source)
     folder = Path(cache_dir).expanduser() / GRAPHS_DIR / checksum
-    target = folder / graph_name(precision, fuse, embeddings_only)
-    record = _record(checksum, precision, fuse, embeddings_only, meta.precision)
+    target = folder / graph_name(precision, fuse, embeddings_only, batch)
+    record = _record(checksum, precision, fuse, embeddings_only, meta.precision, batch)
     if _is_current(target, record):
         return target
     started = time.perf_counter()
@@ -199,6 +207,11 @@ def image_graph(
             scratch.append(out)
             (_quantize if precision == "int8" else _to_fp16)(step, out)
             step = out
+        if batch is not None:
+            out = _temp(folder, "batch")
+            scratch.append(out)
+            _fix_batch(step, out, batch)
+            step = out
         os.replace(step, target)
         record["sha256"] = sha256_file(target)
         _write_record(target, record)
@@ -216,7 +229,12 @@ def image_graph(
 
 
 def _record(
-    checksum: str, precision: str, fuse: bool, embeddings_only: bool, source_precision: str
+    checksum: str,
+    precision: str,
+    fuse: bool,
+    embeddings_only: bool,
+    source_precision: str,
+    batch: int | None = None,
 ) -> dict[str, Any]:
     import onnxruntime as ort
 
@@ -225,6 +243,8 @@ def _record(
         recipe.append(RECIPES["embeddings"])
     if precision != source_precision:
         recipe.append(RECIPES[precision])
+    if batch is not None:
+        recipe.append(RECIPES["batch"].format(batch=batch))
     return {
         "source_sha256": checksum,
         "precision": precision,
@@ -295,6 +315,18 @@ def _prune_to_embeddings(source: Path, out: Path) -> None:
     _replace(graph.node, kept_nodes)
     _replace(graph.initializer, [t for t in graph.initializer if t.name in needed])
     _replace(graph.value_info, [v for v in graph.value_info if v.name in needed])
+    onnx.save(model, str(out))
+
+
+def _fix_batch(source: Path, out: Path, batch: int) -> None:
+    """The graph with the first dimension of every input and output fixed to `batch`, so that
+    ONNX Runtime can fold all shape arithmetic (a CUDA graph needs every node on the GPU)."""
+    onnx = _need_onnx("a fixed-batch image graph")
+    model = onnx.load(str(source))
+    for value in [*model.graph.input, *model.graph.output]:
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_value = batch
     onnx.save(model, str(out))
 
 

@@ -110,6 +110,7 @@ def test_bench_model_compiled_torch_on_cpu(tiny_hf_dir, tmp_path, load_benchmark
     [
         (["--device", "cuda", "--precisions", "fp32,int8"], "int8 .* CPU only"),
         (["--backends", "torch-cudagraph"], "needs --device cuda"),
+        (["--cuda-graph"], "--cuda-graph needs --device cuda"),
         (["--backends", "onnxruntime,tensorflow"], "--backends must be among"),
     ],
 )
@@ -142,11 +143,11 @@ def test_bench_model_on_cuda(tiny_hf_dir, tmp_path, load_benchmark):
     out = tmp_path / "model.json"
     argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
     argv += ["--device", "cuda", "--resolutions", "64x48", "--prompts", "1", "--repeats", "1"]
-    argv += ["--precisions", "fp32,fp16", "--fused", "--out", str(out)]
+    argv += ["--precisions", "fp32,fp16", "--fused", "--cuda-graph", "--out", str(out)]
     argv += ["--backends", "onnxruntime,torch,torch-compile,torch-cudagraph"]
     assert bench.main(argv) == 0
     rows = json.loads(out.read_text(encoding="utf-8"))["results"]
-    assert len(rows) == 2 * 5
+    assert len(rows) == 2 * 6
     assert all(r["cosine_vs_fp32"] is None or r["cosine_vs_fp32"] > 0.99 for r in rows)
 
 
