@@ -108,3 +108,9 @@ def tiny_model_dir(tiny_hf_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
     out_dir = tmp_path_factory.mktemp("tiny-export") / "model"
     return export_model(tiny_hf_dir, out_dir).out_dir
+
+
+@pytest.fixture
+def quick_argv(tiny_hf_dir: Path, tmp_path: Path) -> list[str]:
+    """The speed benchmarks' --quick arguments on the tiny model, with a cache of this test's."""
+    return ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]

@@ -60,9 +60,9 @@ def test_cached_export_is_redone_when_the_exporter_changes(
     assert (out / bench_reference.EXPORTER_STAMP).read_text().strip() == "0" * 64
 
 
-def test_bench_reference_quick(bench_reference, tiny_hf_dir, tmp_path, capsys):
+def test_bench_reference_quick(bench_reference, tmp_path, capsys, quick_argv):
     out = tmp_path / "ref.json"
-    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv = [*quick_argv]
     argv += ["--sample-windows", "3", "--out", str(out)]
     assert bench_reference.main(argv) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
@@ -98,9 +98,9 @@ def test_bench_reference_quick(bench_reference, tiny_hf_dir, tmp_path, capsys):
     assert table.startswith("| way | prompts | ms per frame |") and table.count("\n") >= 7
 
 
-def test_bench_model_quick(bench_model, tiny_hf_dir, tmp_path, capsys):
+def test_bench_model_quick(bench_model, tmp_path, capsys, quick_argv):
     out = tmp_path / "model.json"
-    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv = [*quick_argv]
     argv += ["--out", str(out)]
     assert bench_model.main(argv) == 0
     report = json.loads(out.read_text(encoding="utf-8"))

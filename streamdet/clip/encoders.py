@@ -166,12 +166,15 @@ class ClipEncoders:
             return [CPU]
         return [p for p in wanted if p in available]
 
-    def _open(self, path: Path, providers: list[str], device: str, allow_fallback: bool) -> Any:
+    def _open(self, path: Path, providers: list[Any], device: str, allow_fallback: bool) -> Any:
+        """A session on `providers` (names, or (name, options) pairs); a provider that does not
+        start is refused (or, with ``allow_fallback``, replaced by the CPU) in one line."""
         import onnxruntime as ort
 
         options = session_options(self._threads, spin=self._spin)
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        if session.get_providers()[0] != providers[0]:
+        first = providers[0] if isinstance(providers[0], str) else providers[0][0]
+        if session.get_providers()[0] != first:
             # ONNX Runtime falls back silently when a provider fails to initialise.
             self._refuse(
                 device,
@@ -232,33 +235,28 @@ class ClipEncoders:
     def _graph(self) -> FixedBatchRunner:
         """The CUDA-graph runner of the embeddings-only graph with a batch of ``max_batch``."""
         if self._graph_runner is None:
-            import onnxruntime as ort
-
-            path = image_graph(
-                self.meta,
-                self.precision,
-                self._cache_dir,
-                fuse=self._fuse,
-                embeddings_only=self.has_tokens,
-                batch=self.max_batch,
-            )
-            providers = [(CUDA, CUDA_GRAPH_OPTIONS), CPU]
-            options = session_options(self._threads, spin=self._spin)
-            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            session = self._open_image(embeddings_only=self.has_tokens, batch=self.max_batch)
+            device = "cuda" if session.get_providers()[0] == CUDA else "cpu"  # CPU: fallback
             self._graph_runner = FixedBatchRunner(
-                session, batch=self.max_batch, output=IMAGE_OUTPUT, device="cuda"
+                session, batch=self.max_batch, output=IMAGE_OUTPUT, device=device
             )
         return self._graph_runner
 
-    def _open_image(self, *, embeddings_only: bool) -> Any:
+    def _open_image(self, *, embeddings_only: bool, batch: int | None = None) -> Any:
+        """A session on the image graph as this encoder runs it; with `batch`, the fixed-batch
+        graph with CUDA-graph capture on (``streamdet.clip.cudagraph``)."""
         path = image_graph(
             self.meta,
             self.precision,
             self._cache_dir,
             fuse=self._fuse,
             embeddings_only=embeddings_only,
+            batch=batch,
         )
-        return self._open(path, self._providers, self._device, self._allow_fallback)
+        providers: list[Any] = list(self._providers)
+        if batch is not None:
+            providers = [(p, CUDA_GRAPH_OPTIONS) if p == CUDA else p for p in providers]
+        return self._open(path, providers, self._device, self._allow_fallback)
 
     # -- public API -------------------------------------------------------------------------
 

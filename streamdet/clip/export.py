@@ -88,6 +88,8 @@ PARITY_PROMPTS = (
     "Street at NIGHT, with   rain!",
 )
 PARITY_IMAGES = 3
+#: The image graph's outputs, in order; meta.json lists them so the runtime need not open it.
+IMAGE_OUTPUTS = (IMAGE_OUTPUT, TOKENS_OUTPUT)
 
 _TMP_PREFIX = ".streamdet-export-"
 
@@ -493,7 +495,7 @@ def _export_graphs(
                 (example_pixels,),
                 str(stage / IMAGE_FILE),
                 input_names=["pixels"],
-                output_names=[IMAGE_OUTPUT, TOKENS_OUTPUT],
+                output_names=list(IMAGE_OUTPUTS),
                 dynamic_axes={
                     "pixels": {0: "batch"},
                     IMAGE_OUTPUT: {0: "batch"},
@@ -660,7 +662,7 @@ def export_model(
             "image_mean": mean,
             "image_std": std,
             "input_layout": INPUT_LAYOUT,
-            "image_outputs": [IMAGE_OUTPUT, TOKENS_OUTPUT],
+            "image_outputs": list(IMAGE_OUTPUTS),
             "logit_scale": float(model.logit_scale.detach().exp().item()),
             "embed_dim": int(model.config.projection_dim),
             "context_length": length,

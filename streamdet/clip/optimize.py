@@ -28,12 +28,14 @@ graph is rebuilt instead of loaded. Building needs the ``onnx`` package (``pip i
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,17 +177,20 @@ def image_graph(
     source = meta.image_path
     if batch is not None and batch < 1:
         raise ConfigError(f"batch must be a positive integer or None, but got {batch}")
-    if precision == meta.precision and not fuse and not embeddings_only and batch is None:
-        return source
     if precision != meta.precision and meta.precision != "fp32":
         raise ConfigError(
             f"'{meta.folder}' was exported in {meta.precision}; {precision} needs an fp32 export "
             "(re-export without --fp16)"
         )
+    steps = _steps(
+        precision, meta.precision, fuse=fuse, embeddings_only=embeddings_only, batch=batch
+    )
+    if not steps:
+        return source
     checksum = meta.files.get(IMAGE_FILE) or sha256_file(source)
     folder = Path(cache_dir).expanduser() / GRAPHS_DIR / checksum
     target = folder / graph_name(precision, fuse, embeddings_only, batch)
-    record = _record(checksum, precision, fuse, embeddings_only, meta.precision, batch)
+    record = _record(checksum, precision, fuse, embeddings_only, [recipe for _, recipe, _ in steps])
     if _is_current(target, record):
         return target
     started = time.perf_counter()
@@ -193,24 +198,10 @@ def image_graph(
     step = source
     scratch: list[Path] = []
     try:
-        if fuse:
-            step = _temp(folder, "fused")
-            scratch.append(step)
-            _fuse(source, step)
-        if embeddings_only:
-            out = _temp(folder, "embeddings")
+        for tag, _, make in steps:
+            out = _temp(folder, tag)
             scratch.append(out)
-            _prune_to_embeddings(step, out)
-            step = out
-        if precision != meta.precision:
-            out = _temp(folder, precision)
-            scratch.append(out)
-            (_quantize if precision == "int8" else _to_fp16)(step, out)
-            step = out
-        if batch is not None:
-            out = _temp(folder, "batch")
-            scratch.append(out)
-            _fix_batch(step, out, batch)
+            make(step, out)
             step = out
         os.replace(step, target)
         record["sha256"] = sha256_file(target)
@@ -228,23 +219,38 @@ def image_graph(
     return target
 
 
-def _record(
-    checksum: str,
+_Step = tuple[str, str, Callable[[Path, Path], None]]  # (temp-file tag, recipe, source -> out)
+
+
+def _steps(
     precision: str,
+    source_precision: str,
+    *,
     fuse: bool,
     embeddings_only: bool,
-    source_precision: str,
-    batch: int | None = None,
+    batch: int | None,
+) -> list[_Step]:
+    """The rewrites that turn the export's graph into the one asked for, in order; also what the
+    cache record says the graph was made by."""
+    steps: list[_Step] = []
+    if fuse:
+        steps.append(("fused", RECIPES["fused"], _fuse))
+    if embeddings_only:
+        steps.append(("embeddings", RECIPES["embeddings"], _prune_to_embeddings))
+    if precision != source_precision:
+        convert = _quantize if precision == "int8" else _to_fp16
+        steps.append((precision, RECIPES[precision], convert))
+    if batch is not None:
+        fix = functools.partial(_fix_batch, batch=batch)
+        steps.append(("batch", RECIPES["batch"].format(batch=batch), fix))
+    return steps
+
+
+def _record(
+    checksum: str, precision: str, fuse: bool, embeddings_only: bool, recipe: list[str]
 ) -> dict[str, Any]:
     import onnxruntime as ort
 
-    recipe = [RECIPES["fused"]] if fuse else []
-    if embeddings_only:
-        recipe.append(RECIPES["embeddings"])
-    if precision != source_precision:
-        recipe.append(RECIPES[precision])
-    if batch is not None:
-        recipe.append(RECIPES["batch"].format(batch=batch))
     return {
         "source_sha256": checksum,
         "precision": precision,

@@ -370,27 +370,28 @@ def hardware_decoder(name: str | None) -> Any:
     return HWAccel(device_type=name, allow_software_fallback=False)
 
 
+def _hwaccel_kwargs(name: str | None) -> dict[str, Any]:
+    """``av.open`` keyword arguments for hardware decoder `name` (none for the CPU)."""
+    return {} if name is None else {"hwaccel": hardware_decoder(name)}
+
+
 def _open_video_file(path: Path, hwaccel: str | None = None) -> av.container.InputContainer:
     """Open ``path`` with PyAV (read-only; with hardware decoder `hwaccel` if given) and check
     that it has a video stream."""
-    if hwaccel is not None:
-        accel = hardware_decoder(hwaccel)
-        try:
-            container = av.open(str(path), mode="r", hwaccel=accel)
-        except Exception as err:  # PyAV creates the device here: no GPU, no driver, ...
+    kwargs = _hwaccel_kwargs(hwaccel)
+    try:
+        container = av.open(str(path), mode="r", **kwargs)
+    except Exception as err:
+        if hwaccel is not None:  # PyAV creates the device here: no GPU, no driver, ...
             _close_container(_open_video_file(path))  # a bad file says so itself
             raise SourceError(
                 f"hardware decoding ({hwaccel}) cannot start for '{path}' ({_reason(err)}); "
                 "drop --hwaccel to decode on the CPU"
             ) from None
-    else:
-        try:
-            container = av.open(str(path), mode="r")
-        except Exception as err:
-            raise SourceError(
-                f"'{path}' is not a readable video ({_reason(err)}); check that it is a complete "
-                "video file (an MP4 cut short before its index cannot be read)"
-            ) from None
+        raise SourceError(
+            f"'{path}' is not a readable video ({_reason(err)}); check that it is a complete "
+            "video file (an MP4 cut short before its index cannot be read)"
+        ) from None
     if not container.streams.video:
         _close_container(container)
         raise SourceError(f"'{path}' has no video stream; give a video or image file")
@@ -907,13 +908,12 @@ class _NetworkSource(_LiveSource[av.container.InputContainer]):
         timeout = self._open_timeout
         started = time.monotonic()
         try:
-            extra = {} if self._hwaccel is None else {"hwaccel": hardware_decoder(self._hwaccel)}
             container = av.open(
                 self._url,
                 mode="r",
                 options=self._options(),
                 timeout=(timeout, self._read_timeout),
-                **extra,
+                **_hwaccel_kwargs(self._hwaccel),
             )
         except Exception as err:
             if isinstance(err, av.error.ProtocolNotFoundError):

@@ -39,10 +39,10 @@ def test_best_streamdet_and_ratios_follow_from_the_ms(load_benchmark):
     }
 
 
-def test_bench_reference_quick_with_int8(tiny_hf_dir, tmp_path, capsys, load_benchmark):
+def test_bench_reference_quick_with_int8(tmp_path, capsys, load_benchmark, quick_argv):
     ref = load_benchmark("bench_reference")
     out = tmp_path / "ref.json"
-    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv = [*quick_argv]
     argv += ["--sample-windows", "2", "--prompts", "1", "--precisions", "fp32,int8"]
     assert ref.main([*argv, "--out", str(out)]) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
@@ -64,10 +64,10 @@ def test_bench_reference_quick_with_int8(tiny_hf_dir, tmp_path, capsys, load_ben
     assert list(graphs.rglob("image-int8.onnx")) == []
 
 
-def test_bench_model_quick_precisions(tiny_hf_dir, tmp_path, load_benchmark):
+def test_bench_model_quick_precisions(tmp_path, load_benchmark, quick_argv):
     bench = load_benchmark("bench_model")
     out = tmp_path / "model.json"
-    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv = [*quick_argv]
     argv += ["--resolutions", "64x48", "--prompts", "1", "--repeats", "1"]
     argv += ["--precisions", "fp32,int8,fp16", "--fused", "--overhang", "--spin"]
     argv += ["--out", str(out)]
@@ -87,13 +87,13 @@ def test_bench_model_quick_precisions(tiny_hf_dir, tmp_path, load_benchmark):
             assert row["cosine_vs_fp32"] > 0.99, key
 
 
-def test_bench_model_compiled_torch_on_cpu(tiny_hf_dir, tmp_path, load_benchmark):
+def test_bench_model_compiled_torch_on_cpu(tmp_path, load_benchmark, quick_argv):
     """torch.compile's tower gives the eager tower's embeddings (it needs a C compiler on CPU)."""
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("torch.compile on the CPU needs a C compiler")
     bench = load_benchmark("bench_model")
     out = tmp_path / "model.json"
-    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv = [*quick_argv]
     argv += ["--resolutions", "64x48", "--prompts", "1", "--repeats", "1", "--precisions", "fp32"]
     argv += ["--backends", "torch,torch-compile", "--out", str(out)]
     assert bench.main(argv) == 0
@@ -136,12 +136,12 @@ def _skip_without_cuda() -> None:
 
 
 @pytest.mark.gpu
-def test_bench_model_on_cuda(tiny_hf_dir, tmp_path, load_benchmark):
+def test_bench_model_on_cuda(tmp_path, load_benchmark, quick_argv):
     """Every GPU tower runs and agrees with ONNX Runtime fp32 on the GPU."""
     _skip_without_cuda()
     bench = load_benchmark("bench_model")
     out = tmp_path / "model.json"
-    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv = [*quick_argv]
     argv += ["--device", "cuda", "--resolutions", "64x48", "--prompts", "1", "--repeats", "1"]
     argv += ["--precisions", "fp32,fp16", "--fused", "--cuda-graph", "--out", str(out)]
     argv += ["--backends", "onnxruntime,torch,torch-compile,torch-cudagraph"]
@@ -161,12 +161,12 @@ def test_bench_reference_device_options(load_benchmark, capsys):
 
 
 @pytest.mark.gpu
-def test_bench_reference_on_cuda(tiny_hf_dir, tmp_path, load_benchmark):
+def test_bench_reference_on_cuda(tmp_path, load_benchmark, quick_argv):
     """All three ways run on the GPU, and the report says so."""
     _skip_without_cuda()
     ref = load_benchmark("bench_reference")
     out = tmp_path / "ref.json"
-    argv = ["--quick", "--source", str(tiny_hf_dir), "--cache-dir", str(tmp_path / "cache")]
+    argv = [*quick_argv]
     argv += ["--device", "cuda", "--sample-windows", "2", "--prompts", "1", "--out", str(out)]
     assert ref.main(argv) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
