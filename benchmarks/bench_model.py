@@ -28,6 +28,10 @@ do not depend on the backend. Backends and precisions (``--backends``, ``--preci
   ``torch.cuda.CUDAGraph`` and replayed.
 - ``onnxruntime-cudagraph`` (``--cuda-graph``, ``--device cuda`` only): ``ClipEncoders(
   cuda_graph=True)``: the embeddings-only graph with a fixed batch, replayed as a CUDA graph.
+- ``streamdet-torch`` (``--backends``): streamdet's own PyTorch backend, ``TorchEncoders`` (the
+  exported tower's modules on the HF weights) in its default mode for the device: CUDA graphs
+  per padded batch size on CUDA, eager on the CPU; fp32 and fp16 (CUDA). On a GPU its row against
+  ``onnxruntime`` is what ``--backend auto`` stands on.
 
 ``--device cuda`` runs every tower on the GPU: ONNX Runtime's CUDA provider through
 ``ClipEncoders`` (IO binding: each chunk of windows crosses once), PyTorch with the model and the
@@ -92,7 +96,7 @@ ref = _sibling("bench_reference")
 
 FULL_RESOLUTIONS = ("640x360", "1280x720", "1920x1080")
 QUICK_RESOLUTIONS = ("64x48", "128x96")
-BACKENDS = ("onnxruntime", "torch", "torch-compile", "torch-cudagraph")
+BACKENDS = ("onnxruntime", "torch", "torch-compile", "torch-cudagraph", "streamdet-torch")
 DEFAULT_BACKENDS = ("onnxruntime", "torch")
 DEVICES = ("cpu", "cuda")
 TORCH_MODES = {"torch": "eager", "torch-compile": "compile", "torch-cudagraph": "cudagraph"}
@@ -236,6 +240,21 @@ def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, st
         for precision in args.precisions:
             towers["onnxruntime-cudagraph", precision] = tower(precision, cuda_graph=True)
     return towers
+
+
+def streamdet_torch_towers(
+    export_dir: Path, hf_dir: Path, args: argparse.Namespace
+) -> dict[tuple[str, str], Tower]:
+    """streamdet's PyTorch backend in each precision it runs on this device."""
+    from streamdet.clip.torch_encoders import TorchEncoders
+
+    return {
+        ("streamdet-torch", precision): TorchEncoders(
+            export_dir, hf_dir, device=args.device, precision=precision, threads=args.threads
+        ).encode_images
+        for precision in args.precisions
+        if precision == "fp32" or (precision == "fp16" and args.device == "cuda")
+    }
 
 
 def frame_timer(
@@ -436,6 +455,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     towers: dict[tuple[str, str], Tower] = {}
     if "onnxruntime" in args.backends:
         towers.update(ort_towers(export_dir, args))
+    if "streamdet-torch" in args.backends:
+        towers.update(streamdet_torch_towers(export_dir, hf_dir, args))
     model = transformers.CLIPModel.from_pretrained(hf_dir, dtype=torch.float32).eval()
     for backend, mode in TORCH_MODES.items():
         if backend not in args.backends:

@@ -282,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hwaccel", help="hardware decoder for the clips, e.g. cuda (NVDEC)")
     p.add_argument("--precision", choices=("fp32", "int8", "fp16"), help="image tower precision")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "onnxruntime", "torch"),
+        default="auto",
+        help="what runs the model (as streamdet run --backend; auto: torch on a CUDA GPU)",
+    )
     p.add_argument("--out", type=Path, help="JSON (default results/bench_pipeline[-quick].json)")
     return p
 
@@ -316,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         dense=dense,
         device=args.device,
         precision=args.precision,
+        backend=args.backend,
     )
     files: list[FileResult] = []
     with tempfile.TemporaryDirectory(prefix="streamdet-bench-") as tmp:

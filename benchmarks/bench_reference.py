@@ -26,6 +26,9 @@ kept; the write-up drops the margins, 136 windows, but both ways here do the sam
     The same Detector with ``precision="int8"``: the image tower dynamically quantised to int8
     (made once and cached by ``streamdet.clip.optimize``). ``best_streamdet`` in the JSON names
     the fastest streamdet way per prompt count with its speed-ups.
+``streamdet-torch`` (and ``streamdet-torch-fp16``; ``--backends onnxruntime,torch``)
+    The same Detector on streamdet's PyTorch backend (``backend="torch"``: CUDA graphs on a GPU,
+    eager on the CPU), in fp32 and, on CUDA, fp16.
 
 The whole-frame ways are timed in turn, round by round (one warm-up frame each, then the median of
 ``--repeats``), and each round also times its share of the write-up's sampled windows, so that a
@@ -129,6 +132,7 @@ class Settings:
     ort_threads: int
     precisions: tuple[str, ...] = ("fp32",)
     device: str = "cpu"
+    backends: tuple[str, ...] = ("onnxruntime",)
 
 
 @dataclass(frozen=True)
@@ -412,9 +416,24 @@ def text_embeddings(model: Any, processor: Any, prompts: Sequence[str]) -> np.nd
         return torch.nn.functional.normalize(out).cpu().numpy()
 
 
-def streamdet_way(precision: str) -> str:
-    """The way name of streamdet in one precision: "streamdet" (as exported) or "streamdet-int8"."""
-    return "streamdet" if precision == "fp32" else f"streamdet-{precision}"
+def streamdet_way(precision: str, backend: str = "onnxruntime") -> str:
+    """The way name of streamdet in one precision and backend: "streamdet" (ONNX Runtime, as
+    exported), "streamdet-int8", "streamdet-torch", "streamdet-torch-fp16"."""
+    name = "streamdet" if backend == "onnxruntime" else f"streamdet-{backend}"
+    return name if precision == "fp32" else f"{name}-{precision}"
+
+
+def streamdet_ways(
+    precisions: Sequence[str], backends: Sequence[str], device: str
+) -> list[tuple[str, str]]:
+    """(backend, precision) pairs to time: every precision on ONNX Runtime; fp32 (and fp16 on
+    CUDA) on the PyTorch backend, which has no int8."""
+    pairs = [("onnxruntime", p) for p in precisions] if "onnxruntime" in backends else []
+    if "torch" in backends:
+        pairs += [
+            ("torch", p) for p in precisions if p == "fp32" or (p == "fp16" and device == "cuda")
+        ]
+    return pairs
 
 
 def ratios(results: Sequence[WayResult]) -> dict[str, dict[str, float]]:
@@ -462,6 +481,8 @@ WAY_LABELS = {
     "streamdet": "streamdet Detector (ONNX Runtime fp32, batched, cached text)",
     "streamdet-int8": "streamdet Detector, precision int8 (dynamic quantisation)",
     "streamdet-fp16": "streamdet Detector, precision fp16",
+    "streamdet-torch": "streamdet Detector on its PyTorch backend, fp32",
+    "streamdet-torch-fp16": "streamdet Detector on its PyTorch backend, fp16",
 }
 
 
@@ -513,6 +534,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "quick: fp32)",
     )
     parser.add_argument(
+        "--backends",
+        default="onnxruntime",
+        help="streamdet's backends, among onnxruntime,torch (default onnxruntime)",
+    )
+    parser.add_argument(
         "--threads", type=int, help="ONNX Runtime threads (default: streamdet's, physical cores)"
     )
     parser.add_argument("--torch-threads", type=int, help="PyTorch threads (default: its own)")
@@ -553,6 +579,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("int8 (dynamic quantisation) is CPU-only; use fp16 with --device cuda")
     if args.torch_threads is not None and args.torch_threads < 1:
         parser.error("--torch-threads must be at least 1")
+    args.backends = tuple(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
+    if not args.backends or any(b not in ("onnxruntime", "torch") for b in args.backends):
+        parser.error(f"--backends must be among onnxruntime,torch, got {args.backends}")
     return args
 
 
@@ -595,7 +624,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     for k in args.prompts:
         prompts = PROMPTS[k]
         detectors = {
-            streamdet_way(precision): Detector(
+            streamdet_way(precision, backend): Detector(
                 export_dir,
                 prompts,
                 patch=args.patch,
@@ -607,8 +636,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 cache_dir=args.cache_dir / "streamdet",
                 precision=precision,
                 device=args.device,
+                backend=backend,
             )
-            for precision in args.precisions
+            for backend, precision in streamdet_ways(args.precisions, args.backends, args.device)
         }
         detector = next(iter(detectors.values()))
         grid = detector.grid(height, width)
@@ -631,6 +661,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             ort_threads=args.threads or physical_cores(),
             precisions=tuple(args.precisions),
             device=args.device,
+            backends=tuple(args.backends),
         )
         frames = {
             "torch-batch": torch_batch_frame(

@@ -44,6 +44,8 @@ def _comma_list(text: str) -> list[str]:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from streamdet.detect.session import BACKENDS
+
     p.add_argument(
         "--model",
         default="streamdet/scenes-clip",
@@ -62,6 +64,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         choices=("fp32", "int8", "fp16"),
         help="image tower precision: int8 is ~2.5x faster on a CPU (made once, cached), fp16 is "
         "for GPUs (default: as exported, fp32)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="what runs the model: onnxruntime, or torch (needs torch and the model's weights); "
+        "auto (default): torch on --device cuda when it sees a GPU, else onnxruntime",
     )
 
 
@@ -105,6 +114,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         allow_fallback=args.allow_fallback,
         cache_dir=args.cache_dir,
         precision=args.precision,
+        backend=args.backend,
     )
     if args.imagenet:
         preds = clf.classify_imagenet(
@@ -154,6 +164,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         allow_fallback=args.allow_fallback,
         cache_dir=args.cache_dir,
         precision=args.precision,
+        backend=args.backend,
     )
     result = det.detect(image)
     records = result.to_records()
@@ -201,6 +212,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         device=args.device,
         cache_dir=args.cache_dir,
         precision=args.precision,
+        backend=args.backend,
     )
     found = ", ".join(f"{p!r}: {n}" for p, n in report.detections.items())
     print(

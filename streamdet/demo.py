@@ -74,6 +74,7 @@ def run_demo(
     patch: int | None = None,
     window: int | None = None,
     precision: str | None = None,
+    backend: str = "auto",
 ) -> DemoReport:
     """Generate the clip, detect ``prompts`` in it and write ``demo.mp4`` + ``demo.jsonl``."""
     if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
@@ -90,6 +91,7 @@ def run_demo(
         device=device,
         cache_dir=cache_dir,
         precision=precision,
+        backend=backend,
     )
     frames = demo_frames(n_frames, size[0], size[1], seed)
     counts: Counter[str] = Counter()

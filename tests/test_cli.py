@@ -124,6 +124,18 @@ def test_export_writes_a_model_that_detect_and_classify_use(
         ["detect", "{image}", "-p", "", "--model", "{tiny}"],
         ["detect", "{image}", "-p", "a cat", "--model", "{tiny}", "--device", "quantum"],
         ["detect", "{image}", "-p", "a cat", "--model", "{tiny}", "--device", "cuda"],
+        [
+            "detect",
+            "{image}",
+            "-p",
+            "a cat",
+            "--model",
+            "{tiny}",
+            "--backend",
+            "torch",
+            "--precision",
+            "int8",
+        ],
         ["detect", "{image}", "-p", "a cat", "--model", "{tiny}", "-o", "{image}"],
         ["detect", "{image}", "--model", "{tiny}"],
         ["detect", "{text}", "-p", "a cat", "--model", "{tiny}"],
@@ -151,6 +163,18 @@ def test_bad_input_gets_one_line_and_exit_1(
     assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 1
     _one_error_line(capsys)
     assert image_file.read_bytes() == before  # the input is never touched
+
+
+def test_detect_runs_on_the_torch_backend(tiny_hf_dir, image_file, tmp_path, capsys):
+    argv = ["detect", str(image_file), "-p", "a red circle", "--model", str(tiny_hf_dir)]
+    argv += ["--patch", "16", "--cache-dir", str(tmp_path / "cache")]
+    assert main([*argv, "--backend", "torch"]) == 0
+    assert "windows, torch-cpu)" in capsys.readouterr().out
+    assert main([*argv, "--backend", "onnxruntime"]) == 0
+    assert "windows, CPUExecutionProvider)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--backend", "tensorflow"])
+    assert stop.value.code == 2 and "invalid choice: 'tensorflow'" in capsys.readouterr().err
 
 
 def test_python_dash_m_runs_the_cli():

@@ -125,3 +125,37 @@ def test_bench_model_quick(bench_model, tmp_path, capsys, quick_argv):
         )
         assert r["vs_onnxruntime_fp32"] == pytest.approx(base["ms_per_frame"] / r["ms_per_frame"])
     assert capsys.readouterr().out.startswith("| resolution |")
+
+
+def test_bench_model_times_streamdets_torch_backend(bench_model, tmp_path, quick_argv):
+    """The PyTorch backend's rows: timed beside ONNX Runtime, with the same embeddings."""
+    out = tmp_path / "model.json"
+    argv = [*quick_argv, "--backends", "onnxruntime,streamdet-torch", "--precisions", "fp32,fp16"]
+    assert bench_model.main([*argv, "--prompts", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text(encoding="utf-8"))["results"]
+    ours = [r for r in rows if r["backend"] == "streamdet-torch"]
+    assert {r["precision"] for r in ours} == {"fp32"}  # fp16 is the GPU's (refused on the CPU)
+    assert len(ours) == 2 and all(r["cosine_vs_fp32"] > 0.9999 for r in ours)
+    assert all(r["ms_per_frame"] > 0 and r["vs_onnxruntime_fp32"] > 0 for r in ours)
+
+
+def test_bench_reference_times_the_torch_backend_beside_onnx_runtime(
+    bench_reference, tmp_path, quick_argv
+):
+    out = tmp_path / "ref.json"
+    argv = [*quick_argv, "--sample-windows", "2", "--prompts", "1", "--repeats", "1"]
+    assert bench_reference.main([*argv, "--backends", "onnxruntime,torch", "--out", str(out)]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["settings"]["backends"] == ["onnxruntime", "torch"]
+    ratio = report["ratios"]["1"]
+    assert {"streamdet", "streamdet-torch"} <= set(ratio)  # each against the write-up's way
+    assert ratio["streamdet-torch_vs_torch_batch"] > 0
+    assert bench_reference.streamdet_ways(["fp32", "int8", "fp16"], ["torch"], "cpu") == [
+        ("torch", "fp32")
+    ]
+    assert bench_reference.streamdet_ways(["fp32", "fp16"], ["onnxruntime", "torch"], "cuda") == [
+        ("onnxruntime", "fp32"),
+        ("onnxruntime", "fp16"),
+        ("torch", "fp32"),
+        ("torch", "fp16"),
+    ]

@@ -1,4 +1,4 @@
-"""ONNX Runtime sessions for the two CLIP towers of an exported folder.
+"""ONNX Runtime sessions for the two CLIP towers of an exported folder: the default backend.
 
 Only onnxruntime, tokenizers and numpy are needed here: torch and transformers stay export-time
 dependencies. The image graph takes raw OpenCV-style pixels (NHWC, BGR, 0..255, float32) and does
@@ -10,25 +10,18 @@ cosine similarity.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from streamdet.clip.base import Encoders
 from streamdet.clip.crops import DeviceCropper
 from streamdet.clip.cudagraph import CUDA_GRAPH_OPTIONS, FixedBatchRunner
 from streamdet.clip.meta import IMAGE_OUTPUT, TOKENS_OUTPUT, ModelMeta, load_meta
 from streamdet.clip.optimize import check_precision, image_graph, physical_cores, session_options
-from streamdet.clip.tokenizer import ClipTokenizer
-from streamdet.errors import (
-    ConfigError,
-    FrameError,
-    FrameTypeError,
-    ModelFormatError,
-    ProviderError,
-)
+from streamdet.errors import ConfigError, ProviderError
 
 logger = logging.getLogger("streamdet")
 
@@ -48,8 +41,8 @@ DEFAULT_MAX_BATCH_CPU = 32  # chunks of ~32 windows were 5-10% faster than one b
 DEFAULT_MAX_BATCH_GPU = 256
 
 
-class ClipEncoders:
-    """The image and text encoders of one exported model, on one device.
+class ClipEncoders(Encoders):
+    """The image and text encoders of one exported model, on one device, with ONNX Runtime.
 
     device: "cpu", "cuda" or "tensorrt". A GPU device that onnxruntime cannot provide raises
     ProviderError, unless ``allow_fallback`` is set: then it logs a warning and runs on the CPU.
@@ -105,16 +98,8 @@ class ClipEncoders:
                 "precision int8 (dynamic quantisation) runs on the CPU only; "
                 "use precision fp16 on a GPU, or device cpu"
             )
-        self.meta = meta if meta is not None else load_meta(Path(model_dir))
-        self.precision: str = precision or self.meta.precision
-        self.image_size = self.meta.image_size
-        self.logit_scale = self.meta.logit_scale
-        self.embed_dim = self.meta.embed_dim
-        self._tokenizer = ClipTokenizer(
-            self.meta.tokenizer_path,
-            context_length=self.meta.context_length,
-            pad_id=self.meta.pad_id,
-        )
+        super().__init__(meta if meta is not None else load_meta(Path(model_dir)))
+        self.precision = precision or self.meta.precision
         self._threads = threads or physical_cores()
         self._spin = spin
         if cache_dir is None:
@@ -129,7 +114,8 @@ class ClipEncoders:
         providers = self._choose_providers(device, allow_fallback)
         self._text = self._open(self.meta.text_path, providers, device, allow_fallback)
         self._providers = list(self._text.get_providers())
-        self.provider: str = self._providers[0]
+        self.provider = self._providers[0]
+        self.device = "cpu" if self.provider == CPU else "cuda"
         # Device of the IO-bound outputs; None = plain session.run (CPU).
         self._io_device: str | None = None if self.provider == CPU else "cuda"
         # Image sessions by "with tokens", opened on first use (``_image_session``): a model used
@@ -258,36 +244,15 @@ class ClipEncoders:
             providers = [(p, CUDA_GRAPH_OPTIONS) if p == CUDA else p for p in providers]
         return self._open(path, providers, self._device, self._allow_fallback)
 
-    # -- public API -------------------------------------------------------------------------
+    # -- the Encoders calls ----------------------------------------------------------------------
 
-    @staticmethod
-    def _token_grid(tokens: np.ndarray) -> np.ndarray:
-        """(N, T, D) patch tokens -> (N, g, g, D), g * g = T (row-major patches)."""
-        side = math.isqrt(tokens.shape[1])
-        if side * side != tokens.shape[1]:
-            raise ModelFormatError(
-                f"the image graph gives {tokens.shape[1]} patch tokens, not a square grid; "
-                "export the model again with `streamdet export`"
-            )
-        return tokens.reshape(len(tokens), side, side, -1)
-
-    def _check_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        if not isinstance(pixels, np.ndarray):
-            raise FrameTypeError(f"pixels must be a numpy array, but got {type(pixels).__name__}")
-        size = self.image_size
-        if pixels.ndim != 4 or pixels.shape[1:] != (size, size, 3):
-            raise FrameError(
-                f"pixels must have shape (N, {size}, {size}, 3) (NHWC BGR), but got {pixels.shape}"
-            )
-        if pixels.dtype != np.float32:
-            if pixels.dtype != np.uint8 and not np.issubdtype(pixels.dtype, np.floating):
-                raise FrameError(f"pixels must be float32 or uint8, but got {pixels.dtype}")
-            pixels = pixels.astype(np.float32)
-        return pixels
-
-    def _encode(self, pixels: np.ndarray, outputs: Sequence[str] | None) -> list[np.ndarray]:
-        """Run the image graph over ``pixels`` in chunks of ``max_batch``; outputs concatenated."""
-        session = self._image_session(tokens=outputs is not None and TOKENS_OUTPUT in outputs)
+    def _embed(self, pixels: np.ndarray, tokens: bool) -> list[np.ndarray]:
+        """Run the image graph over ``pixels`` in chunks of ``max_batch``; outputs concatenated.
+        Without tokens and with ``cuda_graph``, the fixed-batch graph is replayed instead."""
+        if self._cuda_graph and not tokens:
+            return [self._graph()(pixels)]
+        outputs = [IMAGE_OUTPUT, TOKENS_OUTPUT] if tokens else None
+        session = self._image_session(tokens=tokens)
         name = session.get_inputs()[0].name
         parts = [
             self._run(
@@ -299,44 +264,6 @@ class ClipEncoders:
         ]
         return [np.concatenate(p).astype(np.float32, copy=False) for p in zip(*parts, strict=True)]
 
-    def encode_images(self, pixels: np.ndarray) -> np.ndarray:
-        """Embeddings of a batch of square images.
-
-        pixels: (N, S, S, 3) float32, BGR, 0..255 (uint8 is accepted and converted), S = image_size.
-        Returns (N, D) float32, L2-normalised.
-        """
-        pixels = self._check_pixels(pixels)
-        if len(pixels) == 0:
-            return np.zeros((0, self.embed_dim), np.float32)
-        if self._cuda_graph:
-            return self._graph()(pixels)
-        return self._encode(pixels, None)[0]  # (N, D)
-
-    def encode_images_dense(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings and per-patch embeddings of a batch of square images, from one run.
-
-        Returns (N, D) and (N, g, g, D) float32, both L2-normalised; g x g patches per image in
-        row-major order. Raises ModelFormatError for an export without the tokens output.
-        """
-        if not self.has_tokens:
-            raise ModelFormatError(
-                f"the image graph of {self.meta.folder} has no '{TOKENS_OUTPUT}' output (exported "
-                "by an older streamdet); export the model again with `streamdet export`"
-            )
-        pixels = self._check_pixels(pixels)
-        if len(pixels) == 0:
-            pixels = np.zeros((1, *pixels.shape[1:]), np.float32)  # for the token grid's shape
-            emb, tok = self.encode_images_dense(pixels)
-            return emb[:0], tok[:0]
-        emb, tok = self._encode(pixels, [IMAGE_OUTPUT, TOKENS_OUTPUT])
-        return emb, self._token_grid(tok)
-
-    @property
-    def fill(self) -> tuple[float, float, float]:
-        """The model's mean colour in BGR 0..255: padding that is zero after normalisation."""
-        r, g, b = (float(v) * 255.0 for v in self.meta.image_mean)
-        return (b, g, r)
-
     def _device_cropper(self) -> DeviceCropper:
         if self._cropper is None:
             self._cropper = DeviceCropper(
@@ -347,24 +274,14 @@ class ClipEncoders:
             )
         return self._cropper
 
-    def encode_windows(
-        self, frame: np.ndarray, corners: np.ndarray, *, dense: bool = False
+    def _embed_windows(
+        self, frame: np.ndarray, corners: np.ndarray, tokens: bool
     ) -> list[np.ndarray]:
-        """Embeddings of square windows of one frame, cut out where the image tower runs.
-
-        frame: (H, W, 3) BGR uint8 or float32 0..255; corners: (N, 4) window corners x1, y1, x2,
-        y2 in pixels (may lie outside the frame: padded with the mean colour). The frame crosses
-        to the device once; on a GPU the crops never leave it (``streamdet.clip.crops``).
-        Returns [(N, D)] or, with ``dense``, [(N, D), (N, g, g, D)], as ``encode_images`` and
-        ``encode_images_dense`` would for the same windows cut on the host.
-        """
-        if len(corners) == 0 or (dense and not self.has_tokens):
-            # nothing to cut, or no tokens (which encode_images_dense reports in one line)
-            empty = np.zeros((0, self.image_size, self.image_size, 3), np.float32)
-            return list(self.encode_images_dense(empty)) if dense else [self.encode_images(empty)]
+        """The crop graph (``streamdet.clip.crops``) cuts each chunk of windows straight into the
+        image graph's input; on a GPU the crops never leave it."""
         cropper = self._device_cropper()
-        outputs = [IMAGE_OUTPUT, TOKENS_OUTPUT] if dense else [IMAGE_OUTPUT]
-        session = self._image_session(tokens=dense)
+        outputs = [IMAGE_OUTPUT, TOKENS_OUTPUT] if tokens else [IMAGE_OUTPUT]
+        session = self._image_session(tokens=tokens)
         name = session.get_inputs()[0].name
         frame_value = cropper.upload(frame, self._io_device)
         parts = [
@@ -375,34 +292,8 @@ class ClipEncoders:
             )
             for i in range(0, len(corners), self.max_batch)
         ]
-        out = [np.concatenate(p).astype(np.float32, copy=False) for p in zip(*parts, strict=True)]
-        if dense:
-            out[1] = self._token_grid(out[1])
-        return out
+        return [np.concatenate(p).astype(np.float32, copy=False) for p in zip(*parts, strict=True)]
 
-    def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids and attention mask, (K, context_length) int64 each, padded with pad_id.
-
-        Raises PromptError for a blank prompt or one longer than the context length.
-        """
-        return self._tokenizer(texts)
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of prompts: (K, D) float32, L2-normalised."""
-        ids, mask = self.tokenize(texts)  # (K, L) each
-        if len(ids) == 0:
-            return np.zeros((0, self.embed_dim), np.float32)
-        names = [i.name for i in self._text.get_inputs()]
+    def _embed_texts(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feeds_of = {"input_ids": ids, "attention_mask": mask}
-        parts = [
-            self._run(self._text, {n: feeds_of[n][i : i + self.max_batch] for n in names})[0]
-            for i in range(0, len(ids), self.max_batch)
-        ]
-        return np.concatenate(parts).astype(np.float32, copy=False)  # (K, D)
-
-    def __repr__(self) -> str:
-        return (
-            f"ClipEncoders(model={str(self.meta.folder)!r}, provider={self.provider!r}, "
-            f"precision={self.precision!r}, image_size={self.image_size}, "
-            f"embed_dim={self.embed_dim})"
-        )
+        return self._run(self._text, {i.name: feeds_of[i.name] for i in self._text.get_inputs()})[0]

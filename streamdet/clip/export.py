@@ -377,31 +377,28 @@ def _replaced(parent: Any, name: str, module: Any) -> Iterator[None]:
         setattr(parent, name, original)
 
 
-def _wrappers(torch: Any, model: Any, mean: list[float], std: list[float]) -> tuple[Any, Any, Any]:
-    """nn.Modules with exactly the inputs and outputs of the two ONNX graphs: (image tower to
-    export, the same image tower on transformers' own path, text tower).
+def _features(torch: Any, output: Any) -> Any:
+    """Projected features from ``get_*_features``: transformers >= 5 returns an output object
+    whose pooler_output is the projection."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
 
-    The exported image tower runs the vision transformer with ``folded_embeddings`` in place of
-    its patch embedding; the reference tower normalises the pixels and runs the model as
-    transformers does. Parity is checked against the reference, so the folding is proven on every
-    export.
+
+def image_tower(
+    torch: Any, model: Any, mean: list[float], std: list[float], *, tokens: bool = True
+) -> Any:
+    """The image tower streamdet exports (and the PyTorch backend runs): an nn.Module from
+    (N, S, S, 3) BGR 0..255 pixels to a tuple of window embeddings (N, D) and, with ``tokens``,
+    patch tokens (N, T, D), all L2-normalised.
+
+    It runs the vision transformer with ``folded_embeddings`` in place of its patch embedding; the
+    model's own weights are shared, not copied. Without ``tokens`` the hidden states and the
+    re-run of the last layer (``dense_tokens``) are skipped.
     """
     nn = torch.nn
     functional = torch.nn.functional
-
-    def features(output: Any) -> Any:
-        # transformers >= 5 returns an output object whose pooler_output is the projection.
-        return output if isinstance(output, torch.Tensor) else output.pooler_output
-
     vision = model.vision_model
 
-    def heads(out: Any) -> tuple[Any, Any]:
-        pooled = model.visual_projection(out.pooler_output)
-        return functional.normalize(pooled), dense_tokens(model, out.hidden_states[-2])
-
     class ImageTower(nn.Module):
-        """(N, S, S, 3) BGR 0..255 -> window embeddings (N, D) and patch tokens (N, T, D)."""
-
         def __init__(self) -> None:
             super().__init__()
             self.model = model
@@ -409,11 +406,38 @@ def _wrappers(torch: Any, model: Any, mean: list[float], std: list[float]) -> tu
 
         def forward(self, pixels: Any) -> Any:
             with _replaced(vision, "embeddings", self.embeddings):
-                return heads(vision(pixel_values=pixels, output_hidden_states=True))
+                out = vision(pixel_values=pixels, output_hidden_states=tokens)
+            pooled = functional.normalize(model.visual_projection(out.pooler_output))
+            if not tokens:
+                return (pooled,)
+            return pooled, dense_tokens(model, out.hidden_states[-2])
 
-    class ReferenceImageTower(nn.Module):
-        """The same outputs by transformers' own path: NCHW RGB, normalised, Conv patches."""
+    return ImageTower().eval()
 
+
+def text_tower(torch: Any, model: Any) -> Any:
+    """The text tower streamdet exports (and the PyTorch backend runs): (K, L) input_ids and
+    attention_mask -> (K, D) L2-normalised prompt embeddings."""
+
+    class TextTower(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            out = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+            return torch.nn.functional.normalize(_features(torch, out))  # (K, D)
+
+    return TextTower().eval()
+
+
+def _reference_tower(torch: Any, model: Any, mean: list[float], std: list[float]) -> Any:
+    """``image_tower``'s outputs by transformers' own path (NCHW RGB, normalised, Conv patches).
+    Parity is checked against it, so the folding is proven on every export."""
+    functional = torch.nn.functional
+    vision = model.vision_model
+
+    class ReferenceImageTower(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
@@ -425,21 +449,28 @@ def _wrappers(torch: Any, model: Any, mean: list[float], std: list[float]) -> tu
             x = pixels.permute(0, 3, 1, 2)  # (N, S, S, 3) BGR -> (N, 3, S, S) BGR
             x = x[:, [2, 1, 0]]  # (N, 3, S, S) RGB
             x = x * self.scale + self.shift
-            return heads(vision(pixel_values=x, output_hidden_states=True))
+            out = vision(pixel_values=x, output_hidden_states=True)
+            pooled = functional.normalize(model.visual_projection(out.pooler_output))
+            return pooled, dense_tokens(model, out.hidden_states[-2])
 
-    class TextTower(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            out = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
-            return functional.normalize(features(out))  # (K, D)
-
-    return ImageTower().eval(), ReferenceImageTower().eval(), TextTower().eval()
+    return ReferenceImageTower().eval()
 
 
-def _load(torch: Any, transformers: Any, source: Path) -> tuple[Any, Any]:
+def _wrappers(torch: Any, model: Any, mean: list[float], std: list[float]) -> tuple[Any, Any, Any]:
+    """nn.Modules with exactly the inputs and outputs of the two ONNX graphs: (image tower to
+    export, the same image tower on transformers' own path, text tower)."""
+    return (
+        image_tower(torch, model, mean, std),
+        _reference_tower(torch, model, mean, std),
+        text_tower(torch, model),
+    )
+
+
+def load_clip(torch: Any, transformers: Any, source: Path) -> Any:
+    """The CLIPModel of an HF folder in fp32, eval mode, eager attention; one-line errors."""
+    progress = transformers.utils.logging
+    shown = progress.is_progress_bar_enabled()
+    progress.disable_progress_bar()  # no "Loading weights" bar on stderr
     try:
         model = transformers.CLIPModel.from_pretrained(
             source, dtype=torch.float32, attn_implementation="eager"
@@ -450,7 +481,14 @@ def _load(torch: Any, transformers: Any, source: Path) -> tuple[Any, Any]:
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
             "pass a folder saved with CLIPModel.save_pretrained"
         ) from error
-    model = model.float().eval()  # weights stored in fp16 are exported in fp32
+    finally:
+        if shown:
+            progress.enable_progress_bar()
+    return model.float().eval()  # weights stored in fp16 are exported in fp32
+
+
+def _load(torch: Any, transformers: Any, source: Path) -> tuple[Any, Any]:
+    model = load_clip(torch, transformers, source)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source)
     except Exception as error:

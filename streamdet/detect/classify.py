@@ -60,6 +60,7 @@ class Classifier:
         threads: int | None = None,
         cache_dir: str | Path | None = None,
         precision: str | None = None,
+        backend: str = "auto",
     ) -> None:
         self.session = ModelSession.open(
             model,
@@ -68,6 +69,7 @@ class Classifier:
             threads=threads,
             cache_dir=cache_dir,
             precision=precision,
+            backend=backend,
         )
 
     def embed_image(self, image: np.ndarray, crop: str = "center") -> np.ndarray:

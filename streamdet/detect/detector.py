@@ -127,6 +127,9 @@ class Detector:
         provider cannot load, instead of stopping.
     precision: the image tower's precision: None (the export's own, normally ``"fp32"``),
         ``"int8"`` (CPU only; ~2.5x faster, made once and cached) or ``"fp16"`` (GPU).
+    backend: what runs the towers: ``"onnxruntime"``, ``"torch"`` (needs torch, transformers and
+        the model's Hugging Face weights) or ``"auto"`` (default: PyTorch on CUDA when torch sees
+        a GPU, else ONNX Runtime; ``streamdet.detect.session.choose_backend``).
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class Detector:
         threads: int | None = None,
         cache_dir: str | Path | None = None,
         precision: str | None = None,
+        backend: str = "auto",
     ) -> None:
         if scoring not in SCORINGS:
             raise ConfigError(f"scoring must be one of {', '.join(SCORINGS)}, but got {scoring!r}")
@@ -180,6 +184,7 @@ class Detector:
             max_batch=max_batch,
             cache_dir=cache_dir,
             precision=precision,
+            backend=backend,
         )
         meta = self.session.encoders.meta
         geometry = {
@@ -213,7 +218,7 @@ class Detector:
         if crop_on_device and self.method != "windows":
             raise ConfigError("crop_on_device needs method='windows' (occlusion cuts on the host)")
         if crop_on_device is None:
-            crop_on_device = self.provider != "CPUExecutionProvider"
+            crop_on_device = self.session.encoders.device != "cpu"
         self.crop_on_device = bool(crop_on_device) and self.method == "windows"
         if background_prompts is None:
             background_prompts = meta.background_prompts
@@ -285,7 +290,8 @@ class Detector:
 
     @property
     def provider(self) -> str:
-        """The ONNX Runtime execution provider that really runs the image tower."""
+        """What really runs the image tower: an ONNX Runtime execution provider
+        (``CUDAExecutionProvider``) or PyTorch and its device (``torch-cuda``)."""
         return self.session.encoders.provider
 
     def set_prompts(self, prompts: str | Iterable[str]) -> None:

@@ -247,6 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         allow_fallback=args.allow_fallback,
         cache_dir=args.cache_dir,
         precision=args.precision or ("int8" if fast else None),
+        backend=getattr(args, "backend", "auto"),
     )
     stop = threading.Event()
     reports: list[RunReport] = []
