@@ -134,8 +134,9 @@ class TorchEncoders(Encoders):
 
     model_dir: the exported folder (meta.json: tokenizer, defaults, preprocessing); source: the
     Hugging Face folder with the weights (``hub.hf_source_folder``); device "cpu" or "cuda";
-    precision None/"fp32" or "fp16" (CUDA); mode None (cudagraph on CUDA, eager on the CPU),
-    "eager", "compile" or "cudagraph"; threads: CPU threads (default: physical cores).
+    precision None (as exported), "fp32" or "fp16" (CUDA); mode None (cudagraph on CUDA, eager
+    on the CPU), "eager", "compile" or "cudagraph"; threads: CPU threads (default: physical
+    cores).
     """
 
     def __init__(
@@ -181,7 +182,9 @@ class TorchEncoders(Encoders):
         self._torch = torch
         self.device = device
         self.mode = mode
-        self.precision = precision or "fp32"
+        # None: as exported, where this device can run it (an fp16 export runs fp32 on the CPU)
+        exported = "fp16" if self.meta.precision == "fp16" and device == "cuda" else "fp32"
+        self.precision = precision or exported
         self.provider = f"torch-{device}"
         self.has_tokens = True  # the tokens are computed from the weights, whatever the export
         self.max_batch = max_batch or (

@@ -84,8 +84,8 @@ def add_run_parser(
     p.add_argument(
         "--fast",
         action="store_true",
-        help="real-time setting for CPUs: int8, stride 2, one window size, no windows over the "
-        "edges (about 14x fewer windows at 640x360; less accurate, see the README)",
+        help="real-time setting: int8 (fp16 on a GPU), stride 2, one window size, no windows over "
+        "the edges (about 14x fewer windows at 640x360; less accurate, see the README)",
     )
     p.add_argument("--scoring", choices=("calibrated", "reference"), default="calibrated")
     p.add_argument("--max-fps", type=float, help="sample a live source down to this frame rate")

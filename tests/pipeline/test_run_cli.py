@@ -343,3 +343,7 @@ def test_fast_setting_uses_fewer_windows_and_still_writes_every_frame(clip, tmp_
     assert not coarse.dense
     assert default.frame_sizes and not coarse.frame_sizes
     assert default.verify and fast.verify and not coarse.verify
+    # on a GPU --fast runs fp16 (int8 is CPU-only); here the GPU falls back to the CPU
+    assert run_cli(*args, "--jsonl", str(jl), "--fast", "--device", "cuda", "--allow-fallback") == 0
+    assert made[-1].session.encoders.precision == "fp16"
+    assert [r["frame"] for r in read_jsonl(jl)] == list(range(12))
