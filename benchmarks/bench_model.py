@@ -160,8 +160,7 @@ def torch_tower(
         model = copy.deepcopy(model)
     model = model.to(device)
     dtype = torch.float16 if precision == "fp16" else torch.float32
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    normalise = ref.clip_normaliser(mean, std, device)
 
     def embed(x: Any) -> Any:  # (N, 3, S, S) normalised -> (N, D) float32, L2-normalised
         out = model.get_image_features(pixel_values=x)
@@ -174,8 +173,7 @@ def torch_tower(
         embed = _cuda_graphs(torch, embed)
 
     def run(pixels: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(pixels).to(device).permute(0, 3, 1, 2)[:, [2, 1, 0]]
-        x = ((x / 255.0 - mean_t) / std_t).to(dtype)
+        x = normalise(pixels).to(dtype)
         with torch.no_grad():
             return embed(x).cpu().numpy()  # .cpu() waits for the device
 

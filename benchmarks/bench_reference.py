@@ -299,6 +299,23 @@ def writeup_window(
     return one
 
 
+def clip_normaliser(
+    mean: Sequence[float], std: Sequence[float], device: Any
+) -> Callable[[np.ndarray], Any]:
+    """(N, S, S, 3) BGR 0..255 crops -> (N, 3, S, S) RGB tensor on ``device``, normalised as
+    CLIPProcessor does: what PyTorch's CLIPModel takes. The crops cross to the device once."""
+    import torch
+
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    def normalise(pixels: np.ndarray) -> Any:
+        x = torch.from_numpy(pixels).to(device).permute(0, 3, 1, 2)[:, [2, 1, 0]]  # RGB
+        return (x / 255.0 - mean_t) / std_t
+
+    return normalise
+
+
 def torch_batch_frame(
     model: Any,
     frame: np.ndarray,
@@ -314,16 +331,11 @@ def torch_batch_frame(
     """All windows in one PyTorch eager batch against cached (K, D) text embeddings."""
     import torch
 
-    device = model.device
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    normalise = clip_normaliser(mean, std, model.device)
 
     def once() -> dict[str, float]:
         t0 = time.perf_counter()
-        pixels = crop_windows(frame, grid, size, fill)  # (N, S, S, 3) BGR 0..255
-        x = torch.from_numpy(pixels).to(device)  # the windows cross to the device once
-        x = x.permute(0, 3, 1, 2)[:, [2, 1, 0]]  # (N, 3, S, S) RGB
-        x = (x / 255.0 - mean_t) / std_t
+        x = normalise(crop_windows(frame, grid, size, fill))  # (N, 3, S, S) RGB, normalised
         t1 = time.perf_counter()
         with torch.no_grad():
             out = model.get_image_features(pixel_values=x)
@@ -707,7 +719,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "interleaved: each round times its share of the sampled write-up windows and one "
             "frame of every other way, so that a change of machine load hits all ways alike",
             "streamdet is ONNX Runtime fp32 as exported; streamdet-<precision> the same Detector "
-            "with that image-tower precision; best_streamdet names the fastest",
+            "with that image-tower precision; streamdet-torch[-<precision>] the same Detector on "
+            "its PyTorch backend; best_streamdet names the fastest",
         ],
         "results": [asdict(r) for r in results],
         "ratios": ratios(results),
