@@ -25,6 +25,7 @@ from functools import cache, lru_cache
 import cv2
 import numpy as np
 
+from streamdet.detect.sizes import SIZE_WORDS
 from streamdet.errors import PromptError
 
 # Vocabulary colours, as BGR uint8 (saturated, so that a muted background never reads as one).
@@ -49,7 +50,6 @@ SIZE_RANGES: dict[str, tuple[float, float]] = {"small": (0.08, 0.15), "large": (
 
 # Words a prompt may use for "any kind", and synonyms folded onto the vocabulary.
 GENERIC_NOUNS: frozenset[str] = frozenset({"shape", "object", "thing"})
-_SIZE_WORDS: dict[str, str] = {"small": "small", "tiny": "small", "large": "large", "big": "large"}
 _KIND_WORDS: dict[str, str] = {
     **{k: k for k in KINDS},
     **{k + "s": k for k in KINDS},
@@ -187,8 +187,8 @@ def parse_prompt(text: str) -> Query:
             continue
         if word in COLOURS and colour is None:
             colour = word
-        elif word in _SIZE_WORDS and size is None:
-            size = _SIZE_WORDS[word]
+        elif word in SIZE_WORDS and size is None:
+            size = SIZE_WORDS[word]
         elif word in _KIND_WORDS and kind is None and not generic:
             kind = _KIND_WORDS[word]
         elif (word in GENERIC_NOUNS or word.rstrip("s") in GENERIC_NOUNS) and kind is None:
