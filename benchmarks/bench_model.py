@@ -72,6 +72,7 @@ import numpy as np
 from streamdet.clip.encoders import DEFAULT_MAX_BATCH_CPU, ClipEncoders
 from streamdet.clip.meta import load_meta
 from streamdet.clip.optimize import physical_cores
+from streamdet.clip.torch_encoders import PaddedBatches
 from streamdet.detect.scoring import reference_normalise, window_logits
 from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
 from streamdet.machine import machine_info
@@ -169,8 +170,8 @@ def torch_tower(
 
     if mode == "compile":
         embed = torch.compile(embed, mode="reduce-overhead" if device == "cuda" else None)
-    elif mode == "cudagraph":
-        embed = _cuda_graphs(torch, embed)
+    elif mode == "cudagraph":  # one graph per batch size: streamdet's runner, padding to 1
+        embed = _captured(torch, embed)
 
     def run(pixels: np.ndarray) -> np.ndarray:
         x = normalise(pixels).to(dtype)
@@ -180,31 +181,11 @@ def torch_tower(
     return run
 
 
-def _cuda_graphs(torch: Any, embed: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``embed`` captured into one CUDA graph per input shape (static input and output buffers,
-    warmed up on a side stream as PyTorch's documentation does it), then replayed."""
-    graphs: dict[tuple[int, ...], tuple[Any, Any, Any]] = {}
-
-    def replay(x: Any) -> Any:
-        key = tuple(x.shape)
-        if key not in graphs:
-            static_in = x.clone()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.no_grad(), torch.cuda.stream(side):
-                for _ in range(3):
-                    embed(static_in)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.no_grad(), torch.cuda.graph(graph):
-                static_out = embed(static_in)
-            graphs[key] = (graph, static_in, static_out)
-        graph, static_in, static_out = graphs[key]
-        static_in.copy_(x)
-        graph.replay()
-        return static_out.clone()
-
-    return replay
+def _captured(torch: Any, embed: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``embed`` captured into one CUDA graph per batch size and replayed (streamdet's
+    ``PaddedBatches`` with buckets of one window: no padding)."""
+    graphs = PaddedBatches(torch, lambda x: (embed(x),), bucket=1, capture=True)
+    return lambda x: graphs(x)[0]
 
 
 def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, str], Tower]:

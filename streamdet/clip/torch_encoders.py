@@ -106,27 +106,30 @@ class PaddedBatches:
             return None, static_in, None
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
-        with torch.inference_mode(), torch.cuda.stream(side):
+        with torch.cuda.stream(side):
             for _ in range(3):  # warm-up: cuBLAS handles and autotuning happen outside capture
                 self._fn(static_in)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(graph):
+        with torch.cuda.graph(graph):
             static_out = self._fn(static_in)
         return graph, static_in, static_out
 
     def __call__(self, x: Any) -> tuple[Any, ...]:
-        size = -(-len(x) // self.bucket) * self.bucket
-        if size not in self._static:
-            self._static[size] = self._prepare(x, size)
-        graph, static_in, static_out = self._static[size]
-        static_in[: len(x)].copy_(x)
-        if graph is None:
-            with self._torch.inference_mode():
+        # Buffers are made, captured, written and read in inference mode only: writing an
+        # inference tensor outside it is an error, and so is capturing in both modes in one
+        # process on some torch versions (pytorch/pytorch#166792).
+        with self._torch.inference_mode():
+            size = -(-len(x) // self.bucket) * self.bucket
+            if size not in self._static:
+                self._static[size] = self._prepare(x, size)
+            graph, static_in, static_out = self._static[size]
+            static_in[: len(x)].copy_(x)
+            if graph is None:
                 static_out = self._fn(static_in)
-        else:
-            graph.replay()
-        return tuple(out[: len(x)].clone() for out in static_out)
+            else:
+                graph.replay()
+            return tuple(out[: len(x)].clone() for out in static_out)
 
 
 class TorchEncoders(Encoders):
