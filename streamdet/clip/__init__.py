@@ -3,6 +3,7 @@
 - ``hub.resolve_model(spec)``: a folder, built-in name or hub id -> an exported folder.
 - ``export.export_model(source, out_dir)``: HF CLIP folder -> image.onnx, text.onnx, meta.json.
 - ``encoders.ClipEncoders(folder)``: ONNX Runtime sessions: ``encode_images``, ``encode_texts``.
+- ``torch_encoders.TorchEncoders(folder, hf_folder)``: the same calls run with PyTorch (GPUs).
 
-Submodules are imported explicitly so that the runtime never loads torch or transformers.
+Submodules are imported explicitly so that the ONNX Runtime path never loads torch or transformers.
 """

@@ -1,10 +1,10 @@
 """ONNX Runtime sessions for the two CLIP towers of an exported folder: the default backend.
 
-Only onnxruntime, tokenizers and numpy are needed here: torch and transformers stay export-time
-dependencies. The image graph takes raw OpenCV-style pixels (NHWC, BGR, 0..255, float32) and does
-its own normalisation, so a batch of windows crosses to the device once and nothing is copied
-per window on the host. Both graphs return L2-normalised embeddings, so a dot product is the
-cosine similarity.
+Only onnxruntime, tokenizers and numpy are needed here: torch and transformers are needed only to
+export and for the PyTorch backend (``torch_encoders``). The image graph takes raw OpenCV-style
+pixels (NHWC, BGR, 0..255, float32) and does its own normalisation, so a batch of windows crosses
+to the device once and nothing is copied per window on the host. Both graphs return L2-normalised
+embeddings, so a dot product is the cosine similarity.
 """
 
 from __future__ import annotations

@@ -268,3 +268,17 @@ def test_cuda_graphs_give_the_cpu_embeddings(
         cpu.encode_windows(frame, corners, dense=True),
     )
     assert _cosines(got[0], want[0]).min() > floor and _cosines(got[1], want[1]).min() > floor
+
+
+def test_the_onnx_runtime_path_never_imports_torch() -> None:
+    """The default CPU path (backend "auto") runs without torch or transformers loaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from streamdet.detect.detector import Detector; "
+        "d = Detector(prompts=['a red car']); d.detect(__import__('numpy').zeros((90, 160, 3), "
+        "'uint8')); print(d.provider, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["CPUExecutionProvider", "False", "False"]
