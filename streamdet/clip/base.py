@@ -20,6 +20,9 @@ from streamdet.clip.meta import TOKENS_OUTPUT, ModelMeta
 from streamdet.clip.tokenizer import ClipTokenizer
 from streamdet.errors import FrameError, FrameTypeError, ModelFormatError
 
+DEFAULT_MAX_BATCH_CPU = 32  # chunks of ~32 windows were 5-10% faster than one big batch on CPU
+DEFAULT_MAX_BATCH_GPU = 256
+
 
 class Encoders:
     """The image and text encoders of one model (see the module docstring).
@@ -36,6 +39,8 @@ class Encoders:
     max_batch: int
 
     def __init__(self, meta: ModelMeta) -> None:
+        # max_batch is set by the backend, once it knows where the towers run:
+        # DEFAULT_MAX_BATCH_CPU on the CPU, DEFAULT_MAX_BATCH_GPU on a GPU
         self.meta = meta
         self.image_size = meta.image_size
         self.logit_scale = meta.logit_scale

@@ -49,10 +49,9 @@ def crop_windows(
     sides = boxes[:, 2:] - boxes[:, :2]  # (N, 2) width, height
     counts = np.maximum(1, np.ceil(sides / np.float32(size))).astype(int)  # samples per bin x, y
     out = torch.empty((len(boxes), size, size, 3), dtype=torch.float32, device=device)
-    keys = counts[:, 0] * 100_000 + counts[:, 1]
-    for key in np.unique(keys):
-        rows = np.flatnonzero(keys == key)
-        count_x, count_y = (int(c) for c in counts[rows[0]])
+    groups, group_of = np.unique(counts, axis=0, return_inverse=True)
+    for index, (count_x, count_y) in enumerate(groups.tolist()):
+        rows = np.flatnonzero(group_of.ravel() == index)
         group = torch.from_numpy(boxes[rows]).to(device)
         xs = _samples(group[:, 0], group[:, 2] - group[:, 0], size, count_x, torch)
         ys = _samples(group[:, 1], group[:, 3] - group[:, 1], size, count_y, torch)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from streamdet.clip.base import Encoders
+from streamdet.clip.base import DEFAULT_MAX_BATCH_CPU, DEFAULT_MAX_BATCH_GPU, Encoders
 from streamdet.clip.meta import ModelMeta, load_meta
 from streamdet.clip.optimize import physical_cores
 from streamdet.clip.torch_crops import crop_windows
@@ -47,8 +47,6 @@ MODES = ("eager", "compile", "cudagraph")
 DEVICES = ("cpu", "cuda")
 #: Batches are padded up to a multiple of this many windows in the compile and cudagraph modes.
 GRAPH_BUCKET = 16
-DEFAULT_MAX_BATCH_CPU = 32
-DEFAULT_MAX_BATCH_GPU = 256
 
 
 def import_torch() -> tuple[Any, Any]:

@@ -109,15 +109,14 @@ class ModelSession:
                 model, folder, backend, device, allow_fallback, threads, max_batch, precision
             )
         if encoders is None:
-            kwargs = {} if max_batch is None else {"max_batch": max_batch}
             encoders = ClipEncoders(
                 folder,
                 device=device,
                 allow_fallback=allow_fallback,
                 threads=threads,
+                max_batch=max_batch,
                 precision=precision,
                 cache_dir=cache,
-                **kwargs,
             )
         texts = TextEmbeddingCache(encoders.encode_texts, encoders.meta.checksum, cache)
         return cls(encoders, texts)

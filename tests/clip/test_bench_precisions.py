@@ -127,26 +127,25 @@ def test_cuda_graph_tower_needs_cuda(load_benchmark):
         bench.torch_tower(None, (0.5,) * 3, (0.5,) * 3, mode="cudagraph", device="cpu")
 
 
-def _skip_without_cuda() -> None:
+def _run_on_cuda(load_benchmark, name: str, argv: list[str], out) -> dict:
+    """Benchmark `name` run with ``--device cuda`` and `argv`; its JSON report. Skips without
+    a CUDA GPU that both torch and onnxruntime-gpu can use."""
     import onnxruntime as ort
 
     cuda_ort = "CUDAExecutionProvider" in ort.get_available_providers()
     if not torch.cuda.is_available() or not cuda_ort:
         pytest.skip("needs a CUDA GPU with torch and onnxruntime-gpu")
+    assert load_benchmark(name).main([*argv, "--device", "cuda", "--out", str(out)]) == 0
+    return json.loads(out.read_text(encoding="utf-8"))
 
 
 @pytest.mark.gpu
 def test_bench_model_on_cuda(tmp_path, load_benchmark, quick_argv):
     """Every GPU tower runs and agrees with ONNX Runtime fp32 on the GPU."""
-    _skip_without_cuda()
-    bench = load_benchmark("bench_model")
-    out = tmp_path / "model.json"
-    argv = [*quick_argv]
-    argv += ["--device", "cuda", "--resolutions", "64x48", "--prompts", "1", "--repeats", "1"]
-    argv += ["--precisions", "fp32,fp16", "--fused", "--cuda-graph", "--out", str(out)]
+    argv = [*quick_argv, "--resolutions", "64x48", "--prompts", "1", "--repeats", "1"]
+    argv += ["--precisions", "fp32,fp16", "--fused", "--cuda-graph"]
     argv += ["--backends", "onnxruntime,torch,torch-compile,torch-cudagraph"]
-    assert bench.main(argv) == 0
-    rows = json.loads(out.read_text(encoding="utf-8"))["results"]
+    rows = _run_on_cuda(load_benchmark, "bench_model", argv, tmp_path / "model.json")["results"]
     assert len(rows) == 2 * 6
     assert all(r["cosine_vs_fp32"] is None or r["cosine_vs_fp32"] > 0.99 for r in rows)
 
@@ -163,13 +162,8 @@ def test_bench_reference_device_options(load_benchmark, capsys):
 @pytest.mark.gpu
 def test_bench_reference_on_cuda(tmp_path, load_benchmark, quick_argv):
     """All three ways run on the GPU, and the report says so."""
-    _skip_without_cuda()
-    ref = load_benchmark("bench_reference")
-    out = tmp_path / "ref.json"
-    argv = [*quick_argv]
-    argv += ["--device", "cuda", "--sample-windows", "2", "--prompts", "1", "--out", str(out)]
-    assert ref.main(argv) == 0
-    report = json.loads(out.read_text(encoding="utf-8"))
+    argv = [*quick_argv, "--sample-windows", "2", "--prompts", "1"]
+    report = _run_on_cuda(load_benchmark, "bench_reference", argv, tmp_path / "ref.json")
     assert report["settings"]["device"] == "cuda"
     ways = {r["way"] for r in report["results"]}
     assert ways == {"writeup", "torch-batch", "streamdet", "streamdet-fp16"}
