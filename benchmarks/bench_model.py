@@ -73,8 +73,9 @@ from streamdet.clip.encoders import DEFAULT_MAX_BATCH_CPU, ClipEncoders
 from streamdet.clip.meta import load_meta
 from streamdet.clip.optimize import physical_cores
 from streamdet.clip.torch_encoders import PaddedBatches
+from streamdet.config import GridConfig
 from streamdet.detect.scoring import reference_normalise, window_logits
-from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
+from streamdet.detect.windows import WindowGrid, crop_windows
 from streamdet.machine import machine_info
 
 HERE = Path(__file__).resolve().parent
@@ -449,7 +450,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     processor = transformers.CLIPProcessor.from_pretrained(hf_dir)
     text = {k: ref.text_embeddings(model, processor, ref.PROMPTS[k]) for k in args.prompts}
     r, g, b = (float(v) * 255.0 for v in meta.image_mean)
-    spec = GridSpec(
+    spec = GridConfig(
         patch=args.patch, window=args.window, stride=args.stride, overhang=args.overhang
     )
     reference = reference_key(list(towers))

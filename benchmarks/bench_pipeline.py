@@ -43,8 +43,8 @@ import av
 import cv2
 import numpy as np
 
+from streamdet.config import DEFAULT_MODEL
 from streamdet.detect.detector import Detector
-from streamdet.detect.session import DEFAULT_MODEL
 from streamdet.machine import machine_info
 from streamdet.pipeline.outputs import Mp4Output
 from streamdet.pipeline.runner import RunOptions, run

@@ -655,7 +655,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         detector = next(iter(detectors.values()))
         grid = detector.grid(height, width)
         sample = sample_indices(len(grid), args.sample_windows)
-        meta = detector.session.encoders.meta
+        meta = detector.model.encoders.meta
         settings = settings or Settings(
             quick=args.quick,
             model=model_name,
@@ -681,11 +681,11 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 frame,
                 grid,
                 text_embeddings(model, processor, prompts),
-                size=detector.session.image_size,
-                fill=detector.session.fill,
+                size=detector.model.image_size,
+                fill=detector.model.fill,
                 mean=meta.image_mean,
                 std=meta.image_std,
-                logit_scale=detector.session.logit_scale,
+                logit_scale=detector.model.logit_scale,
             ),
             **{way: streamdet_frame(d, frame) for way, d in detectors.items()},
         }

@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from streamdet.config import DEFAULT_MODEL
 from streamdet.detect.detector import Detector
-from streamdet.detect.session import DEFAULT_MODEL
 from streamdet.errors import ConfigError, MissingDependencyError, StreamdetError
 from streamdet.machine import machine_info
 from streamdet.synth.scenes import (
@@ -848,9 +848,9 @@ def prompt_table(configs: Mapping[str, Mapping[str, Any]], names: Iterable[str])
 
 def model_info(model: str, cache_dir: str | None) -> dict[str, Any]:
     """The model as resolved: folder, checksum of its meta.json files, input size."""
-    from streamdet.detect.session import ModelSession
+    from streamdet.detect.model import find_model
 
-    meta = ModelSession.open(model, cache_dir=cache_dir).encoders.meta
+    meta = find_model(model, cache_dir=cache_dir).meta
     return {
         "name": str(model),
         "folder": str(meta.folder),

@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from streamdet.config import DEFAULT_MODEL
 from streamdet.detect.detector import Detector
-from streamdet.detect.session import DEFAULT_MODEL
 from streamdet.errors import ConfigError
 from streamdet.synth.scenes import moving_video
 from streamdet.video.render import draw_boxes
@@ -69,30 +70,19 @@ def run_demo(
     size: tuple[int, int] = (360, 640),
     seed: int = 0,
     overwrite: bool = False,
-    device: str = "cpu",
-    cache_dir: str | Path | None = None,
-    patch: int | None = None,
-    window: int | None = None,
-    precision: str | None = None,
-    backend: str = "auto",
+    preset: str | None = None,
+    **overrides: Any,
 ) -> DemoReport:
-    """Generate the clip, detect ``prompts`` in it and write ``demo.mp4`` + ``demo.jsonl``."""
+    """Generate the clip, detect ``prompts`` in it and write ``demo.mp4`` + ``demo.jsonl``.
+
+    preset, overrides: the detector's settings (``streamdet.config``; default: the model's)."""
     if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
         raise ConfigError(f"the demo needs at least one frame, but got {n_frames!r}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"'{out}' exists and is not a folder; pass another -o folder")
     out.mkdir(parents=True, exist_ok=True)
-    detector = Detector(
-        model,
-        prompts,
-        patch=patch,
-        window=window,
-        device=device,
-        cache_dir=cache_dir,
-        precision=precision,
-        backend=backend,
-    )
+    detector = Detector(model, prompts, preset=preset, **overrides)
     frames = demo_frames(n_frames, size[0], size[1], seed)
     counts: Counter[str] = Counter()
     start = time.perf_counter()

@@ -34,7 +34,7 @@ def detector(tmp_path_factory):
 
 
 def test_the_builtin_model_suggests_fine_heatmaps(detector):
-    assert detector.dense and detector.spec.patch == 32
+    assert detector.config.scoring.dense and detector.config.grid.patch == 32
 
 
 @pytest.mark.parametrize(

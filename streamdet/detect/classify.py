@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from streamdet.config import SETTINGS, resolve_config
 from streamdet.detect.frames import as_bgr
 from streamdet.detect.imagenet import IMAGENET_CLASSES, IMAGENET_TEMPLATES
+from streamdet.detect.model import DEFAULT_MODEL, LoadedModel
 from streamdet.detect.occlusion import letterbox_square
 from streamdet.detect.prompts import normalise_prompts
 from streamdet.detect.scoring import window_logits
-from streamdet.detect.session import DEFAULT_MODEL, ModelSession
 from streamdet.errors import ConfigError, PromptError
 
 CROPS = ("center", "pad")
@@ -51,38 +53,29 @@ def center_crop_square(frame: np.ndarray, size: int) -> np.ndarray:
 class Classifier:
     """Zero-shot classifier: ``Classifier(model).classify(image, labels)``."""
 
-    def __init__(
-        self,
-        model: str | Path = DEFAULT_MODEL,
-        *,
-        device: str = "cpu",
-        allow_fallback: bool = False,
-        threads: int | None = None,
-        cache_dir: str | Path | None = None,
-        precision: str | None = None,
-        backend: str = "auto",
-    ) -> None:
-        self.session = ModelSession.open(
-            model,
-            device=device,
-            allow_fallback=allow_fallback,
-            threads=threads,
-            cache_dir=cache_dir,
-            precision=precision,
-            backend=backend,
-        )
+    def __init__(self, model: str | Path = DEFAULT_MODEL, **runtime: Any) -> None:
+        """runtime: the runtime settings of ``streamdet.config.RuntimeConfig`` by name (device,
+        backend, precision, allow_fallback, threads, max_batch, cache_dir); the detector's other
+        settings mean nothing to a classifier and are refused."""
+        other = sorted(k for k in runtime if SETTINGS.get(k, ("runtime",))[0] != "runtime")
+        if other:
+            raise ConfigError(
+                f"a Classifier takes runtime settings only (device, backend, precision, ...), "
+                f"not {', '.join(other)}"
+            )
+        self.model = LoadedModel.open(model, resolve_config(runtime).runtime)
 
     def embed_image(self, image: np.ndarray, crop: str = "center") -> np.ndarray:
         """(D,) embedding of one HxWx3 uint8 BGR image."""
         if crop not in CROPS:
             raise ConfigError(f"crop must be one of {', '.join(CROPS)}, but got {crop!r}")
         frame = as_bgr(image)
-        size = self.session.image_size
+        size = self.model.image_size
         if crop == "center":
             pixels = center_crop_square(frame, size)
         else:
-            pixels = letterbox_square(frame, size, self.session.fill)[0]
-        return self.session.embed_images(pixels[None])[0]
+            pixels = letterbox_square(frame, size, self.model.fill)[0]
+        return self.model.embed_images(pixels[None])[0]
 
     def classify(
         self,
@@ -99,9 +92,9 @@ class Classifier:
             raise PromptError("give at least two labels to choose between, e.g. 'a cat,a dog'")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ConfigError(f"top_k must be a positive whole number, but got {top_k!r}")
-        text = self.session.texts.embed_templated(names, templates)  # (K, D)
+        text = self.model.texts.embed_templated(names, templates)  # (K, D)
         image_emb = self.embed_image(image, crop)  # (D,)
-        logits = window_logits(image_emb[None], text, self.session.logit_scale)[0]  # (K,)
+        logits = window_logits(image_emb[None], text, self.model.logit_scale)[0]  # (K,)
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
         order = np.argsort(-probs, kind="stable")[:top_k]

@@ -31,8 +31,6 @@ from streamdet.types import Detections
 VIEW_MARGINS = (1.5, 2.0)
 #: At most this many boxes per frame are verified (the most confident); the rest are dropped.
 MAX_VERIFIED = 32
-#: A box whose best view scores below this is dropped.
-DEFAULT_VERIFY_FLOOR = 0.1
 
 
 def box_views(

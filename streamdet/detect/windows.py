@@ -23,48 +23,11 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+from streamdet.config import GridConfig
 from streamdet.errors import ConfigError
 
 #: Refuse settings that would make more windows than this per frame (a typo like --patch 1).
 MAX_WINDOWS_PER_FRAME = 20_000
-
-
-@dataclass(frozen=True)
-class GridSpec:
-    """How to lay windows over a frame: cell size, window sizes in cells, stride in cells."""
-
-    patch: int = 64
-    window: int = 4
-    stride: int = 1
-    scales: tuple[int, ...] = ()
-    overhang: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("patch", "window", "stride"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ConfigError(f"{name} must be a positive whole number, but got {value!r}")
-        for s in self.scales:
-            if isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 1:
-                raise ConfigError(
-                    f"extra window scales must be positive whole numbers of cells, but got {s!r}"
-                )
-        if self.stride > min(self.sizes):
-            raise ConfigError(
-                f"stride ({self.stride} cells) is larger than the smallest window "
-                f"({min(self.sizes)} cells), which would leave cells no window sees; "
-                "use a stride no larger than the window"
-            )
-        if self.patch * max(self.sizes) > 16384:
-            raise ConfigError(
-                f"a window of {max(self.sizes)} cells of {self.patch} px is "
-                f"{self.patch * max(self.sizes)} px wide; use a smaller patch or window"
-            )
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        """Window sizes in cells, main window first, without duplicates."""
-        return tuple(dict.fromkeys((int(self.window), *(int(s) for s in self.scales))))
 
 
 def _starts(cells: int, size: int, stride: int, overhang: bool = False) -> list[int]:
@@ -101,7 +64,7 @@ class WindowGrid:
     windows: np.ndarray
 
     @classmethod
-    def build(cls, frame_h: int, frame_w: int, spec: GridSpec) -> WindowGrid:
+    def build(cls, frame_h: int, frame_w: int, spec: GridConfig) -> WindowGrid:
         rows = math.ceil(frame_h / spec.patch)
         cols = math.ceil(frame_w / spec.patch)
         parts = []

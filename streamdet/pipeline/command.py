@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamdet.cli.flags import Settings
 from streamdet.errors import ConfigError, PromptError, SourceError, StreamdetError
 from streamdet.pipeline.outputs import (
     ImageOutput,
@@ -45,17 +46,6 @@ from streamdet.video.sources import (
 from streamdet.video.urls import mask_url
 
 _log = logging.getLogger("streamdet.run")
-
-#: ``--fast``: windows step two cells (with int8, one window size and no overhang: 45 windows at
-#: 640x360 with the built-in model instead of 618): 25-29 FPS end to end on 2 idle cores.
-FAST_STRIDE = 2
-
-
-def fast_precision(device: str) -> str:
-    """``--fast``'s image-tower precision: int8 on the CPU (2.4-3x fp32 there), fp16 on a GPU
-    (int8 is CPU-only)."""
-    return "int8" if device == "cpu" else "fp16"
-
 
 #: Exit code of a run stopped by Ctrl-C / SIGTERM (128 + SIGINT, as shells do).
 EXIT_INTERRUPTED = 130
@@ -226,7 +216,7 @@ def _run_one(plan: InputPlan, detector, args, stop: threading.Event, prompts) ->
             terminal.end()
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """The ``run`` command; returns the exit code."""
     import json
 
@@ -235,27 +225,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     checked = _check_args(args)
     prompt_watch = PromptFile(checked.prompt_file) if checked.prompt_file else None
     prompts = checked.prompts if prompt_watch is None else prompt_watch.prompts
-    fast = getattr(args, "fast", False)
     hardware_decoder(getattr(args, "hwaccel", None))  # unknown types fail before the model loads
-    detector = Detector(
-        args.model,
-        prompts,
-        patch=args.patch,
-        window=args.window,
-        stride=args.stride or (FAST_STRIDE if fast else None),
-        scales=() if fast else None,
-        overhang=False if fast else None,
-        threshold=args.threshold,
-        scoring=args.scoring,
-        dense=getattr(args, "dense", None),
-        frame_sizes=getattr(args, "frame_sizes", True),
-        verify=getattr(args, "verify", None),
-        device=args.device,
-        allow_fallback=args.allow_fallback,
-        cache_dir=args.cache_dir,
-        precision=args.precision or (fast_precision(args.device) if fast else None),
-        backend=getattr(args, "backend", "auto"),
-    )
+    detector = Detector(args.model, prompts, preset=settings.preset, **settings.overrides)
     stop = threading.Event()
     reports: list[RunReport] = []
     failed: list[str] = []

@@ -8,7 +8,8 @@ import onnxruntime as ort
 import pytest
 
 from streamdet.clip.crops import DeviceCropper
-from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
+from streamdet.config import GridConfig
+from streamdet.detect.windows import WindowGrid, crop_windows
 
 pytest.importorskip("onnx")
 FILL = (104.0, 117.0, 123.0)
@@ -26,7 +27,7 @@ def _cropper(size):
 
 @pytest.mark.parametrize("io_device", [None, "cpu"])
 def test_whole_factor_downscales_give_the_host_pixels_exactly(frame, io_device):
-    grid = WindowGrid.build(180, 320, GridSpec(16, 4, 1, (2,), overhang=True))
+    grid = WindowGrid.build(180, 320, GridConfig(16, 4, 1, (2,), overhang=True))
     cropper = _cropper(32)
     out = cropper.crop(cropper.upload(frame, io_device), grid.corners(), io_device)
     out = out if io_device is None else out.numpy()
@@ -54,7 +55,7 @@ def _each_window_resized(frame, grid, size):
 
 @pytest.mark.parametrize(
     "spec",
-    [GridSpec(20, 3, 1), GridSpec(16, 1, 1), GridSpec(64, 4, 1, overhang=True)],
+    [GridConfig(20, 3, 1), GridConfig(16, 1, 1), GridConfig(64, 4, 1, overhang=True)],
     ids=["60px->32", "16px->32", "256px->32"],
 )
 def test_other_factors_come_within_a_few_grey_levels(frame, spec):

@@ -284,7 +284,7 @@ def test_detector_with_int8(tiny_model_dir: Path, tmp_path: Path) -> None:
     kwargs = {"patch": 16, "window": 2, "cache_dir": tmp_path, "threads": 1}
     fp32 = Detector(tiny_model_dir, prompts, **kwargs)
     int8 = Detector(tiny_model_dir, prompts, precision="int8", **kwargs)
-    assert int8.session.encoders.precision == "int8"
+    assert int8.model.encoders.precision == "int8"
     a, b = fp32.detect(frame), int8.detect(frame)
     assert a.heatmaps.shape == b.heatmaps.shape
     assert np.abs(a.heatmaps - b.heatmaps).max() < 0.05

@@ -14,7 +14,8 @@ import pytest
 from streamdet.clip.crops import crop_graph
 from streamdet.clip.encoders import ClipEncoders
 from streamdet.clip.torch_crops import crop_windows
-from streamdet.detect.session import ModelSession, choose_backend
+from streamdet.config import RuntimeConfig
+from streamdet.detect.model import LoadedModel, choose_backend
 from streamdet.errors import ConfigError, FrameError, ModelFormatError, ProviderError
 
 torch = pytest.importorskip("torch")
@@ -46,8 +47,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def test_torch_crops_equal_the_onnx_crop_graph(size: int) -> None:
     """Both backends cut the same windows: RoiAlign's bins, samples and edge padding."""
     frame = np.random.default_rng(0).integers(0, 256, (97, 151, 3)).astype(np.float32)
-    session = ort.InferenceSession(crop_graph(size, FILL), providers=["CPUExecutionProvider"])
-    expected = session.run(["pixels"], {"frame": frame, "boxes": BOXES})[0]
+    loaded = ort.InferenceSession(crop_graph(size, FILL), providers=["CPUExecutionProvider"])
+    expected = loaded.run(["pixels"], {"frame": frame, "boxes": BOXES})[0]
     got = crop_windows(torch, torch.from_numpy(frame), BOXES, size, FILL).numpy()
     assert got.shape == expected.shape == (len(BOXES), size, size, 3)
     assert np.abs(got - expected).max() < 0.01  # grey levels (0..255)
@@ -163,24 +164,27 @@ def test_cuda_without_a_gpu_is_one_line_or_falls_back(
     with pytest.raises(ProviderError, match="sees no CUDA GPU; install a CUDA build of torch"):
         TorchEncoders(tiny_hf_dir, tiny_hf_dir, device="cuda")
     with caplog.at_level(logging.WARNING, logger="streamdet"):
-        session = ModelSession.open(
-            tiny_hf_dir, device="cuda", backend="torch", allow_fallback=True, cache_dir=tmp_path
+        loaded = LoadedModel.open(
+            tiny_hf_dir,
+            RuntimeConfig(
+                device="cuda", backend="torch", allow_fallback=True, cache_dir=str(tmp_path)
+            ),
         )
-    assert isinstance(session.encoders, ClipEncoders) and session.encoders.device == "cpu"
+    assert isinstance(loaded.encoders, ClipEncoders) and loaded.encoders.device == "cpu"
     assert "falling back to ONNX Runtime" in caplog.text
 
 
 def test_choose_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    import streamdet.detect.session as session_module
+    import streamdet.detect.model as model_module
 
-    monkeypatch.setattr(session_module, "torch_cuda_ready", lambda: True)
+    monkeypatch.setattr(model_module, "torch_cuda_ready", lambda: True)
     assert choose_backend("auto", "cuda") == "torch"  # the faster GPU backend on the figures
     assert choose_backend("auto", "cuda", "int8") == "onnxruntime"
     assert choose_backend("auto", "cpu") == "onnxruntime"  # ORT int8 is the CPU's fastest
     assert choose_backend("auto", "tensorrt") == "onnxruntime"
     assert choose_backend("onnxruntime", "cuda") == "onnxruntime"
     assert choose_backend("torch", "cpu") == "torch"
-    monkeypatch.setattr(session_module, "torch_cuda_ready", lambda: False)
+    monkeypatch.setattr(model_module, "torch_cuda_ready", lambda: False)
     assert choose_backend("auto", "cuda") == "onnxruntime"
     with pytest.raises(ConfigError, match="backend must be one of auto, onnxruntime, torch"):
         choose_backend("tensorflow", "cpu")
@@ -191,10 +195,10 @@ def test_session_opens_the_torch_backend_from_an_hf_folder(
 ) -> None:
     from streamdet.clip.torch_encoders import TorchEncoders
 
-    session = ModelSession.open(tiny_hf_dir, backend="torch", cache_dir=tmp_path)
-    assert isinstance(session.encoders, TorchEncoders)
-    assert session.encoders.meta.folder.parent == tmp_path / "exports"  # exported once, as ever
-    assert session.texts.embed(["a red car"]).shape == (1, session.encoders.embed_dim)
+    loaded = LoadedModel.open(tiny_hf_dir, RuntimeConfig(backend="torch", cache_dir=str(tmp_path)))
+    assert isinstance(loaded.encoders, TorchEncoders)
+    assert loaded.encoders.meta.folder.parent == tmp_path / "exports"  # exported once, as ever
+    assert loaded.texts.embed(["a red car"]).shape == (1, loaded.encoders.embed_dim)
 
 
 def test_torch_backend_finds_the_weights_an_export_was_made_from(
@@ -208,24 +212,33 @@ def test_torch_backend_finds_the_weights_an_export_was_made_from(
     source = tmp_path / "hf"
     shutil.copytree(tiny_hf_dir, source)
     exported = export_model(source, tmp_path / "export").out_dir
-    session = ModelSession.open(exported, backend="torch", cache_dir=tmp_path / "cache")
-    assert isinstance(session.encoders, TorchEncoders)
-    assert session.encoders.meta.folder == exported.resolve()
+    loaded = LoadedModel.open(
+        exported, RuntimeConfig(backend="torch", cache_dir=str(tmp_path / "cache"))
+    )
+    assert isinstance(loaded.encoders, TorchEncoders)
+    assert loaded.encoders.meta.folder == exported.resolve()
 
     config = source / "config.json"
     config.write_text(config.read_text() + " ")  # the source changed since the export
     with pytest.raises(ModelFormatError, match="whose source folder is gone or changed; pass"):
-        ModelSession.open(exported, backend="torch", cache_dir=tmp_path / "cache")
+        LoadedModel.open(
+            exported, RuntimeConfig(backend="torch", cache_dir=str(tmp_path / "cache"))
+        )
     shutil.rmtree(source)
     with pytest.raises(ModelFormatError, match="whose source folder is gone or changed; pass"):
-        ModelSession.open(exported, backend="torch", cache_dir=tmp_path / "cache")
-    import streamdet.detect.session as session_module
+        LoadedModel.open(
+            exported, RuntimeConfig(backend="torch", cache_dir=str(tmp_path / "cache"))
+        )
+    import streamdet.detect.model as model_module
 
-    monkeypatch.setattr(session_module, "torch_cuda_ready", lambda: True)
-    session = ModelSession.open(
-        exported, device="cuda", backend="auto", allow_fallback=True, cache_dir=tmp_path / "cache"
+    monkeypatch.setattr(model_module, "torch_cuda_ready", lambda: True)
+    loaded = LoadedModel.open(
+        exported,
+        RuntimeConfig(
+            device="cuda", backend="auto", allow_fallback=True, cache_dir=str(tmp_path / "cache")
+        ),
     )
-    assert isinstance(session.encoders, ClipEncoders)
+    assert isinstance(loaded.encoders, ClipEncoders)
 
 
 def test_detector_finds_the_same_boxes_with_either_backend() -> None:

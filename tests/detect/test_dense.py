@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from streamdet import Detector
+from streamdet.config import GridConfig
 from streamdet.detect.dense import DenseGrid, area_weights, fine_factor
 from streamdet.detect.scoring import prompt_vs_background
-from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
+from streamdet.detect.windows import WindowGrid, crop_windows
 from streamdet.errors import ConfigError
 
 
@@ -33,7 +34,7 @@ def test_fine_factor_is_a_patch_per_cell_and_divides_the_cell(tokens, sizes, pat
 
 
 def _grid(h=96, w=128, patch=16, window=2, scales=(), overhang=False):
-    return WindowGrid.build(h, w, GridSpec(patch, window, 1, scales, overhang))
+    return WindowGrid.build(h, w, GridConfig(patch, window, 1, scales, overhang))
 
 
 def test_a_sure_window_puts_its_score_on_the_patch_that_matches():
@@ -116,10 +117,10 @@ def test_detector_dense_heatmaps_are_fine_and_match_the_window_scores(
     assert b.heatmaps.min() >= 0 and b.heatmaps.max() <= 1
     # a fine cell never scores above the most likely window covering it
     grid = coarse.grid(*frame.shape[:2])
-    session = coarse.session
+    session = coarse.model
     emb = session.embed_images(crop_windows(frame, grid, session.image_size, session.fill))
     texts = session.texts.embed(["a red circle", "a dog"])
-    background = session.texts.embed(coarse.background_prompts)
+    background = session.texts.embed(coarse.config.scoring.background_prompts)
     probs = prompt_vs_background(emb, texts, background, session.logit_scale)
     assert b.heatmaps.max() <= probs.max() + 1e-6
     for box in b.detections.xyxy:
@@ -129,10 +130,10 @@ def test_detector_dense_heatmaps_are_fine_and_match_the_window_scores(
 def test_dense_needs_calibrated_windows_and_a_tokens_export(tiny_model_dir, tmp_path):
     with pytest.raises(ConfigError, match="calibrated"):
         Detector(tiny_model_dir, ["a cat"], dense=True, scoring="reference", cache_dir=tmp_path)
-    with pytest.raises(ConfigError, match="calibrated"):
+    with pytest.raises(ConfigError, match="method='windows', but method='occlusion'"):
         Detector(tiny_model_dir, ["a cat"], dense=True, method="occlusion", cache_dir=tmp_path)
     # the model does not suggest it: off unless asked for
-    assert not Detector(tiny_model_dir, ["a cat"], cache_dir=tmp_path).dense
+    assert not Detector(tiny_model_dir, ["a cat"], cache_dir=tmp_path).config.scoring.dense
 
 
 def test_a_small_window_counts_only_as_far_as_the_larger_ones_around_it_agree():
@@ -178,7 +179,7 @@ def test_windows_cut_on_the_device_give_the_same_detections(tiny_model_dir, fram
     assert not host.crop_on_device and device.crop_on_device  # CPU default: host slicing
     a = host.detect(frame)
     for io_device in (None, "cpu"):  # plain run, then the IO-bound GPU code on the CPU
-        device.session.encoders._io_device = io_device
+        device.model.encoders._io_device = io_device
         b = device.detect(frame)
         # whole-factor downscales: the same pixels but for the padding, which the host rounds
         # to whole grey levels (uint8 frame) and the device does not

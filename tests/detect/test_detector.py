@@ -128,15 +128,15 @@ def test_calibrated_score_of_a_prompt_does_not_depend_on_the_others(
 
 def test_prompt_changes_between_frames_reuse_cached_embeddings(tiny_model_dir, frame, tmp_path):
     det = Detector(tiny_model_dir, ["a cat", "a dog"], patch=16, cache_dir=tmp_path)
-    computed = det.session.texts.computed
+    computed = det.model.texts.computed
     first = det.detect(frame)
     det.set_prompts(["a car"])
     second = det.detect(frame)
     assert second.prompts == ("a car",) and second.heatmaps.shape[0] == 1
-    assert det.session.texts.computed == computed + 1
+    assert det.model.texts.computed == computed + 1
     det.set_prompts(["a dog", "a cat"])
     third = det.detect(frame)
-    assert det.session.texts.computed == computed + 1  # both already known
+    assert det.model.texts.computed == computed + 1  # both already known
     np.testing.assert_allclose(third.heatmaps[0], first.heatmaps[1], atol=1e-6)
 
 
@@ -154,7 +154,7 @@ def test_batch_splitting_and_extra_scales(tiny_model_dir, frame, tmp_path):
 def test_per_prompt_thresholds(tiny_model_dir, tmp_path):
     det = Detector(tiny_model_dir, ["a", "b"], threshold={"b": 0.9}, cache_dir=tmp_path)
     assert det.thresholds[1] == pytest.approx(0.9)
-    assert det.thresholds[0] == pytest.approx(det._default_threshold())
+    assert det.thresholds[0] == pytest.approx(det.config.boxes.threshold) != 0.9
     ref = Detector(tiny_model_dir, ["a"], scoring="reference", cache_dir=tmp_path)
     assert ref.thresholds.tolist() == [0.5]
 
@@ -173,15 +173,15 @@ def test_occlusion_reference_equals_a_loop_over_occluded_frames(tiny_model_dir, 
     )
     result = det.detect(frame)
     grid = det.grid(*frame.shape[:2])
-    batch = occluded_batch(frame, grid, det.session.image_size, det.session.fill)
+    batch = occluded_batch(frame, grid, det.model.image_size, det.model.fill)
     assert batch.shape[0] == len(grid) + 1
-    text = det.session.texts.embed(PROMPTS)
-    scale = det.session.logit_scale
-    base = scale * det.session.embed_images(batch[:1]) @ text.T
+    text = det.model.texts.embed(PROMPTS)
+    scale = det.model.logit_scale
+    base = scale * det.model.embed_images(batch[:1]) @ text.T
     sums = np.zeros((3, grid.rows, grid.cols))
     counts = np.zeros((grid.rows, grid.cols))
     for i, (r0, c0, size) in enumerate(grid.windows):  # one occluded copy at a time
-        logit = scale * det.session.embed_images(batch[i + 1 : i + 2]) @ text.T
+        logit = scale * det.model.embed_images(batch[i + 1 : i + 2]) @ text.T
         sums[:, r0 : r0 + size, c0 : c0 + size] += (base - logit)[0][:, None, None]
         counts[r0 : r0 + size, c0 : c0 + size] += 1
     cells = sums / counts
@@ -193,11 +193,12 @@ def test_occlusion_reference_equals_a_loop_over_occluded_frames(tiny_model_dir, 
 
 
 def test_occluded_batch_hides_exactly_one_window():
+    from streamdet.config import GridConfig
     from streamdet.detect.occlusion import occluded_batch
-    from streamdet.detect.windows import GridSpec, WindowGrid
+    from streamdet.detect.windows import WindowGrid
 
     frame = np.full((64, 128, 3), 200, np.uint8)
-    grid = WindowGrid.build(64, 128, GridSpec(patch=32, window=1, stride=1))  # 2 x 4 windows
+    grid = WindowGrid.build(64, 128, GridConfig(patch=32, window=1, stride=1))  # 2 x 4 windows
     batch = occluded_batch(frame, grid, 32, (0.0, 0.0, 0.0))  # 128 px square -> 32: 8 px cells
     assert batch.shape == (9, 32, 32, 3)
     assert (batch[0, :16] == 200).all() and (batch[0, 16:] == 0).all()  # letterbox padding

@@ -104,11 +104,13 @@ def circle() -> np.ndarray:
 def test_detector_confidence_is_peak_times_best_view(circle: np.ndarray, tmp_path) -> None:
     plain = Detector("streamdet/scenes-clip", ["a red circle"], verify=False, cache_dir=tmp_path)
     verified = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path)
-    assert verified.verify and not plain.verify  # the built-in model asks for verification
+    assert (
+        verified.config.verify.enabled and not plain.config.verify.enabled
+    )  # the built-in model asks for verification
     before, after = plain.detect(circle), verified.detect(circle)
     assert len(before.detections) == len(after.detections) == 1
     np.testing.assert_array_equal(before.detections.xyxy, after.detections.xyxy)
-    session = verified.session
+    session = verified.model
     views = box_views(circle, before.detections.xyxy, session.image_size, session.fill)
     state = verified._state
     probs = prompt_vs_background(
@@ -133,8 +135,11 @@ def test_a_box_below_the_floor_is_dropped(circle: np.ndarray, tmp_path) -> None:
 
 @needs_builtin
 def test_verify_needs_calibrated_scoring(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="verify needs scoring='calibrated'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"verify=True \(set by you\) needs scoring='calibrated', but scoring='reference'",
+    ):
         Detector("streamdet/scenes-clip", ["a car"], scoring="reference", verify=True)
     # the model's suggestion is not applied where it cannot be
     ref = Detector("streamdet/scenes-clip", ["a car"], scoring="reference", cache_dir=tmp_path)
-    assert not ref.verify
+    assert not ref.config.verify.enabled

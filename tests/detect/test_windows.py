@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from streamdet.detect.windows import GridSpec, WindowGrid, crop_windows
+from streamdet.config import GridConfig
+from streamdet.detect.windows import WindowGrid, crop_windows
 from streamdet.errors import ConfigError
 
 FILL = (104.0, 117.0, 123.0)
@@ -24,7 +25,7 @@ FILL = (104.0, 117.0, 123.0)
     ],
 )
 def test_grid_covers_every_pixel_of_the_frame(h, w, patch, window, stride):
-    grid = WindowGrid.build(h, w, GridSpec(patch=patch, window=window, stride=stride))
+    grid = WindowGrid.build(h, w, GridConfig(patch=patch, window=window, stride=stride))
     assert grid.rows * patch >= h > (grid.rows - 1) * patch
     assert grid.cols * patch >= w > (grid.cols - 1) * patch
     assert grid.visits.min() >= 1  # every cell, including the partial last row/column
@@ -36,14 +37,14 @@ def test_grid_covers_every_pixel_of_the_frame(h, w, patch, window, stride):
 
 
 def test_reference_layout_of_720p():
-    grid = WindowGrid.build(720, 1280, GridSpec(patch=64, window=4, stride=1))
+    grid = WindowGrid.build(720, 1280, GridConfig(patch=64, window=4, stride=1))
     # 12 x 20 cells (the last row is 16 px tall), windows 9 x 17 = 153
     assert (grid.rows, grid.cols, len(grid)) == (12, 20, 153)
     assert grid.visits.max() == 16
 
 
 def test_extra_scales_add_windows_of_other_sizes():
-    spec = GridSpec(patch=32, window=4, stride=1, scales=(2, 4, 6))
+    spec = GridConfig(patch=32, window=4, stride=1, scales=(2, 4, 6))
     assert spec.sizes == (4, 2, 6)
     grid = WindowGrid.build(200, 300, spec)
     assert set(np.unique(grid.windows[:, 2])) == {2, 4, 6}
@@ -64,12 +65,12 @@ def test_extra_scales_add_windows_of_other_sizes():
 )
 def test_absurd_settings_are_refused(kwargs):
     with pytest.raises(ConfigError):
-        GridSpec(**kwargs)
+        GridConfig(**kwargs)
 
 
 def test_too_many_windows_is_refused():
     with pytest.raises(ConfigError, match="windows"):
-        WindowGrid.build(4000, 4000, GridSpec(patch=4, window=1, stride=1))
+        WindowGrid.build(4000, 4000, GridConfig(patch=4, window=1, stride=1))
 
 
 def _one_by_one(frame, grid, size):
@@ -101,7 +102,7 @@ def _one_by_one(frame, grid, size):
 def test_vectorised_crop_equals_per_window_resize(h, w, patch, window, size):
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    grid = WindowGrid.build(h, w, GridSpec(patch=patch, window=window, stride=1))
+    grid = WindowGrid.build(h, w, GridConfig(patch=patch, window=window, stride=1))
     fast = crop_windows(frame, grid, size, FILL)
     assert fast.shape == (len(grid), size, size, 3) and fast.dtype == np.float32
     np.testing.assert_allclose(fast, _one_by_one(frame, grid, size), atol=1e-3)
@@ -110,7 +111,7 @@ def test_vectorised_crop_equals_per_window_resize(h, w, patch, window, size):
 def test_overhanging_windows_see_every_cell_equally_and_crop_exactly():
     rng = np.random.default_rng(2)
     frame = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
-    grid = WindowGrid.build(70, 90, GridSpec(patch=16, window=3, stride=1, overhang=True))
+    grid = WindowGrid.build(70, 90, GridConfig(patch=16, window=3, stride=1, overhang=True))
     assert grid.windows[:, :2].min() == -2
     assert np.all(grid.visits == 9)  # window**2 everywhere, corners included
     fast = crop_windows(frame, grid, 48, FILL)
@@ -122,7 +123,7 @@ def test_overhanging_windows_see_every_cell_equally_and_crop_exactly():
 def test_crop_when_size_not_divisible_by_window_is_close():
     rng = np.random.default_rng(1)
     frame = cv2.GaussianBlur(rng.integers(0, 256, (200, 260, 3), dtype=np.uint8), (9, 9), 3)
-    grid = WindowGrid.build(200, 260, GridSpec(patch=16, window=6, stride=1))
+    grid = WindowGrid.build(200, 260, GridConfig(patch=16, window=6, stride=1))
     fast = crop_windows(frame, grid, 64, FILL)
     slow = _one_by_one(frame, grid, 64)
     assert np.abs(fast - slow).mean() < 3.0  # origins rounded by at most half an output pixel
@@ -130,7 +131,7 @@ def test_crop_when_size_not_divisible_by_window_is_close():
 
 def test_padding_uses_the_fill_colour():
     frame = np.zeros((10, 10, 3), np.uint8)
-    grid = WindowGrid.build(10, 10, GridSpec(patch=8, window=4, stride=1))  # 32 px window
+    grid = WindowGrid.build(10, 10, GridConfig(patch=8, window=4, stride=1))  # 32 px window
     crops = crop_windows(frame, grid, 32, FILL)
     assert len(crops) == 1
     np.testing.assert_allclose(crops[0, -1, -1], FILL)

@@ -336,14 +336,24 @@ def test_fast_setting_uses_fewer_windows_and_still_writes_every_frame(clip, tmp_
     assert [r["frame"] for r in read_jsonl(jl)] == list(range(12))
     assert run_cli(*args, "--jsonl", str(jl), "--no-dense", "--no-frame-sizes", "--no-verify") == 0
     default, fast, coarse = made
-    assert default.dense and default.spec.scales == (2,)  # the built-in model's settings
-    assert (fast.spec.stride, fast.spec.overhang, fast.spec.scales) == (2, False, ())
-    assert fast.session.encoders.precision == "int8"
+    assert default.config.scoring.dense and default.config.grid.scales == (
+        2,
+    )  # the built-in model's settings
+    assert (fast.config.grid.stride, fast.config.grid.overhang, fast.config.grid.scales) == (
+        2,
+        False,
+        (),
+    )
+    assert fast.model.encoders.precision == "int8"
     assert len(fast.grid(H, W)) * 3 < len(default.grid(H, W))
-    assert not coarse.dense
-    assert default.frame_sizes and not coarse.frame_sizes
-    assert default.verify and fast.verify and not coarse.verify
+    assert not coarse.config.scoring.dense
+    assert default.config.scoring.frame_sizes and not coarse.config.scoring.frame_sizes
+    assert (
+        default.config.verify.enabled
+        and fast.config.verify.enabled
+        and not coarse.config.verify.enabled
+    )
     # on a GPU --fast runs fp16 (int8 is CPU-only); here the GPU falls back to the CPU
     assert run_cli(*args, "--jsonl", str(jl), "--fast", "--device", "cuda", "--allow-fallback") == 0
-    assert made[-1].session.encoders.precision == "fp16"
+    assert made[-1].model.encoders.precision == "fp16"
     assert [r["frame"] for r in read_jsonl(jl)] == list(range(12))

@@ -1,7 +1,10 @@
 """One loaded model: resolved folder, encoders (ONNX Runtime or PyTorch) and the text cache.
 
-``Detector`` and ``Classifier`` both start from here, so a model is resolved, exported (if needed)
+``Detector`` and ``Classifier`` both start from here, so a model is found, exported (if needed)
 and opened the same way everywhere, and the backend is chosen in one place (``choose_backend``).
+Finding (``find_model``: the folder and its meta.json) is separate from opening
+(``LoadedModel.open``), so that the detector's settings are resolved against the model's
+suggestions before any graph is loaded.
 """
 
 from __future__ import annotations
@@ -16,26 +19,23 @@ from streamdet.clip.base import Encoders
 from streamdet.clip.encoders import ClipEncoders
 from streamdet.clip.files import source_checksum, weight_files
 from streamdet.clip.hub import default_cache_dir, hf_source_folder, resolve_model
-from streamdet.clip.meta import read_meta_json
+from streamdet.clip.meta import ModelMeta, load_meta, read_meta_json
 from streamdet.clip.torch_encoders import TorchEncoders, torch_cuda_ready
+from streamdet.config import BACKENDS, DEFAULT_MODEL, RuntimeConfig
 from streamdet.detect.prompts import TextEmbeddingCache
 from streamdet.errors import ConfigError, ModelFormatError, ProviderError, StreamdetError
 
 log = logging.getLogger("streamdet")
 
-DEFAULT_MODEL = "streamdet/scenes-clip"
-#: What ``backend`` may be: "auto" picks per device (``choose_backend``).
-BACKENDS = ("auto", "onnxruntime", "torch")
 
 
 def choose_backend(backend: str, device: str, precision: str | None = None) -> str:
     """The backend that runs the towers: "onnxruntime" or "torch".
 
     "auto" picks PyTorch (CUDA graphs, fp16 if asked) on device "cuda" when torch sees a CUDA
-    GPU: the only GPU figures this project has (../shared/docs/gpu.md, H100) put PyTorch's image
-    tower at 5.2-5.5 ms against 7.7 ms for ONNX Runtime's CUDA provider with IO binding. Anywhere
-    else ONNX Runtime: on the CPU it is the faster by far (int8 2.6x torch.compile fp32, see
-    benchmarks/README.md), and TensorRT and int8 are ONNX Runtime's.
+    GPU, where the project's GPU measurements put it ahead of ONNX Runtime's CUDA provider;
+    anywhere else ONNX Runtime, which is the faster on the CPU (int8 above all) and the only one
+    with TensorRT and int8. docs/devices.md has the figures.
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, but got {backend!r}")
@@ -74,7 +74,26 @@ def _weights_folder(model: str | Path, folder: Path) -> Path | None:
 
 
 @dataclass(frozen=True)
-class ModelSession:
+class FoundModel:
+    """A model found and checked, not yet loaded: its export folder and meta.json."""
+
+    name: str
+    folder: Path
+    meta: ModelMeta
+
+
+def find_model(
+    model: str | Path = DEFAULT_MODEL, *, cache_dir: str | Path | None = None
+) -> FoundModel:
+    """Resolve ``model`` to an export folder (exporting a Hugging Face folder or hub model once,
+    cached under ``cache_dir``) and read its meta.json; no graph is loaded."""
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = resolve_model(model, cache_dir=cache)
+    return FoundModel(str(model), folder, load_meta(folder))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
     """Everything needed to embed windows and prompts with one model."""
 
     encoders: Encoders
@@ -82,61 +101,47 @@ class ModelSession:
 
     @classmethod
     def open(
-        cls,
-        model: str | Path = DEFAULT_MODEL,
-        *,
-        device: str = "cpu",
-        allow_fallback: bool = False,
-        threads: int | None = None,
-        max_batch: int | None = None,
-        cache_dir: str | Path | None = None,
-        precision: str | None = None,
-        backend: str = "auto",
-    ) -> ModelSession:
-        """Resolve `model`, open its encoders and the text-embedding cache.
+        cls, model: str | Path | FoundModel = DEFAULT_MODEL, runtime: RuntimeConfig | None = None
+    ) -> LoadedModel:
+        """Open the encoders of ``model`` (a name, folder or ``find_model``'s answer) as
+        ``runtime`` says, and the text-embedding cache.
 
-        precision: the image tower's precision ("fp32", "int8" on the CPU, "fp16"), None for the
-        export's own; derived graphs are cached under `cache_dir` (see streamdet.clip.optimize).
-        backend: "auto", "onnxruntime" or "torch" (``choose_backend``); the PyTorch backend
-        needs the model's Hugging Face weights (the built-in model, an HF folder or a hub id).
+        runtime.precision: the image tower's precision ("fp32", "int8" on the CPU, "fp16"), None
+        for the export's own; derived graphs are cached under ``runtime.cache_dir`` (see
+        streamdet.clip.optimize). runtime.backend: "auto", "onnxruntime" or "torch"
+        (``choose_backend``); the PyTorch backend needs the model's Hugging Face weights (the
+        built-in model, an HF folder or a hub id).
         """
-        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        chosen = choose_backend(backend, device, precision)
-        folder = resolve_model(model, cache_dir=cache)
+        rt = runtime or RuntimeConfig()
+        found = (
+            model if isinstance(model, FoundModel) else find_model(model, cache_dir=rt.cache_dir)
+        )
+        cache = Path(rt.cache_dir) if rt.cache_dir is not None else default_cache_dir()
         encoders: Encoders | None = None
-        if chosen == "torch":
-            encoders = cls._torch_encoders(
-                model, folder, backend, device, allow_fallback, threads, max_batch, precision
-            )
+        if choose_backend(rt.backend, rt.device, rt.precision) == "torch":
+            encoders = cls._torch_encoders(found, rt)
         if encoders is None:
             encoders = ClipEncoders(
-                folder,
-                device=device,
-                allow_fallback=allow_fallback,
-                threads=threads,
-                max_batch=max_batch,
-                precision=precision,
+                found.folder,
+                meta=found.meta,
+                device=rt.device,
+                allow_fallback=rt.allow_fallback,
+                threads=rt.threads,
+                max_batch=rt.max_batch,
+                precision=rt.precision,
                 cache_dir=cache,
             )
         texts = TextEmbeddingCache(encoders.encode_texts, encoders.meta.checksum, cache)
         return cls(encoders, texts)
 
     @staticmethod
-    def _torch_encoders(
-        model: str | Path,
-        folder: Path,
-        backend: str,
-        device: str,
-        allow_fallback: bool,
-        threads: int | None,
-        max_batch: int | None,
-        precision: str | None,
-    ) -> TorchEncoders | None:
+    def _torch_encoders(found: FoundModel, rt: RuntimeConfig) -> TorchEncoders | None:
         """The PyTorch encoders, or None where ONNX Runtime should run instead: "auto" without
         the weights, or a GPU that cannot start with ``allow_fallback``."""
+        model, folder = found.name, found.folder
         source = _weights_folder(model, folder)
         if source is None:
-            if backend == "auto":
+            if rt.backend == "auto":
                 log.info("streamdet: %s has no PyTorch weights here; using ONNX Runtime", model)
                 return None
             raise ModelFormatError(
@@ -149,13 +154,14 @@ class ModelSession:
             return TorchEncoders(
                 folder,
                 source,
-                device=device,
-                precision=precision,
-                threads=threads,
-                max_batch=max_batch,
+                meta=found.meta,
+                device=rt.device,
+                precision=rt.precision,
+                threads=rt.threads,
+                max_batch=rt.max_batch,
             )
         except ProviderError as error:
-            if not allow_fallback:
+            if not rt.allow_fallback:
                 raise
             log.warning("streamdet: %s; falling back to ONNX Runtime", error)
             return None

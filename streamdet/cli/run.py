@@ -1,43 +1,20 @@
-"""The ``streamdet run`` command line (kept free of heavy imports: the CLI builds every
+"""The ``streamdet run`` sub-command's options (kept free of heavy imports: the CLI builds every
 sub-command's parser at start-up, and ``run``'s code loads only when ``run`` is used)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+
+from streamdet.cli.flags import add_detector_flags, settings_from_args
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from streamdet.pipeline.command import cmd_run
 
-    return cmd_run(args)
+    return cmd_run(args, settings_from_args(args))
 
 
-def add_detector_flags(p: argparse.ArgumentParser) -> None:
-    """Detector switches shared by ``streamdet run`` and ``streamdet detect``."""
-    p.add_argument(
-        "--dense",
-        action=argparse.BooleanOptionalAction,
-        help="fine heatmaps from patch tokens (default: the model's; the built-in model's is on)",
-    )
-    p.add_argument(
-        "--frame-sizes",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="read a leading size word ('a small ...', 'a large ...') as a size in the frame and "
-        "keep boxes of that size (default); --no-frame-sizes scores the prompt as written",
-    )
-    p.add_argument(
-        "--verify",
-        action=argparse.BooleanOptionalAction,
-        help="score a crop around every box again and drop boxes it does not confirm (default: "
-        "the model's; the built-in model's is on)",
-    )
-
-
-def add_run_parser(
-    sub: argparse._SubParsersAction, add_model_args: Callable[[argparse.ArgumentParser], None]
-) -> None:
+def add_run_parser(sub: argparse._SubParsersAction) -> None:
     """The ``run`` sub-command's options."""
     p = sub.add_parser(
         "run",
@@ -76,18 +53,6 @@ def add_run_parser(
         help="decode video files and streams with a hardware decoder, e.g. cuda (NVDEC); "
         "default: the CPU",
     )
-    p.add_argument("--patch", type=int, help="cell size in pixels (default: the model's)")
-    p.add_argument("--window", type=int, help="window size in cells (default: the model's)")
-    p.add_argument("--stride", type=int, help="window step in cells (default: the model's)")
-    p.add_argument("--threshold", type=float, help="box threshold on the heatmap, 0..1")
-    add_detector_flags(p)
-    p.add_argument(
-        "--fast",
-        action="store_true",
-        help="real-time setting: int8 (fp16 on a GPU), stride 2, one window size, no windows over "
-        "the edges (about 14x fewer windows at 640x360; less accurate, see the README)",
-    )
-    p.add_argument("--scoring", choices=("calibrated", "reference"), default="calibrated")
     p.add_argument("--max-fps", type=float, help="sample a live source down to this frame rate")
     p.add_argument(
         "--timeout", type=float, default=10.0, help="stream connect/read timeout, s (default 10)"
@@ -105,5 +70,5 @@ def add_run_parser(
         default=argparse.SUPPRESS,  # absent: keep what `streamdet -v run` said
         help="log what happens (also accepted before `run`)",
     )
-    add_model_args(p)
+    add_detector_flags(p)
     p.set_defaults(func=_cmd_run)

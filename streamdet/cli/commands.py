@@ -1,26 +1,18 @@
-"""The ``streamdet`` command line: ``demo``, ``run``, ``detect``, ``classify``, ``export``.
+"""The one-shot commands: ``demo``, ``detect`` (one image), ``classify`` and ``export``.
 
-``main(argv)`` returns the exit code: 0 on success, 1 when streamdet refused or failed with a
-one-line reason (``streamdet: error: ...`` on stderr, no traceback), 2 for usage errors (argparse),
-130 on Ctrl-C.
+Each ``add_*_parser`` registers a sub-command; its handler imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from streamdet import __version__
+from streamdet.cli.flags import add_detector_flags, add_model_flags, settings_from_args
 from streamdet.errors import ImageReadError, StreamdetError
-from streamdet.pipeline.args import add_detector_flags, add_run_parser
-
-log = logging.getLogger("streamdet")
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -41,37 +33,6 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def _comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    from streamdet.detect.session import BACKENDS
-
-    p.add_argument(
-        "--model",
-        default="streamdet/scenes-clip",
-        help="exported folder, Hugging Face folder or hub id (default: the built-in "
-        "streamdet/scenes-clip)",
-    )
-    p.add_argument("--device", default="cpu", help="cpu, cuda or tensorrt (default: cpu)")
-    p.add_argument(
-        "--allow-fallback",
-        action="store_true",
-        help="run on the CPU when the requested GPU provider cannot load, instead of stopping",
-    )
-    p.add_argument("--cache-dir", help="exported models and text embeddings (~/.cache/streamdet)")
-    p.add_argument(
-        "--precision",
-        choices=("fp32", "int8", "fp16"),
-        help="image tower precision: int8 is ~2.5x faster on a CPU (made once, cached), fp16 is "
-        "for GPUs (default: as exported, fp32)",
-    )
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="auto",
-        help="what runs the model: onnxruntime, or torch (needs torch and the model's weights); "
-        "auto (default): torch on --device cuda when it sees a GPU, else onnxruntime",
-    )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -108,14 +69,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     if bool(args.labels) == bool(args.imagenet):
         raise StreamdetError("give either --labels 'a cat,a dog' or --imagenet (one of the two)")
     image = read_image(args.image)
-    clf = Classifier(
-        args.model,
-        device=args.device,
-        allow_fallback=args.allow_fallback,
-        cache_dir=args.cache_dir,
-        precision=args.precision,
-        backend=args.backend,
-    )
+    clf = Classifier(args.model, **settings_from_args(args).overrides)
     if args.imagenet:
         preds = clf.classify_imagenet(
             image, top_k=args.top_k, ensemble=args.ensemble, crop=args.crop
@@ -148,24 +102,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             raise StreamdetError("the output image equals the input; choose another -o path")
         if out_path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
             raise StreamdetError(f"-o '{out_path}' must end in .png, .jpg, .bmp or .webp")
-    det = Detector(
-        args.model,
-        args.prompt,
-        patch=args.patch,
-        window=args.window,
-        stride=args.stride,
-        threshold=args.threshold,
-        scoring=args.scoring,
-        method=args.method,
-        dense=args.dense,
-        frame_sizes=args.frame_sizes,
-        verify=args.verify,
-        device=args.device,
-        allow_fallback=args.allow_fallback,
-        cache_dir=args.cache_dir,
-        precision=args.precision,
-        backend=args.backend,
-    )
+    settings = settings_from_args(args)
+    det = Detector(args.model, args.prompt, preset=settings.preset, **settings.overrides)
     result = det.detect(image)
     records = result.to_records()
     if args.json:
@@ -202,6 +140,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from streamdet.demo import DEMO_PROMPTS, run_demo
 
+    settings = settings_from_args(args)
     report = run_demo(
         args.output,
         model=args.model,
@@ -209,10 +148,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         n_frames=args.frames,
         seed=args.seed,
         overwrite=args.overwrite,
-        device=args.device,
-        cache_dir=args.cache_dir,
-        precision=args.precision,
-        backend=args.backend,
+        preset=settings.preset,
+        **settings.overrides,
     )
     found = ", ".join(f"{p!r}: {n}" for p, n in report.detections.items())
     print(
@@ -223,23 +160,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="streamdet", description="Text-prompted zero-shot object detection with CLIP."
-    )
-    parser.add_argument("--version", action="version", version=f"streamdet {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="detect prompts in a generated street clip (no download)")
     p.add_argument("-o", "--output", default="streamdet-demo", help="folder for demo.mp4/.jsonl")
     p.add_argument("-p", "--prompt", action="append", default=[], help="override the prompts")
     p.add_argument("--frames", type=int, default=48, help="clip length in frames (default 48)")
     p.add_argument("--seed", type=int, default=0, help="which generated clip (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo's files")
-    _add_model_args(p)
+    add_detector_flags(p)
     p.set_defaults(func=_cmd_demo)
 
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a Hugging Face CLIP to ONNX (needs torch)")
     p.add_argument("model", help="Hugging Face hub id or local Hugging Face CLIP folder")
     p.add_argument("-o", "--output", required=True, help="folder to write (must not exist)")
@@ -250,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="hub downloads and exports (~/.cache/streamdet)")
     p.set_defaults(func=_cmd_export)
 
+
+def add_classify_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="zero-shot classify an image against labels")
     p.add_argument("image", help="image file")
     p.add_argument("--labels", help="comma-separated labels, e.g. 'a cat,a dog'")
@@ -263,41 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="centre crop (CLIP's way) or pad to a square (keeps the edges)",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
-    _add_model_args(p)
+    add_model_flags(p)
     p.set_defaults(func=_cmd_classify)
 
+
+def add_detect_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", help="detect prompts in one image")
     p.add_argument("image", help="image file")
     p.add_argument("-p", "--prompt", action="append", default=[], help="what to find (repeat)")
     p.add_argument("-o", "--output", help="write the annotated image here (.png/.jpg)")
     p.add_argument("--heatmap", action="store_true", help="overlay the first prompt's heatmap")
-    p.add_argument("--patch", type=int, help="cell size in pixels (default: the model's, else 64)")
-    p.add_argument("--window", type=int, help="window size in cells (default: the model's, else 4)")
-    p.add_argument("--stride", type=int, help="window step in cells (default: the model's, else 1)")
-    p.add_argument("--threshold", type=float, help="box threshold on the heatmap, 0..1")
-    p.add_argument("--scoring", choices=("calibrated", "reference"), default="calibrated")
-    p.add_argument("--method", choices=("windows", "occlusion"), default="windows")
-    add_detector_flags(p)
     p.add_argument("--json", action="store_true", help="print JSON")
-    _add_model_args(p)
+    add_detector_flags(p)
     p.set_defaults(func=_cmd_detect)
-
-    add_run_parser(sub, _add_model_args)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="streamdet: %(levelname)s: %(message)s",
-    )
-    try:
-        return int(args.func(args))
-    except StreamdetError as exc:
-        print(f"streamdet: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("streamdet: interrupted", file=sys.stderr)
-        return 130

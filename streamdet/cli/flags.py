@@ -1,0 +1,237 @@
+"""The command line's detector and runtime flags, mapped onto the configuration in one place.
+
+Every flag here is one setting of ``streamdet.config`` under its flat name (``--peak-ratio`` is
+``peak_ratio``); ``--preset NAME`` (``--fast`` for ``--preset fast``) picks a preset. A flag left
+out is not a setting: the layers below it (preset, model, built-in) decide. argparse only parses
+types here; ranges and combinations are checked by ``streamdet.config.resolve``, the same checks the
+Python API gets, so the CLI and ``Detector(...)`` cannot disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamdet.config import (
+    BACKENDS,
+    DEFAULT_MODEL,
+    DEVICES,
+    METHODS,
+    PRECISIONS,
+    PRESETS,
+    SCORINGS,
+    SETTINGS,
+)
+from streamdet.errors import ConfigError
+
+
+def _scales(text: str) -> tuple[int, ...]:
+    """``--scales 2,6`` (extra window sizes in cells) or ``--scales none``."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected window sizes in cells such as 2,6 (or none), got {text!r}"
+        ) from None
+
+
+def _threshold(text: str) -> tuple[str | None, float]:
+    """``--threshold 0.4`` (every prompt) or ``--threshold "a red car=0.6"`` (one prompt)."""
+    prompt, sep, number = text.rpartition("=")
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number such as 0.4, or PROMPT=NUMBER such as 'a red car=0.6', got {text!r}"
+        ) from None
+    return (prompt.strip() if sep else None), value
+
+
+@dataclass(frozen=True)
+class _Flag:
+    """One setting's flag: its argparse options (``dest`` is the setting's flat name)."""
+
+    setting: str
+    options: dict[str, Any]
+    runtime: bool = False  # runtime flags also apply to commands without a detector
+
+
+def _switch(help_text: str) -> dict[str, Any]:
+    return {"action": argparse.BooleanOptionalAction, "default": None, "help": help_text}
+
+
+MODELS = " (default: the model's suggestion)"
+
+FLAGS: tuple[_Flag, ...] = (
+    _Flag("patch", {"type": int, "help": "cell size in pixels" + MODELS}),
+    _Flag("window", {"type": int, "help": "window size in cells" + MODELS}),
+    _Flag("stride", {"type": int, "help": "window step in cells" + MODELS}),
+    _Flag("scales", {"type": _scales, "help": "extra window sizes in cells, e.g. 2,6, or none"}),
+    _Flag("overhang", _switch("windows may hang over the frame edges" + MODELS)),
+    _Flag("method", {"choices": METHODS, "help": "windows (default) or occlusion"}),
+    _Flag("scoring", {"choices": SCORINGS, "help": "calibrated (default) or reference"}),
+    _Flag("dense", _switch("fine heatmaps from patch tokens" + MODELS)),
+    _Flag(
+        "templates",
+        {
+            "action": "append",
+            "metavar": "TEMPLATE",
+            "help": "prompt template with one {}, e.g. "
+            "'a photo of {}.' (repeat to average several)",
+            "flags": ("--template",),
+        },
+    ),
+    _Flag(
+        "background_prompts",
+        {
+            "action": "append",
+            "metavar": "TEXT",
+            "help": "what 'nothing' looks like to calibrated "
+            "scoring (repeat; default: the model's list)",
+            "flags": ("--background",),
+        },
+    ),
+    _Flag(
+        "frame_sizes",
+        _switch("read a leading size word ('a small ...') as a size in the frame (default on)"),
+    ),
+    _Flag(
+        "threshold",
+        {
+            "type": _threshold,
+            "action": "append",
+            "metavar": "[PROMPT=]NUMBER",
+            "help": "box threshold 0..1 for every prompt, or PROMPT=NUMBER for one (repeat)",
+        },
+    ),
+    _Flag("peak_ratio", {"type": float, "help": "tighten boxes to their regions' cores, 0..1"}),
+    _Flag("refine", _switch("box edges inside their border cells" + MODELS)),
+    _Flag("nms_iou", {"type": float, "help": "overlap above which a weaker box is dropped"}),
+    _Flag("verify", _switch("score a crop around every box again" + MODELS)),
+    _Flag("verify_floor", {"type": float, "help": "lowest verified probability kept, 0..1"}),
+    _Flag("device", {"help": f"where the model runs: {', '.join(DEVICES)} (default: cpu)"}, True),
+    _Flag(
+        "backend",
+        {
+            "choices": BACKENDS,
+            "help": "what runs the model: auto (default: torch on cuda when "
+            "it sees a GPU, else onnxruntime), onnxruntime or torch",
+        },
+        True,
+    ),
+    _Flag(
+        "precision",
+        {
+            "choices": PRECISIONS,
+            "help": "image tower precision: int8 (CPU), fp16 (GPU); default: as exported",
+        },
+        True,
+    ),
+    _Flag(
+        "allow_fallback",
+        {
+            "action": "store_true",
+            "default": None,
+            "help": "run on the CPU when the requested GPU cannot start, instead of stopping",
+        },
+        True,
+    ),
+    _Flag(
+        "max_batch", {"type": int, "help": "windows per model run (default: the backend's)"}, True
+    ),
+    _Flag("threads", {"type": int, "help": "CPU threads (default: one per physical core)"}, True),
+    _Flag(
+        "cache_dir", {"help": "exports, derived graphs, text embeddings (~/.cache/streamdet)"}, True
+    ),
+    _Flag("crop_on_device", _switch("cut windows where the model runs (default: on a GPU)"), True),
+)
+assert {f.setting for f in FLAGS} <= SETTINGS.keys()
+
+
+def _add(group: argparse._ArgumentGroup, flag: _Flag) -> None:
+    options = dict(flag.options)
+    names = options.pop("flags", None) or ("--" + flag.setting.replace("_", "-"),)
+    group.add_argument(*names, dest=flag.setting, **options)
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and the runtime flags (device, backend, precision, ...)."""
+    group = parser.add_argument_group("model and runtime")
+    group.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="exported folder, Hugging Face folder or hub id (default: the built-in "
+        f"{DEFAULT_MODEL})",
+    )
+    for flag in FLAGS:
+        if flag.runtime:
+            _add(group, flag)
+
+
+def add_detector_flags(parser: argparse.ArgumentParser) -> None:
+    """``--preset``/``--fast`` and every detector setting, then the model and runtime flags."""
+    group = parser.add_argument_group("detector settings (default: the model's suggestions)")
+    group.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values()),
+    )
+    group.add_argument(
+        "--fast", action="store_true", help="the same as --preset fast (real-time setting)"
+    )
+    for flag in FLAGS:
+        if not flag.runtime:
+            _add(group, flag)
+    add_model_flags(parser)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the flags asked for: a preset name (or None) and the caller's overrides."""
+
+    preset: str | None
+    overrides: dict[str, Any]
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The preset and the overrides the parsed flags give (flags not given are left out)."""
+    overrides: dict[str, Any] = {}
+    for flag in FLAGS:
+        value = getattr(args, flag.setting, None)
+        if value is not None:
+            overrides[flag.setting] = _CONVERT.get(flag.setting, _same)(value)
+    if "threshold" in overrides:
+        overrides.update(overrides.pop("threshold"))
+    preset = getattr(args, "preset", None)
+    if getattr(args, "fast", False):
+        if preset not in (None, "fast"):
+            raise ConfigError(f"--fast is --preset fast; it contradicts --preset {preset}")
+        preset = "fast"
+    return Settings(preset, overrides)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _thresholds(pairs: list[tuple[str | None, float]]) -> dict[str, Any]:
+    """Repeated --threshold values -> {"threshold": x} and/or {"prompt_thresholds": {...}}."""
+    out: dict[str, Any] = {}
+    per_prompt = {prompt: value for prompt, value in pairs if prompt is not None}
+    overall = [value for prompt, value in pairs if prompt is None]
+    if overall:
+        out["threshold"] = overall[-1]
+    if per_prompt:
+        out["prompt_thresholds"] = per_prompt
+    return out
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "threshold": _thresholds,
+    "templates": tuple,
+    "background_prompts": tuple,
+}

@@ -1,0 +1,208 @@
+"""The detector's settings as frozen dataclasses, one per concern, and the one table of their names.
+
+A ``DetectorConfig`` is made of five groups:
+
+* ``GridConfig``: where the windows go (cell size, window sizes, stride, windows over the edges);
+* ``ScoringConfig``: how windows are scored against the prompts (method, scoring, dense heatmaps,
+  prompt templates, background prompts, size words);
+* ``BoxConfig``: how heatmaps become boxes (thresholds, peak ratio, sub-cell edges, NMS);
+* ``VerifyConfig``: the second look at every box (on/off, the lowest view probability kept);
+* ``RuntimeConfig``: what runs the model and where (device, backend, precision, threads, ...).
+
+The field defaults below are THE built-in defaults (the original write-up's settings where it has
+one); nothing else in streamdet holds a default for these settings. Every setting also has a flat
+name (``SETTINGS``), the one used by ``Detector(**overrides)``, by a model's ``meta.json``
+suggestions, by presets and by the command line, so that each layer speaks the same language.
+Resolving the layers and checking their combination is ``streamdet.config.resolve``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+from streamdet.config.presets import DEFAULT_PRESET
+from streamdet.errors import ConfigError
+
+#: The model used when none is named: the built-in one, shipped inside the package.
+DEFAULT_MODEL = "streamdet/scenes-clip"
+METHODS = ("windows", "occlusion")
+SCORINGS = ("calibrated", "reference")
+DEVICES = ("cpu", "cuda", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "torch")
+PRECISIONS = ("fp32", "int8", "fp16")
+#: Widest window in pixels (a typo such as --patch 4096 would otherwise ask for gigabytes).
+MAX_WINDOW_PX = 16384
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Window geometry: ``patch``-pixel cells, windows of ``window`` cells (plus ``scales``),
+    stepping ``stride`` cells; ``overhang`` lets windows hang over the frame edges."""
+
+    patch: int = 64
+    window: int = 4
+    stride: int = 1
+    scales: tuple[int, ...] = ()
+    overhang: bool = False
+
+    def __post_init__(self) -> None:
+        # The geometry is checked here, whoever builds it; the resolver checks the same earlier,
+        # naming the layer each value came from.
+        for name in ("patch", "window", "stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive whole number, but got {value!r}")
+        for s in self.scales:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+                raise ConfigError(
+                    f"extra window scales must be positive whole numbers of cells, but got {s!r}"
+                )
+        if self.stride > min(self.sizes):
+            raise ConfigError(
+                f"stride ({self.stride} cells) is larger than the smallest window "
+                f"({min(self.sizes)} cells), which would leave cells no window sees; "
+                "use a stride no larger than the window"
+            )
+        if self.patch * max(self.sizes) > MAX_WINDOW_PX:
+            raise ConfigError(
+                f"a window of {max(self.sizes)} cells of {self.patch} px is "
+                f"{self.patch * max(self.sizes)} px wide; use a smaller patch or window"
+            )
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Window sizes in cells, main window first, without duplicates."""
+        return tuple(dict.fromkeys((self.window, *self.scales)))
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How windows are scored: ``method`` windows or occlusion; ``scoring`` calibrated (prompt
+    against ``background_prompts``) or reference (the write-up's normalisation); ``dense`` fine
+    heatmaps from patch tokens; ``templates`` averaged per prompt; ``frame_sizes`` reads a leading
+    size word as a size in the frame."""
+
+    method: str = "windows"
+    scoring: str = "calibrated"
+    dense: bool = False
+    templates: tuple[str, ...] = ("{}",)
+    background_prompts: tuple[str, ...] = ()
+    frame_sizes: bool = True
+
+
+@dataclass(frozen=True)
+class BoxConfig:
+    """Heatmap to boxes: ``threshold`` for every prompt unless ``prompt_thresholds`` names it;
+    ``peak_ratio`` tightens a box to its region's core; ``refine`` puts edges inside cells;
+    ``nms_iou`` drops boxes overlapping a better one of the same prompt."""
+
+    threshold: float = 0.5
+    prompt_thresholds: Mapping[str, float] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    peak_ratio: float = 0.0
+    refine: bool = False
+    nms_iou: float = 0.5
+
+    def for_prompt(self, prompt: str) -> float:
+        """The threshold that applies to ``prompt``."""
+        return float(self.prompt_thresholds.get(prompt, self.threshold))
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """Score crops around every box again (``enabled``); boxes whose best view is below ``floor``
+    are dropped."""
+
+    enabled: bool = False
+    floor: float = 0.1
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """What runs the towers: ``device`` (cpu, cuda, tensorrt), ``backend`` (auto, onnxruntime,
+    torch), ``precision`` (None: the export's own), ``allow_fallback`` to the CPU when a GPU cannot
+    start, ``max_batch`` windows per tower run (None: the backend's), ``threads`` (None: one per
+    physical core), ``cache_dir`` for exports and derived graphs (None: ~/.cache/streamdet),
+    ``crop_on_device`` (None: on where the tower runs on a GPU)."""
+
+    device: str = "cpu"
+    backend: str = "auto"
+    precision: str | None = None
+    allow_fallback: bool = False
+    max_batch: int | None = None
+    threads: int | None = None
+    cache_dir: str | None = None
+    crop_on_device: bool | None = None
+
+
+#: Group name in DetectorConfig -> its dataclass.
+GROUPS: dict[str, type] = {
+    "grid": GridConfig,
+    "scoring": ScoringConfig,
+    "boxes": BoxConfig,
+    "verify": VerifyConfig,
+    "runtime": RuntimeConfig,
+}
+
+#: Flat setting name -> (group, field). The flat names are the keyword arguments of ``Detector``,
+#: the keys of a model's ``meta.json`` "defaults", of presets and of the command line's flags.
+SETTINGS: dict[str, tuple[str, str]] = {
+    **{f.name: ("grid", f.name) for f in fields(GridConfig)},
+    **{f.name: ("scoring", f.name) for f in fields(ScoringConfig)},
+    **{f.name: ("boxes", f.name) for f in fields(BoxConfig)},
+    "verify": ("verify", "enabled"),
+    "verify_floor": ("verify", "floor"),
+    **{f.name: ("runtime", f.name) for f in fields(RuntimeConfig)},
+}
+
+
+def builtin_defaults() -> dict[str, Any]:
+    """Every setting's built-in default, by flat name (read from the dataclasses above)."""
+    instances = {name: cls() for name, cls in GROUPS.items()}
+    return {key: getattr(instances[group], attr) for key, (group, attr) in SETTINGS.items()}
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Every setting of a ``Detector``, resolved: no "None means the model's" left except in
+    ``runtime`` (where None means "the backend decides").
+
+    ``preset`` names the preset that was applied and ``sources`` says, per flat setting
+    name, which layer its value came from: "built-in", "model", "preset <name>" or "caller".
+    """
+
+    grid: GridConfig = field(default_factory=GridConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    boxes: BoxConfig = field(default_factory=BoxConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    preset: str = DEFAULT_PRESET
+    sources: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, hash=False, compare=False
+    )
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting by flat name: ``Detector(model, prompts, **config.flat())`` rebuilds it."""
+        return {key: getattr(getattr(self, group), attr) for key, (group, attr) in SETTINGS.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the groups as nested objects, the preset, and where each value came from."""
+        out: dict[str, Any] = {}
+        for name in GROUPS:
+            group = getattr(self, name)
+            out[name] = {f.name: _jsonable(getattr(group, f.name)) for f in fields(group)}
+        out["preset"] = self.preset
+        out["sources"] = dict(self.sources)
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
