@@ -95,14 +95,18 @@ def test_reference_heatmaps_equal_the_write_ups_per_window_loop(
     assert sorted(result.detections.class_id.tolist()) == [0, 1, 2]
 
 
-def test_result_shapes_types_and_timings(detector, frame):
+def test_result_shapes_types_and_timings(detector, frame, tiny_model_dir, tmp_path):
     result = detector.detect(frame)
     assert isinstance(result, FrameResult)
     assert result.heatmaps.dtype == np.float32
     assert result.heatmaps.shape == (3, 10, 15)
     assert result.heatmaps.min() >= 0 and result.heatmaps.max() <= 1
-    d = result.detections
+    # threshold 0: every prompt's heatmap gives boxes, so the bounds below are really checked
+    boxed = Detector(tiny_model_dir, PROMPTS, patch=16, threshold=0.0, cache_dir=tmp_path)
+    d = boxed.detect(frame).detections
+    assert len(d) >= len(PROMPTS) and set(d.class_id.tolist()) == {0, 1, 2}
     assert d.xyxy.shape == (len(d), 4) and d.confidence.shape == (len(d),)
+    assert np.all(d.xyxy[:, [0, 1]] >= 0) and np.all(d.xyxy[:, [0, 1]] < d.xyxy[:, [2, 3]])
     assert np.all(d.xyxy[:, [0, 2]] <= 230) and np.all(d.xyxy[:, [1, 3]] <= 150)
     assert result.prompts == tuple(PROMPTS)
     assert result.timings.encode_ms > 0 and result.timings.total_ms >= result.timings.encode_ms
