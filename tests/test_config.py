@@ -189,3 +189,11 @@ def test_every_setting_but_the_config_only_ones_has_a_flag():
     from streamdet.cli.flags import FLAGS
 
     assert {f.setting for f in FLAGS} == set(SETTINGS) - {"prompt_thresholds"}  # via --threshold
+
+
+def test_the_configuration_page_lists_every_setting_and_preset():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    missing = [key for key in [*SETTINGS, *PRESETS] if f"`{key}`" not in page]
+    assert not missing, f"docs/configuration.md does not describe {missing}"
