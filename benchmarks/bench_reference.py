@@ -46,6 +46,7 @@ goes to stdout.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import shutil
@@ -62,6 +63,7 @@ import cv2
 import numpy as np
 
 from streamdet.clip import export as export_module
+from streamdet.clip import towers as towers_module
 from streamdet.clip.export import TOKENIZER_FILES, export_model
 from streamdet.clip.files import sha256_file, source_checksum
 from streamdet.clip.meta import META_FILE, is_export_folder
@@ -195,7 +197,9 @@ EXPORTER_STAMP = ".exporter"  # in the export folder: checksum of the exporter's
 
 
 def _exporter_checksum() -> str:
-    return sha256_file(Path(export_module.__file__))
+    """One checksum over the exporter and the towers it traces (the graph changes with either)."""
+    files = (export_module.__file__, towers_module.__file__)
+    return hashlib.sha256("".join(sha256_file(Path(f)) for f in files).encode()).hexdigest()
 
 
 def export_cached(hf_dir: Path, out_dir: Path) -> Path:

@@ -6,7 +6,7 @@ An export holds one fp32 (or fp16) ``image.onnx``. From it this module derives, 
   every MatMul/Gemm with a constant weight become int8 (per output channel), activations are
   quantised on the fly. On a 2-core AVX-512 VNNI CPU it ran ViT-B/32 2.6x faster than fp32 with a
   smallest per-window cosine to fp32 of 0.9998. The patch embedding is a MatMul in streamdet's
-  exports (``export.folded_embeddings``), so it is quantised too; the Conv of older exports stays
+  exports (``towers.folded_embeddings``), so it is quantised too; the Conv of older exports stays
   fp32 (``ConvInteger`` is slower than the fp32 Conv it replaces). CPU only: ONNX Runtime has no
   GPU kernels for these ops.
 - ``fp16``: weights and compute in fp16, inputs and outputs float32 (for GPUs; on the CPU it ran

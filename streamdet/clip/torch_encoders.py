@@ -1,6 +1,6 @@
 """PyTorch runtime for the two CLIP towers: the backend for GPUs (``backend="torch"``).
 
-It runs exactly the modules the ONNX export traces (``export.image_tower``, ``export.text_tower``:
+It runs exactly the modules the ONNX export traces (``towers.image_tower``, ``towers.text_tower``:
 the folded patch embedding, the dense tokens, L2-normalised outputs) on the model's Hugging Face
 weights, so both backends answer every ``Encoders`` call alike (tested: embeddings cosine > 0.9999
 on the CPU). Why a second runtime: on an H100 the one GPU measurement this project has
@@ -178,7 +178,7 @@ class TorchEncoders(Encoders):
                 "install a CUDA build of torch or pass --device cpu"
             )
         super().__init__(meta if meta is not None else load_meta(Path(model_dir)))
-        from streamdet.clip.export import image_tower, load_clip, text_tower
+        from streamdet.clip.towers import image_tower, load_clip, text_tower
 
         self._torch = torch
         self.device = device

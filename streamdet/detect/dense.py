@@ -3,7 +3,7 @@
 A window's embedding says whether the prompt is in the window; it cannot say where. With cells of
 32 pixels and windows of 4 cells, a box made of cells is off by up to a cell on each side, and an
 object much smaller than the window lights up every cell of every window that holds it. The image
-graph also returns one embedding per patch token (``streamdet.clip.export``: the last layer re-run
+graph also returns one embedding per patch token (``streamdet.clip.towers``: the last layer re-run
 with key-key attention), so each window gives a g x g map of how well each of its patches matches
 the prompt.
 
