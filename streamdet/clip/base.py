@@ -1,6 +1,6 @@
 """What every image/text encoder backend of streamdet shares, whatever runs the towers.
 
-streamdet runs the two CLIP towers with ONNX Runtime (``encoders.ClipEncoders``, the default) or
+streamdet runs the two CLIP towers with ONNX Runtime (``ort_encoders.OrtEncoders``, the default) or
 with PyTorch (``torch_encoders.TorchEncoders``, for GPUs). Both answer the same calls with the
 same shapes, dtypes and errors; this base class holds everything that does not depend on the
 runtime: the model's meta.json, the tokenizer, input checks, chunking and the shapes of empty

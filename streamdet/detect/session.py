@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from streamdet.clip.base import Encoders
-from streamdet.clip.encoders import ClipEncoders
 from streamdet.clip.files import source_checksum, weight_files
 from streamdet.clip.hub import default_cache_dir, hf_source_folder, resolve_model
 from streamdet.clip.meta import read_meta_json
+from streamdet.clip.ort_encoders import OrtEncoders
 from streamdet.clip.torch_encoders import TorchEncoders, torch_cuda_ready
 from streamdet.detect.prompts import TextEmbeddingCache
 from streamdet.errors import ConfigError, ModelFormatError, ProviderError, StreamdetError
@@ -109,7 +109,7 @@ class ModelSession:
                 model, folder, backend, device, allow_fallback, threads, max_batch, precision
             )
         if encoders is None:
-            encoders = ClipEncoders(
+            encoders = OrtEncoders(
                 folder,
                 device=device,
                 allow_fallback=allow_fallback,

@@ -12,10 +12,10 @@ import pytest
 
 from streamdet.clip import parity as parity_module
 from streamdet.clip import towers as towers_module
-from streamdet.clip.encoders import ClipEncoders
 from streamdet.clip.export import export_model
 from streamdet.clip.files import sha256_file
 from streamdet.clip.meta import load_meta
+from streamdet.clip.ort_encoders import OrtEncoders
 from streamdet.clip.parity import FP16_TOLERANCE, FP32_TOLERANCE
 from streamdet.errors import (
     ConfigError,
@@ -78,7 +78,7 @@ def test_meta_records_parity_within_tolerance(tiny_model_dir: Path) -> None:
 
 
 def test_onnx_matches_pytorch_and_treats_input_as_bgr(tiny_model_dir: Path, torch_model) -> None:
-    encoders = ClipEncoders(tiny_model_dir)
+    encoders = OrtEncoders(tiny_model_dir)
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
     expected = _torch_image_embeddings(torch_model, rgb, encoders.meta)
@@ -98,7 +98,7 @@ def test_logit_scale_is_exponentiated(tiny_model_dir: Path, torch_model) -> None
 
 def test_text_embeddings_match_pytorch(tiny_model_dir: Path, torch_model, tiny_hf_dir) -> None:
     prompts = ["a photo of a cat", "  A   red CAR, at night!  ", "dog"]
-    got = ClipEncoders(tiny_model_dir).encode_texts(prompts)
+    got = OrtEncoders(tiny_model_dir).encode_texts(prompts)
     expected = _torch_text_embeddings(torch_model, tiny_hf_dir, prompts)
     np.testing.assert_allclose(got, expected, atol=FP32_TOLERANCE)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
@@ -109,7 +109,7 @@ def test_fp16_export_passes_its_tolerance(tiny_hf_dir: Path, tmp_path: Path, tor
     # the published graphs against transformers' textbook path, on other inputs.
     report = export_model(tiny_hf_dir, tmp_path / "fp16", fp16=True)
     assert report.precision == "fp16" and report.tolerance == FP16_TOLERANCE
-    encoders = ClipEncoders(report.out_dir)
+    encoders = OrtEncoders(report.out_dir)
     assert encoders.meta.precision == "fp16"
     rgb = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
     got = encoders.encode_images(rgb[..., ::-1].copy())
@@ -240,7 +240,7 @@ def test_fp16_weights_in_the_source_are_exported_in_fp32(tiny_hf_dir, tmp_path) 
     assert weights and {w.data_type for w in weights} == {onnx.TensorProto.FLOAT}
     # the graph computes what the half weights give in fp32
     upcast = transformers.CLIPModel.from_pretrained(half).float().eval()
-    encoders = ClipEncoders(report.out_dir)
+    encoders = OrtEncoders(report.out_dir)
     rgb = np.random.default_rng(4).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
     expected = _torch_image_embeddings(upcast, rgb, encoders.meta)
     np.testing.assert_allclose(
@@ -310,7 +310,7 @@ def test_short_context_model_exports_and_tokenizes(tiny_hf_dir, tmp_path) -> Non
         if path.suffix in {".json", ".txt"} and path.name != "config.json":
             shutil.copyfile(path, source / path.name)
     report = export_model(source, tmp_path / "out")
-    encoders = ClipEncoders(report.out_dir)
+    encoders = OrtEncoders(report.out_dir)
     assert encoders.meta.context_length == 16
     got = encoders.encode_texts(["a red square", "a dog"])
     tok = transformers.CLIPTokenizerFast.from_pretrained(source)
@@ -353,7 +353,7 @@ def _torch_dense_tokens(model, rgb_nhwc_0_255: np.ndarray, meta) -> np.ndarray:
 
 def test_image_graph_also_gives_patch_tokens(tiny_model_dir: Path, torch_model) -> None:
     """One run gives the window embedding (as before) and one embedding per patch."""
-    encoders = ClipEncoders(tiny_model_dir)
+    encoders = OrtEncoders(tiny_model_dir)
     meta = load_meta(tiny_model_dir)
     rgb = np.random.default_rng(3).integers(0, 256, (2, meta.image_size, meta.image_size, 3))
     rgb = rgb.astype(np.float32)
@@ -388,7 +388,7 @@ def test_an_export_without_tokens_still_loads_and_says_what_to_do(
     meta["files"]["image.onnx"] = sha256_file(old / "image.onnx")
     del meta["image_outputs"]  # written by exporters since; older exports lack it
     (old / "meta.json").write_text(json.dumps(meta))
-    encoders = ClipEncoders(old)
+    encoders = OrtEncoders(old)
     assert not encoders.has_tokens
     size = encoders.image_size
     assert encoders.encode_images(np.zeros((1, size, size, 3), np.float32)).shape == (1, 16)

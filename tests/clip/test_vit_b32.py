@@ -12,8 +12,8 @@ import pytest
 def test_vit_b32_shape_exports_with_parity(shared_clip_dir: Path, tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from streamdet.clip.encoders import ClipEncoders
     from streamdet.clip.export import export_model
+    from streamdet.clip.ort_encoders import OrtEncoders
     from streamdet.clip.parity import FP32_TOLERANCE
 
     torch.manual_seed(0)
@@ -28,7 +28,7 @@ def test_vit_b32_shape_exports_with_parity(shared_clip_dir: Path, tmp_path: Path
     # export_model refuses an export past the tolerance; the checks below are independent of it:
     # the published graphs against transformers' textbook path, on inputs of their own.
     report = export_model(source, tmp_path / "export")
-    encoders = ClipEncoders(report.out_dir)
+    encoders = OrtEncoders(report.out_dir)
     assert (encoders.image_size, encoders.embed_dim) == (224, 512)
     assert encoders.logit_scale == pytest.approx(np.exp(2.6592), rel=1e-4)
 

@@ -38,7 +38,7 @@ DEVICE_PROVIDERS: dict[str, tuple[str, ...]] = {
 _DEVICE_LABEL = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT"}
 
 
-class ClipEncoders(Encoders):
+class OrtEncoders(Encoders):
     """The image and text encoders of one exported model, on one device, with ONNX Runtime.
 
     device: "cpu", "cuda" or "tensorrt". A GPU device that onnxruntime cannot provide raises
