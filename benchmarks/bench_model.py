@@ -214,7 +214,7 @@ def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, st
             towers[backend, precision] = tower(precision, spin=spin)
     if args.fused:
         for precision in args.precisions:
-            if precision != "int8":  # fused + int8 ran 1.6x slower than int8 alone on the CPU
+            if precision != "int8":  # fused + int8 ran slower than int8 alone on the CPU
                 towers["onnxruntime", f"{precision}-fused"] = tower(precision, fuse=True)
     if args.cuda_graph:
         for precision in args.precisions:

@@ -20,7 +20,7 @@ from streamdet.clip.meta import TOKENS_OUTPUT, ModelMeta
 from streamdet.clip.tokenizer import ClipTokenizer
 from streamdet.errors import FrameError, FrameTypeError, ModelFormatError
 
-DEFAULT_MAX_BATCH_CPU = 32  # chunks of ~32 windows were 5-10% faster than one big batch on CPU
+DEFAULT_MAX_BATCH_CPU = 32  # chunks of 32 windows were faster than one big batch on the CPU
 DEFAULT_MAX_BATCH_GPU = 256
 
 

@@ -16,8 +16,8 @@ score the detector uses, p(prompt) = softmax over [prompt, background prompts] o
 
 The first 30% of the steps use easy scenes only (see ``make_batch``'s ``easy_fraction``), then a
 quarter easy. Runs on the CPU with one torch thread by default: on two cores shared with other
-work, two threads ran 8x slower than one (threads waiting on each other). Data come from a plain
-loop, no DataLoader.
+work, two threads ran much slower than one (threads waiting on each other). Data come from a
+plain loop, no DataLoader.
 """
 
 from __future__ import annotations
