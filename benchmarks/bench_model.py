@@ -9,7 +9,7 @@ frame (``crop_windows``: one resize, one gather), run the image tower over them,
 against cached prompt embeddings with the write-up's reference scoring. Boxes are left out: they
 do not depend on the backend. Backends and precisions (``--backends``, ``--precisions``):
 
-- ``onnxruntime fp32``: streamdet's own ``ClipEncoders`` on the exported ``image.onnx``: its
+- ``onnxruntime fp32``: streamdet's own ``OrtEncoders`` on the exported ``image.onnx``: its
   session options (``streamdet.clip.optimize.session_options``: all graph optimisations, one
   intra-op thread per physical core, no spinning) and batch chunking (``DEFAULT_MAX_BATCH_CPU``).
 - ``onnxruntime int8``: the same with ``precision="int8"``: dynamic int8 quantisation of every
@@ -17,7 +17,7 @@ do not depend on the backend. Backends and precisions (``--backends``, ``--preci
 - ``onnxruntime fp16``: ``precision="fp16"`` (meant for GPUs; runs on the CPU too).
 - ``onnxruntime fp32-fused``, ``fp16-fused`` (``--fused``, for each of those precisions asked):
   the graph after ONNX Runtime's transformer optimizer (``model_type="clip"``: fused attention,
-  skip-LayerNorm, GELU), through the same ``ClipEncoders`` (``fuse=True``).
+  skip-LayerNorm, GELU), through the same ``OrtEncoders`` (``fuse=True``).
 - ``onnxruntime-spin`` (``--spin``): every onnxruntime precision again with spinning pool threads.
 - ``torch fp32``: the PyTorch CLIPModel's image tower, eager, all windows in one batch.
 - ``torch int8``: the same after ``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear``.
@@ -26,7 +26,7 @@ do not depend on the backend. Backends and precisions (``--backends``, ``--preci
   ``mode="reduce-overhead"``, which replays CUDA graphs); compiled during the warm-up frame.
 - ``torch-cudagraph`` (``--device cuda`` only): eager kernels captured once per batch size into a
   ``torch.cuda.CUDAGraph`` and replayed.
-- ``onnxruntime-cudagraph`` (``--cuda-graph``, ``--device cuda`` only): ``ClipEncoders(
+- ``onnxruntime-cudagraph`` (``--cuda-graph``, ``--device cuda`` only): ``OrtEncoders(
   cuda_graph=True)``: the embeddings-only graph with a fixed batch, replayed as a CUDA graph.
 - ``streamdet-torch`` (``--backends``): streamdet's own PyTorch backend, ``TorchEncoders`` (the
   exported tower's modules on the HF weights) in its default mode for the device: CUDA graphs
@@ -34,7 +34,7 @@ do not depend on the backend. Backends and precisions (``--backends``, ``--preci
   ``onnxruntime`` is what ``--backend auto`` stands on.
 
 ``--device cuda`` runs every tower on the GPU: ONNX Runtime's CUDA provider through
-``ClipEncoders`` (IO binding: each chunk of windows crosses once), PyTorch with the model and the
+``OrtEncoders`` (IO binding: each chunk of windows crosses once), PyTorch with the model and the
 normalisation on the GPU (windows cut on the host, sent once per frame). int8 is CPU-only there.
 
 Every row but the reference (onnxruntime fp32, else torch fp32) gets ``cosine_vs_fp32``, the
@@ -69,9 +69,10 @@ from typing import Any
 
 import numpy as np
 
-from streamdet.clip.encoders import DEFAULT_MAX_BATCH_CPU, ClipEncoders
+from streamdet.clip.base import DEFAULT_MAX_BATCH_CPU
 from streamdet.clip.meta import load_meta
 from streamdet.clip.optimize import physical_cores
+from streamdet.clip.ort_encoders import OrtEncoders
 from streamdet.clip.torch_encoders import PaddedBatches
 from streamdet.config import GridConfig
 from streamdet.detect.scoring import reference_normalise, window_logits
@@ -196,7 +197,7 @@ def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, st
     def tower(
         precision: str, *, spin: bool = False, fuse: bool = False, cuda_graph: bool = False
     ) -> Tower:
-        return ClipEncoders(
+        return OrtEncoders(
             export_dir,
             device=args.device,
             precision=precision,
@@ -214,7 +215,7 @@ def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, st
             towers[backend, precision] = tower(precision, spin=spin)
     if args.fused:
         for precision in args.precisions:
-            if precision != "int8":  # fused + int8 ran 1.6x slower than int8 alone on the CPU
+            if precision != "int8":  # fused + int8 ran slower than int8 alone on the CPU
                 towers["onnxruntime", f"{precision}-fused"] = tower(precision, fuse=True)
     if args.cuda_graph:
         for precision in args.precisions:

@@ -1,7 +1,7 @@
 """Speed: the original write-up's way against streamdet's engine, same model, frame and settings.
 
     python benchmarks/bench_reference.py            # ViT-B/32 shape (random weights), 1280x720
-    python benchmarks/bench_reference.py --quick    # CI: tiny model, small frame, < 30 s
+    python benchmarks/bench_reference.py --quick    # CI: tiny model, small frame
 
 Three ways of turning one frame into per-prompt cell heatmaps, all over streamdet's window grid
 (patch 64, window 4, stride 1, no overhang: 153 windows at 1280x720, the last row/column of cells
@@ -11,8 +11,9 @@ kept; the write-up drops the margins, 136 windows, but both ways here do the sam
     The write-up's loop: for each window crop its pixels out of the frame, one
     ``CLIPProcessor(images=crop, text=prompts)`` call and one full ``CLIPModel(**inputs)`` forward
     (the text is re-encoded every time), PyTorch eager fp32, one window at a time; per-cell mean of
-    the logits. It takes ~16 s per frame at full size on 2 cores, so it is timed on a subset of
-    windows (``--sample-windows``, spread over the grid) and extrapolated to the whole grid.
+    the logits. It is far too slow to run over every window of a full-size frame, so it is timed
+    on a subset of windows (``--sample-windows``, spread over the grid) and extrapolated to the
+    whole grid.
 ``torch-batch``
     The middle step: all windows cut out by streamdet's vectorised cropper and run through the
     PyTorch image tower in ONE eager batch against cached text embeddings. Separates what
@@ -38,7 +39,8 @@ The model has the ViT-B/32 shape with random weights (``torch.manual_seed(0)``):
 heatmaps mean nothing. It is built once from the config in
 ``shared/models/clip-vit-base-patch32-noweights/`` and exported with
 ``streamdet.clip.export.export_model``; both are cached under ``benchmarks/.cache/`` (the export
-is redone when the exporter's code changed: the graph measured is the one streamdet writes today).
+is redone when the exporter's or the towers' code changed: the graph measured is the one streamdet
+writes today).
 Results go to JSON (machine, versions, settings, command, ms per frame, ratios); a markdown table
 goes to stdout.
 """
@@ -46,6 +48,7 @@ goes to stdout.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import shutil
@@ -62,6 +65,7 @@ import cv2
 import numpy as np
 
 from streamdet.clip import export as export_module
+from streamdet.clip import towers as towers_module
 from streamdet.clip.export import TOKENIZER_FILES, export_model
 from streamdet.clip.files import sha256_file, source_checksum
 from streamdet.clip.meta import META_FILE, is_export_folder
@@ -195,7 +199,9 @@ EXPORTER_STAMP = ".exporter"  # in the export folder: checksum of the exporter's
 
 
 def _exporter_checksum() -> str:
-    return sha256_file(Path(export_module.__file__))
+    """One checksum over the exporter and the towers it traces (the graph changes with either)."""
+    files = (export_module.__file__, towers_module.__file__)
+    return hashlib.sha256("".join(sha256_file(Path(f)) for f in files).encode()).hexdigest()
 
 
 def export_cached(hf_dir: Path, out_dir: Path) -> Path:
@@ -571,8 +577,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"--frame-size must be WIDTHxHEIGHT such as 1280x720, got {size!r}")
     args.frame_size = (width, height)
     args.patch = args.patch or (16 if args.quick else 64)
-    # 7 rounds: on a shared 2-core VM single frames varied by +-20% (neighbours' load), and the
-    # PyTorch batch by up to 1.6x; medians of 3 moved the ratios by 20% between runs.
+    # 7 rounds: on a shared machine single frames vary with the neighbours' load, and medians of
+    # 3 moved the ratios noticeably between runs.
     args.repeats = args.repeats or (2 if args.quick else 7)
     try:
         args.prompts = tuple(int(v) for v in args.prompts.split(",") if v.strip())

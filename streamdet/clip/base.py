@@ -1,6 +1,6 @@
 """What every image/text encoder backend of streamdet shares, whatever runs the towers.
 
-streamdet runs the two CLIP towers with ONNX Runtime (``encoders.ClipEncoders``, the default) or
+streamdet runs the two CLIP towers with ONNX Runtime (``ort_encoders.OrtEncoders``, the default) or
 with PyTorch (``torch_encoders.TorchEncoders``, for GPUs). Both answer the same calls with the
 same shapes, dtypes and errors; this base class holds everything that does not depend on the
 runtime: the model's meta.json, the tokenizer, input checks, chunking and the shapes of empty
@@ -20,7 +20,7 @@ from streamdet.clip.meta import TOKENS_OUTPUT, ModelMeta
 from streamdet.clip.tokenizer import ClipTokenizer
 from streamdet.errors import FrameError, FrameTypeError, ModelFormatError
 
-DEFAULT_MAX_BATCH_CPU = 32  # chunks of ~32 windows were 5-10% faster than one big batch on CPU
+DEFAULT_MAX_BATCH_CPU = 32  # chunks of 32 windows were faster than one big batch on the CPU
 DEFAULT_MAX_BATCH_GPU = 256
 
 

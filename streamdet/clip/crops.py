@@ -9,7 +9,8 @@ The graph is ONNX's ``RoiAlign`` (opset 16, ``half_pixel`` coordinates, average 
 sampling): each output pixel is the mean of ceil(window / S) x ceil(window / S) bilinear samples
 at evenly spaced points of its bin, so a window downscaled by a whole factor gets exactly the area
 mean that OpenCV's ``INTER_AREA`` gives, and other factors come within half a grey level (mean) of
-resizing each window alone (the host's one-resize shortcut is off by ~6 for 60 -> 32 px).
+resizing each window alone (closer than the host's one-resize shortcut, which resizes the whole
+frame once).
 ``RoiAlign`` reads zero outside the frame; the graph subtracts the padding colour before and adds
 it back after, so windows over the frame edge are padded with the model's mean colour, as on the
 CPU path. Inputs: ``frame`` (H, W, 3) float32 BGR 0..255 and ``boxes`` (N, 4) float32 window

@@ -17,7 +17,7 @@ them hold:
 The runner does not depend on CUDA: on the CPU it runs the same fixed-batch path without capture,
 which is how its logic is tested on machines without a GPU. Whether graphs help is a measurement
 (``benchmarks/bench_model.py --device cuda --cuda-graph``), so they are opt-in
-(``ClipEncoders(cuda_graph=True)``).
+(``OrtEncoders(cuda_graph=True)``).
 """
 
 from __future__ import annotations

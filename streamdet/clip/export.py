@@ -1,10 +1,11 @@
 """Export a Hugging Face CLIP folder to the two ONNX graphs streamdet runs, and prove they match.
 
-The image graph takes what OpenCV gives after resizing (NHWC, BGR, float32 0..255); the channel
-swap and CLIP normalisation are folded into its patch embedding (``folded_embeddings``), so the
-runtime does no per-pixel work on the host. Both graphs end in L2 normalisation. After export both
-graphs are run with ONNX Runtime and with PyTorch (the image graph against transformers' own path,
-unfolded) on the same inputs; an export that disagrees beyond the tolerance is never published.
+The exporter traces the two towers of ``streamdet.clip.towers`` (the image graph takes what OpenCV
+gives after resizing: NHWC, BGR, float32 0..255; both graphs end in L2 normalisation), runs the
+parity check of ``streamdet.clip.parity`` on them, and writes the folder: image.onnx, text.onnx,
+the tokenizer files and meta.json. Everything is built in a staging folder and moved into place
+only after parity passed, meta.json last, so an export that disagrees beyond the tolerance is
+never published and a half-written folder never looks complete.
 
 torch, transformers and onnx are imported inside the functions: they are the optional ``export``
 extra, and the runtime must not need them.
@@ -12,7 +13,6 @@ extra, and the runtime must not need them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -20,14 +20,12 @@ import shutil
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import streamdet
+from streamdet.clip import parity
 from streamdet.clip.files import sha256_file, source_checksum, weight_files
 from streamdet.clip.meta import (
     FORMAT,
@@ -40,6 +38,8 @@ from streamdet.clip.meta import (
     TOKENS_OUTPUT,
     is_export_folder,
 )
+from streamdet.clip.parity import FP16_TOLERANCE, FP32_TOLERANCE
+from streamdet.clip.towers import image_tower, load_clip, text_inputs, text_tower
 from streamdet.errors import (
     ConfigError,
     ExportError,
@@ -47,15 +47,9 @@ from streamdet.errors import (
     ModelFormatError,
     ModelNotFoundError,
     OutputExistsError,
-    ParityError,
 )
 
 logger = logging.getLogger("streamdet")
-
-FP32_TOLERANCE = 1e-4
-"""Default parity tolerance (max abs diff of L2-normalised embeddings) of an fp32 export."""
-FP16_TOLERANCE = 2e-2
-"""Default parity tolerance of an fp16 export (fp16 weights and compute, fp32 inputs/outputs)."""
 
 # CLIP's own normalisation, used when a folder has no preprocessor_config.json.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -79,15 +73,6 @@ TOKENIZER_FILES = (
     "merges.txt",
     "added_tokens.json",
 )
-# Prompts of different lengths for the text parity check.
-PARITY_PROMPTS = (
-    "a photo of a cat",
-    "a red car",
-    "x",
-    "a small blue triangle next to a large green circle on a white table, seen from above",
-    "Street at NIGHT, with   rain!",
-)
-PARITY_IMAGES = 3
 #: The image graph's outputs, in order; meta.json lists them so the runtime need not open it.
 IMAGE_OUTPUTS = (IMAGE_OUTPUT, TOKENS_OUTPUT)
 
@@ -266,7 +251,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
-# -- torch side ------------------------------------------------------------------------------
+# -- loading and tracing --------------------------------------------------------------------
 
 
 def _import_export_deps() -> tuple[Any, Any]:
@@ -280,211 +265,6 @@ def _import_export_deps() -> tuple[Any, Any]:
             "pip install 'streamdet[export]'"
         ) from None
     return torch, transformers
-
-
-def dense_tokens(model: Any, before_last: Any) -> Any:
-    """Per-patch embeddings in the joint space, for where in a window the prompt is.
-
-    ``before_last`` is the vision encoder's input to its last layer (``hidden_states[-2]``). The
-    last layer is re-run on it with key-key attention and without its residual and MLP (as in
-    ClearCLIP / SCLIP): each patch token then mostly keeps its own content instead of the global
-    summary the class token needs, and goes through the same final layer norm and projection as
-    the class token. Returns (N, patches, D), L2-normalised. The exported image graph and the
-    built-in model's training (which teaches these tokens where objects are) share this function.
-    """
-    import torch
-
-    vision = model.vision_model
-    last = vision.encoder.layers[-1]
-    attn = last.self_attn
-    x = last.layer_norm1(before_last)
-    n, t, width = x.shape
-    heads = attn.num_heads
-    keys = attn.k_proj(x).view(n, t, heads, width // heads).transpose(1, 2)
-    values = attn.v_proj(x).view(n, t, heads, width // heads).transpose(1, 2)
-    weights = torch.softmax(keys @ keys.transpose(-1, -2) * attn.scale, dim=-1)
-    mixed = (weights @ values).transpose(1, 2).reshape(n, t, width)
-    tokens = vision.post_layernorm(attn.out_proj(mixed)[:, 1:])
-    return torch.nn.functional.normalize(model.visual_projection(tokens), dim=-1)
-
-
-def _normalisation(torch: Any, mean: list[float], std: list[float]) -> tuple[Any, Any]:
-    """(scale, shift) per RGB channel with (x / 255 - mean) / std == x * scale + shift."""
-    std_t = torch.tensor(std, dtype=torch.float32)
-    return 1.0 / (255.0 * std_t), -torch.tensor(mean, dtype=torch.float32) / std_t
-
-
-def folded_embeddings(torch: Any, vision: Any, mean: list[float], std: list[float]) -> Any:
-    """An nn.Module doing what ``vision.embeddings`` does, but on raw NHWC BGR 0..255 pixels.
-
-    CLIP cuts a normalised image into P x P patches with a stride-P convolution. Here the patches
-    are cut from the NHWC input with one reshape/transpose and embedded by one MatMul,
-    ``(patches - mean colour) @ W (P*P*3, width) + position embeddings``, with the channel swap
-    and the division by the std folded into ``W``. On the CPU that is one transpose fewer than
-    NHWC -> NCHW + Conv, and int8 dynamic quantisation then covers the patch embedding too:
-    ViT-B/32 int8 ran about 5% faster. The mean colour is subtracted, not folded into the bias:
-    with it in the bias a patch near the mean colour is a large product cancelled by a large bias,
-    and int8 weight errors on the large product stay (smallest window cosine int8 vs fp32 on a
-    dashcam frame 0.9977, against 0.9998 centred and with the Conv). It is subtracted from the
-    (N, T, P*P*3) patch rows, where the broadcast runs along a long last axis: on the NHWC input
-    (a 3-channel broadcast) it cost 3% of the frame. The class token's row (class embedding + its
-    position embedding) is a constant.
-    """
-    nn = torch.nn
-    embeddings = vision.embeddings
-    conv = embeddings.patch_embedding
-    patch = int(conv.kernel_size[0])
-    side = int(embeddings.image_size) // patch
-    weight = conv.weight.detach().float()  # (width, 3 RGB, P, P)
-    width = weight.shape[0]
-    scale, _ = _normalisation(torch, mean, std)
-    # rows ordered (y, x, BGR channel) as the NHWC patch is read; RGB channel c is BGR 2 - c
-    folded = (weight * scale.view(1, 3, 1, 1))[:, [2, 1, 0]].permute(2, 3, 1, 0)
-    positions = embeddings.position_embedding.weight.detach().float()  # (1 + T, width)
-    bias = positions[1:]
-    if conv.bias is not None:
-        bias = bias + conv.bias.detach().float()
-    centre = torch.tensor(mean[::-1], dtype=torch.float32) * 255.0  # BGR 0..255
-
-    class FoldedEmbeddings(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.register_buffer("centre", centre.repeat(patch * patch))  # (P*P*3,)
-            self.register_buffer("weight", folded.reshape(patch * patch * 3, width).contiguous())
-            self.register_buffer("bias", bias.contiguous())  # (T, width)
-            first = embeddings.class_embedding.detach().float() + positions[0]
-            self.register_buffer("first", first.view(1, 1, width))
-
-        def forward(self, pixels: Any, interpolate_pos_encoding: bool = False) -> Any:
-            if interpolate_pos_encoding:
-                raise ValueError("folded patch embeddings have fixed positions")
-            x = pixels.reshape(-1, side, patch, side, patch, 3).permute(0, 1, 3, 2, 4, 5)
-            patches = x.reshape(-1, side * side, patch * patch * 3)
-            tokens = (patches - self.centre) @ self.weight + self.bias
-            return torch.cat([self.first.expand(tokens.shape[0], 1, width), tokens], dim=1)
-
-    return FoldedEmbeddings().eval()
-
-
-@contextlib.contextmanager
-def _replaced(parent: Any, name: str, module: Any) -> Iterator[None]:
-    """``parent.<name>`` is ``module`` inside the block and the original again after it."""
-    original = getattr(parent, name)
-    setattr(parent, name, module)
-    try:
-        yield
-    finally:
-        setattr(parent, name, original)
-
-
-def _features(torch: Any, output: Any) -> Any:
-    """Projected features from ``get_*_features``: transformers >= 5 returns an output object
-    whose pooler_output is the projection."""
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
-def image_tower(
-    torch: Any, model: Any, mean: list[float], std: list[float], *, tokens: bool = True
-) -> Any:
-    """The image tower streamdet exports (and the PyTorch backend runs): an nn.Module from
-    (N, S, S, 3) BGR 0..255 pixels to a tuple of window embeddings (N, D) and, with ``tokens``,
-    patch tokens (N, T, D), all L2-normalised.
-
-    It runs the vision transformer with ``folded_embeddings`` in place of its patch embedding; the
-    model's own weights are shared, not copied. Without ``tokens`` the hidden states and the
-    re-run of the last layer (``dense_tokens``) are skipped.
-    """
-    nn = torch.nn
-    functional = torch.nn.functional
-    vision = model.vision_model
-
-    class ImageTower(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-            self.embeddings = folded_embeddings(torch, vision, mean, std)
-
-        def forward(self, pixels: Any) -> Any:
-            with _replaced(vision, "embeddings", self.embeddings):
-                out = vision(pixel_values=pixels, output_hidden_states=tokens)
-            pooled = functional.normalize(model.visual_projection(out.pooler_output))
-            if not tokens:
-                return (pooled,)
-            return pooled, dense_tokens(model, out.hidden_states[-2])
-
-    return ImageTower().eval()
-
-
-def text_tower(torch: Any, model: Any) -> Any:
-    """The text tower streamdet exports (and the PyTorch backend runs): (K, L) input_ids and
-    attention_mask -> (K, D) L2-normalised prompt embeddings."""
-
-    class TextTower(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            out = self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
-            return torch.nn.functional.normalize(_features(torch, out))  # (K, D)
-
-    return TextTower().eval()
-
-
-def _reference_tower(torch: Any, model: Any, mean: list[float], std: list[float]) -> Any:
-    """``image_tower``'s outputs by transformers' own path (NCHW RGB, normalised, Conv patches).
-    Parity is checked against it, so the folding is proven on every export."""
-    functional = torch.nn.functional
-    vision = model.vision_model
-
-    class ReferenceImageTower(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-            scale, shift = _normalisation(torch, mean, std)
-            self.register_buffer("scale", scale.view(1, 3, 1, 1))
-            self.register_buffer("shift", shift.view(1, 3, 1, 1))
-
-        def forward(self, pixels: Any) -> Any:
-            x = pixels.permute(0, 3, 1, 2)  # (N, S, S, 3) BGR -> (N, 3, S, S) BGR
-            x = x[:, [2, 1, 0]]  # (N, 3, S, S) RGB
-            x = x * self.scale + self.shift
-            out = vision(pixel_values=x, output_hidden_states=True)
-            pooled = functional.normalize(model.visual_projection(out.pooler_output))
-            return pooled, dense_tokens(model, out.hidden_states[-2])
-
-    return ReferenceImageTower().eval()
-
-
-def _wrappers(torch: Any, model: Any, mean: list[float], std: list[float]) -> tuple[Any, Any, Any]:
-    """nn.Modules with exactly the inputs and outputs of the two ONNX graphs: (image tower to
-    export, the same image tower on transformers' own path, text tower)."""
-    return (
-        image_tower(torch, model, mean, std),
-        _reference_tower(torch, model, mean, std),
-        text_tower(torch, model),
-    )
-
-
-def load_clip(torch: Any, transformers: Any, source: Path) -> Any:
-    """The CLIPModel of an HF folder in fp32, eval mode, eager attention; one-line errors."""
-    progress = transformers.utils.logging
-    shown = progress.is_progress_bar_enabled()
-    progress.disable_progress_bar()  # no "Loading weights" bar on stderr
-    try:
-        model = transformers.CLIPModel.from_pretrained(
-            source, dtype=torch.float32, attn_implementation="eager"
-        )
-    except Exception as error:  # transformers raises many kinds; the message is what matters
-        raise ModelFormatError(
-            f"transformers cannot load '{source}' as a CLIPModel "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
-            "pass a folder saved with CLIPModel.save_pretrained"
-        ) from error
-    finally:
-        if shown:
-            progress.enable_progress_bar()
-    return model.float().eval()  # weights stored in fp16 are exported in fp32
 
 
 def _load(torch: Any, transformers: Any, source: Path) -> tuple[Any, Any]:
@@ -501,12 +281,6 @@ def _load(torch: Any, transformers: Any, source: Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def _tokens(tokenizer: Any, prompts: list[str], length: int) -> tuple[np.ndarray, np.ndarray]:
-    """(K, length) int64 ids and mask, padded the way the runtime tokenizer pads."""
-    tokens = tokenizer(prompts, padding="max_length", max_length=length, return_tensors="np")
-    return tokens["input_ids"].astype(np.int64), tokens["attention_mask"].astype(np.int64)
-
-
 def _export_graphs(
     torch: Any,
     image: Any,
@@ -519,11 +293,12 @@ def _export_graphs(
 ) -> None:
     example_pixels = torch.rand(2, size, size, 3) * 255.0
     example_ids, example_mask = (
-        torch.from_numpy(a) for a in _tokens(tokenizer, ["a photo", "a photo of a dog"], length)
+        torch.from_numpy(a) for a in text_inputs(tokenizer, ["a photo", "a photo of a dog"], length)
     )
     with warnings.catch_warnings(), torch.no_grad():
-        # The legacy (TorchScript) exporter is deprecated but 10x faster than dynamo for CLIP and
-        # matches PyTorch to ~1e-7; its tracer warnings concern shape checks that are constant here.
+        # The legacy (TorchScript) exporter is deprecated but much faster than dynamo for CLIP and
+        # matches PyTorch to float rounding; its tracer warnings concern shape checks that are
+        # constant here.
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=UserWarning)
@@ -572,33 +347,6 @@ def _to_fp16(stage: Path) -> None:
         path = stage / name
         model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
         onnx.save(model, str(path))
-
-
-def _parity(
-    torch: Any, image: Any, text: Any, tokenizer: Any, stage: Path, size: int, length: int
-) -> tuple[float, float]:
-    """Max abs diff (image, text) between ONNX Runtime and PyTorch on the same inputs."""
-    import onnxruntime as ort
-
-    generator = np.random.default_rng(0)
-    pixels = generator.integers(0, 256, (PARITY_IMAGES, size, size, 3)).astype(np.float32)
-    # Models with a short context (small trained ones) get the prompts that fit.
-    prompts = [p for p in PARITY_PROMPTS if len(tokenizer(p)["input_ids"]) <= length]
-    ids, mask = _tokens(tokenizer, prompts or ["a"], length)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    providers = ["CPUExecutionProvider"]
-    image_session = ort.InferenceSession(str(stage / IMAGE_FILE), options, providers=providers)
-    text_session = ort.InferenceSession(str(stage / TEXT_FILE), options, providers=providers)
-    onnx_image = image_session.run(None, {"pixels": pixels})  # [embeddings, tokens]
-    onnx_text = text_session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-    with torch.no_grad():
-        torch_image = [t.numpy() for t in image(torch.from_numpy(pixels))]
-        torch_text = text(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
-    image_diff = max(
-        float(np.abs(o - t).max()) for o, t in zip(onnx_image, torch_image, strict=True)
-    )
-    return image_diff, float(np.abs(onnx_text - torch_text).max())
 
 
 def _copy_tokenizer(tokenizer: Any, source: Path, stage: Path, mode: str) -> None:
@@ -671,7 +419,11 @@ def export_model(
     model, tokenizer = _load(torch, transformers, source)
     size = int(model.config.vision_config.image_size)
     length = int(model.config.text_config.max_position_embeddings)
-    image, reference, text = _wrappers(torch, model, mean, std)
+    # nn.Modules with exactly the inputs and outputs of the two ONNX graphs, and the image tower
+    # on transformers' own path that the image graph is checked against
+    image = image_tower(torch, model, mean, std)
+    text = text_tower(torch, model)
+    reference = parity.reference_tower(torch, model, mean, std)
 
     if mode == "inplace":
         stage = out_dir / f"{_TMP_PREFIX}{uuid.uuid4().hex[:8]}"
@@ -683,13 +435,10 @@ def export_model(
         _export_graphs(torch, image, text, tokenizer, stage, size, length, opset)
         if fp16:
             _to_fp16(stage)
-        image_diff, text_diff = _parity(torch, reference, text, tokenizer, stage, size, length)
-        for graph, diff in (("image", image_diff), ("text", text_diff)):
-            if not diff <= tolerance:  # also catches NaN
-                raise ParityError(
-                    f"the {graph} graph differs from PyTorch by {diff:.3g} (max abs), more than "
-                    f"the tolerance {tolerance:.3g}; nothing was written to '{out_dir}'"
-                )
+        image_diff, text_diff = parity.measure(
+            torch, reference, text, tokenizer, stage, size, length
+        )
+        parity.require(image_diff, text_diff, tolerance, out_dir)
         _copy_tokenizer(tokenizer, source, stage, mode)
         meta = {
             "format": FORMAT,

@@ -27,8 +27,8 @@ FORMAT_VERSION = 1
 INPUT_LAYOUT = "NHWC BGR float32 0-255"
 #: First output of every image graph: window embeddings (N, D), L2-normalised.
 IMAGE_OUTPUT = "embeddings"
-#: Second output of image graphs exported since 0.x: per-patch embeddings (N, T, D) that say
-#: where in a window a prompt is (exports without it still load; dense maps are then off).
+#: Second output of the image graph: per-patch embeddings (N, T, D) that say where in a window a
+#: prompt is (older exports without it still load; dense maps are then off).
 TOKENS_OUTPUT = "tokens"
 PRECISIONS = ("fp32", "fp16")
 
@@ -192,9 +192,9 @@ def read_meta_json(folder: Path) -> dict[str, Any]:
 def load_meta(folder: str | Path, *, verify: bool = True) -> ModelMeta:
     """Read and check the meta.json of an exported folder.
 
-    Every file listed in meta.json must exist; with ``verify`` its sha256 must match too (this reads
-    every file once, about 1 s for ViT-B/32 in fp32). Raises ModelNotFoundError for a missing
-    folder and ModelFormatError, naming the key or file, for anything malformed.
+    Every file listed in meta.json must exist; with ``verify`` its sha256 must match too (this
+    reads every file once, which takes a moment for a large model). Raises ModelNotFoundError for
+    a missing folder and ModelFormatError, naming the key or file, for anything malformed.
     """
     folder = Path(folder).expanduser().resolve()
     data = read_meta_json(folder)

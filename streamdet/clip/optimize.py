@@ -4,21 +4,21 @@ An export holds one fp32 (or fp16) ``image.onnx``. From it this module derives, 
 
 - ``int8``: dynamic quantisation (``onnxruntime.quantization.quantize_dynamic``): the weights of
   every MatMul/Gemm with a constant weight become int8 (per output channel), activations are
-  quantised on the fly. On a 2-core AVX-512 VNNI CPU it ran ViT-B/32 2.6x faster than fp32 with a
-  smallest per-window cosine to fp32 of 0.9998. The patch embedding is a MatMul in streamdet's
-  exports (``export.folded_embeddings``), so it is quantised too; the Conv of older exports stays
-  fp32 (``ConvInteger`` is slower than the fp32 Conv it replaces). CPU only: ONNX Runtime has no
-  GPU kernels for these ops.
+  quantised on the fly. It is faster than fp32 on CPUs with int8 dot-product instructions (VNNI)
+  and stays close to fp32 (benchmarks/README.md has the figures). The patch embedding is a MatMul
+  in streamdet's exports (``towers.folded_embeddings``), so it is quantised too; the Conv of older
+  exports stays fp32 (``ConvInteger`` is slower than the fp32 Conv it replaces). CPU only: ONNX
+  Runtime has no GPU kernels for these ops.
 - ``fp16``: weights and compute in fp16, inputs and outputs float32 (for GPUs; on the CPU it ran
   no faster than fp32).
 - ``embeddings_only=True``: the graph without its per-patch ``tokens`` output and the nodes only
   that output needs. ONNX Runtime runs every node of a graph whatever outputs a call asks for, so
   a detector that does not use the tokens (no dense heatmaps, or verification crops) would pay for
-  them: on ViT-B/32 int8 the pruned graph ran about 8% faster.
+  them: the pruned graph runs faster.
 - ``fuse=True``: ONNX Runtime's transformer optimizer (``model_type="clip"``) fuses attention,
-  skip-LayerNorm and GELU into single operators. It changes the outputs by ~1e-7; on the CPU it
-  was no faster than ONNX Runtime's own ``ORT_ENABLE_ALL`` fusions (and made int8 slower), so the
-  runtime does not use it; it is kept for benchmarks and GPUs.
+  skip-LayerNorm and GELU into single operators. It changes the outputs by float rounding only; on
+  the CPU it was no faster than ONNX Runtime's own ``ORT_ENABLE_ALL`` fusions (and made int8
+  slower), so the runtime does not use it; it is kept for benchmarks and GPUs.
 
 Derived graphs live in ``<cache_dir>/graphs/<sha256 of image.onnx>/``: a changed export has another
 checksum and gets fresh graphs. Each graph has a ``.json`` record (source checksum, recipe,
@@ -122,9 +122,9 @@ def session_options(threads: int | None = None, *, spin: bool = False) -> Any:
     (the graphs are one chain of operators, nothing runs beside it). All graph optimisations.
     spin: let idle pool threads busy-wait for the next operator. Off by default: with another
     process (or the video decoder and renderer) on the same cores, spinning threads take their
-    time: ViT-B/32 int8 ran 1.3x and the built-in model 1.7x slower with spinning on 2 cores of
-    which one was busy. On an idle machine it saves a thread wake-up per operator (microseconds
-    against milliseconds per operator on a batch of windows).
+    time, and the towers ran slower with spinning on a 2-core machine with one core busy. On an
+    idle machine it saves a thread wake-up per operator, which is small against an operator's
+    work on a batch of windows.
     """
     import onnxruntime as ort
 

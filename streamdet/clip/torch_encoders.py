@@ -1,12 +1,11 @@
 """PyTorch runtime for the two CLIP towers: the backend for GPUs (``backend="torch"``).
 
-It runs exactly the modules the ONNX export traces (``export.image_tower``, ``export.text_tower``:
+It runs exactly the modules the ONNX export traces (``towers.image_tower``, ``towers.text_tower``:
 the folded patch embedding, the dense tokens, L2-normalised outputs) on the model's Hugging Face
-weights, so both backends answer every ``Encoders`` call alike (tested: embeddings cosine > 0.9999
-on the CPU). Why a second runtime: on an H100 the one GPU measurement this project has
-(../shared/docs/gpu.md, ViT-B/32 shape, 136 windows, fp16) put the image tower at 5.2 ms with
-``torch.compile`` and 5.5 ms as a captured CUDA graph, against 7.7 ms for ONNX Runtime's CUDA
-provider with IO binding; ``benchmarks/bench_model.py --device cuda`` measures both in one run.
+weights, so both backends answer every ``Encoders`` call alike (tests/clip/test_torch_encoders.py
+compares them). Why a second runtime: on a GPU the image tower ran faster with ``torch.compile``
+or as a captured CUDA graph than with ONNX Runtime's CUDA provider with IO binding;
+``benchmarks/bench_model.py --device cuda`` measures both in one run (benchmarks/README.md).
 
 Modes (``mode``):
 
@@ -17,8 +16,8 @@ Modes (``mode``):
   (``PaddedBatches``), so the few batch sizes a video produces need a few graphs, not one per
   count of verification crops.
 - ``"compile"``: ``torch.compile`` (on CUDA ``mode="reduce-overhead"``, which adds CUDA graphs),
-  on the same padded batches so it compiles a few shapes, not one per count. Compiling takes
-  tens of seconds on the first batch of each size and needs a C compiler (and Triton on a GPU).
+  on the same padded batches so it compiles a few shapes, not one per count. Compiling makes the
+  first batch of each size slow and needs a C compiler (and Triton on a GPU).
 
 Precision: ``fp32`` or ``fp16`` (CUDA only: the vision transformer and its input in half
 precision; the text tower stays fp32, as in the ONNX backend). int8 is ONNX Runtime's (CPU) and
@@ -178,7 +177,7 @@ class TorchEncoders(Encoders):
                 "install a CUDA build of torch or pass --device cpu"
             )
         super().__init__(meta if meta is not None else load_meta(Path(model_dir)))
-        from streamdet.clip.export import image_tower, load_clip, text_tower
+        from streamdet.clip.towers import image_tower, load_clip, text_tower
 
         self._torch = torch
         self.device = device

@@ -3,7 +3,7 @@
 A window's embedding says whether the prompt is in the window; it cannot say where. With cells of
 32 pixels and windows of 4 cells, a box made of cells is off by up to a cell on each side, and an
 object much smaller than the window lights up every cell of every window that holds it. The image
-graph also returns one embedding per patch token (``streamdet.clip.export``: the last layer re-run
+graph also returns one embedding per patch token (``streamdet.clip.towers``: the last layer re-run
 with key-key attention), so each window gives a g x g map of how well each of its patches matches
 the prompt.
 
@@ -18,7 +18,8 @@ window because their own patches show background.
 With several window sizes, a small window sees little context: a house's roof alone is "a
 triangle". So a window's probability is multiplied by the highest probability among the windows of
 the next larger size that contain it (``context_gate``): a small window counts only as far as a
-larger view around it agrees. On the tuning frames this cut false boxes by a third for 0.01 AP50.
+larger view around it agrees. On the tuning frames this cut false boxes at a small cost in AP50
+(benchmarks/README.md).
 
 Fine cells are ``patch / factor`` pixels, ``factor`` (a divisor of ``patch``) chosen so that one
 patch of the smallest window is about one fine cell; a window's g x g map is resampled onto its

@@ -16,17 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from streamdet.clip.base import Encoders
-from streamdet.clip.encoders import ClipEncoders
 from streamdet.clip.files import source_checksum, weight_files
 from streamdet.clip.hub import default_cache_dir, hf_source_folder, resolve_model
 from streamdet.clip.meta import ModelMeta, load_meta, read_meta_json
+from streamdet.clip.ort_encoders import OrtEncoders
 from streamdet.clip.torch_encoders import TorchEncoders, torch_cuda_ready
 from streamdet.config import BACKENDS, DEFAULT_MODEL, RuntimeConfig
 from streamdet.detect.prompts import TextEmbeddingCache
 from streamdet.errors import ConfigError, ModelFormatError, ProviderError, StreamdetError
 
 log = logging.getLogger("streamdet")
-
 
 
 def choose_backend(backend: str, device: str, precision: str | None = None) -> str:
@@ -121,7 +120,7 @@ class LoadedModel:
         if choose_backend(rt.backend, rt.device, rt.precision) == "torch":
             encoders = cls._torch_encoders(found, rt)
         if encoders is None:
-            encoders = ClipEncoders(
+            encoders = OrtEncoders(
                 found.folder,
                 meta=found.meta,
                 device=rt.device,

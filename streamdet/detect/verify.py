@@ -12,12 +12,11 @@ peak x that probability, and a box no view confirms (probability below ``floor``
 A single view drops true boxes (a small object crowded by neighbours in its crop); the best of
 two keeps them.
 
-On the quality benchmark's tuning seeds this re-ranking, with the heatmap threshold lowered from
-0.6 to 0.3 to let more candidates in, raised AP50 from 0.70 to 0.73-0.80 and cut false boxes per
-frame from 0.03 to 0.02 (benchmarks/README.md). It costs one extra batch of ``2 x boxes`` crops
-per frame, not a second pass over the windows; at most ``MAX_VERIFIED`` boxes per frame are
-looked at (the highest peaks; the others are dropped), so a frame full of weak candidates cannot
-stall a live source.
+On the quality benchmark's tuning seeds this re-ranking, with the heatmap threshold lowered to let
+more candidates in, raised AP50 and cut false boxes per frame (benchmarks/README.md). It costs one
+extra batch of ``2 x boxes`` crops per frame, not a second pass over the windows; at most
+``MAX_VERIFIED`` boxes per frame are looked at (the highest peaks; the others are dropped), so a
+frame full of weak candidates cannot stall a live source.
 """
 
 from __future__ import annotations
@@ -72,7 +71,7 @@ def box_views(
                 [[scale, 0.0, (left - x0) * scale], [0.0, scale, (top - y0) * scale]], np.float32
             )
             # One warp cuts, pads and resizes. Bilinear, not area resampling: this is what the
-            # benchmark figures in the docstring were measured with.
+            # quality benchmark's figures (benchmarks/README.md) were measured with.
             out[m * n + i] = cv2.warpAffine(
                 roi,
                 affine,

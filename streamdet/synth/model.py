@@ -22,7 +22,7 @@ from streamdet.synth.scenes import COLOURS, KINDS, OBJECTS, SHAPES, Query
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 # The tokenizer files shipped with the model; vocab.json and merges.txt are redundant with
-# tokenizer.json (CLIPTokenizerFast loads without them) and are left out to save 1.4 MB.
+# tokenizer.json (CLIPTokenizerFast loads without them) and are left out to keep the model small.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
@@ -107,10 +107,9 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 #: the patch tokens (8-pixel cells), boxes cut at 95% of their region's peak (the trained patch
 #: tokens make a lone object's heatmap flat at its peak) with refined edges, a low heatmap
 #: threshold of 0.3 for candidates, and every candidate verified by crops around it
-#: (streamdet.detect.verify): confidence x best of two views, dropped below 0.1. Without
-#: verification the threshold was 0.6 (AP50 0.696 / 0.702, 0.027 / 0.032 false boxes); with it,
-#: 0.730 / 0.795 and 0.016 / 0.024 false boxes. A lone large circle on a flat background peaks
-#: at 0.94-0.98, an empty frame at 0.
+#: (streamdet.detect.verify): confidence x best of two views, dropped below 0.1. Verification
+#: is what lets the threshold be this low: without it, a higher threshold was best, with lower
+#: AP50 and more false boxes. models/README.md has the figures behind these choices.
 DETECTOR_DEFAULTS: dict[str, object] = {
     "patch": 32,
     "window": 4,

@@ -16,8 +16,8 @@ score the detector uses, p(prompt) = softmax over [prompt, background prompts] o
 
 The first 30% of the steps use easy scenes only (see ``make_batch``'s ``easy_fraction``), then a
 quarter easy. Runs on the CPU with one torch thread by default: on two cores shared with other
-work, two threads ran 8x slower than one (threads waiting on each other). Data come from a plain
-loop, no DataLoader.
+work, two threads ran much slower than one (threads waiting on each other). Data come from a
+plain loop, no DataLoader.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizerFast
 
-from streamdet.clip.export import dense_tokens
+from streamdet.clip.towers import dense_tokens
 from streamdet.synth.data import (
     BACKGROUND_PROMPTS,
     IGNORE,
@@ -175,7 +175,7 @@ def logits_with_patches(
     model: CLIPModel, pixels: torch.Tensor, tokens: dict[str, torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, T) crop logits and (N, P, T) patch logits: the patch tokens exactly as the exported
-    image graph computes them (:func:`streamdet.clip.export.dense_tokens`)."""
+    image graph computes them (:func:`streamdet.clip.towers.dense_tokens`)."""
     out = model.vision_model(pixel_values=pixels, output_hidden_states=True)
     img = F.normalize(model.visual_projection(out.pooler_output), dim=-1)
     patches = dense_tokens(model, out.hidden_states[-2])  # (N, P, D), unit norm

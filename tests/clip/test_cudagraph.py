@@ -11,9 +11,9 @@ import onnxruntime as ort
 import pytest
 
 from streamdet.clip.cudagraph import FixedBatchRunner
-from streamdet.clip.encoders import ClipEncoders
 from streamdet.clip.meta import load_meta
 from streamdet.clip.optimize import image_graph, session_options
+from streamdet.clip.ort_encoders import OrtEncoders
 from streamdet.errors import ConfigError
 
 pytest.importorskip("onnx")
@@ -58,7 +58,7 @@ def test_runner_pads_chunks_and_keeps_its_buffers(
     runner = FixedBatchRunner(session, batch=4, output="embeddings", device="cpu")
     buffers = runner.buffers
     pixels = _pixels(n, seed=n)
-    expected = ClipEncoders(tiny_model_dir, cache_dir=tmp_path, threads=1).encode_images(pixels)
+    expected = OrtEncoders(tiny_model_dir, cache_dir=tmp_path, threads=1).encode_images(pixels)
     got = runner(pixels)
     assert got.shape == (n, 16) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -75,15 +75,15 @@ def test_runner_refuses_a_graph_without_a_fixed_batch(tiny_model_dir: Path, tmp_
 
 def test_cuda_graph_needs_the_cuda_device(tiny_model_dir: Path) -> None:
     with pytest.raises(ConfigError, match="needs device 'cuda'"):
-        ClipEncoders(tiny_model_dir, cuda_graph=True)
+        OrtEncoders(tiny_model_dir, cuda_graph=True)
 
 
 @pytest.mark.gpu
 def test_cuda_graph_replay_matches_the_plain_cuda_path(tiny_model_dir: Path, tmp_path: Path):
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("needs onnxruntime-gpu and a CUDA GPU")
-    plain = ClipEncoders(tiny_model_dir, device="cuda", cache_dir=tmp_path, max_batch=8)
-    graph = ClipEncoders(
+    plain = OrtEncoders(tiny_model_dir, device="cuda", cache_dir=tmp_path, max_batch=8)
+    graph = OrtEncoders(
         tiny_model_dir, device="cuda", cache_dir=tmp_path, max_batch=8, cuda_graph=True
     )
     for n in (3, 8, 19):  # one chunk padded, one exact, three chunks

@@ -14,10 +14,10 @@ import onnxruntime as ort
 import pytest
 
 from streamdet.clip import optimize
-from streamdet.clip.encoders import ClipEncoders
 from streamdet.clip.files import sha256_file
 from streamdet.clip.meta import META_FILE, load_meta
 from streamdet.clip.optimize import image_graph, physical_cores, session_options
+from streamdet.clip.ort_encoders import OrtEncoders
 from streamdet.detect.detector import Detector
 from streamdet.errors import ConfigError, MissingDependencyError
 
@@ -101,8 +101,8 @@ def test_session_options() -> None:
 
 
 def test_encoders_use_the_physical_cores(tiny_model_dir: Path) -> None:
-    assert ClipEncoders(tiny_model_dir)._threads == physical_cores()
-    assert ClipEncoders(tiny_model_dir, threads=1)._threads == 1
+    assert OrtEncoders(tiny_model_dir)._threads == physical_cores()
+    assert OrtEncoders(tiny_model_dir, threads=1)._threads == 1
 
 
 # -- derived graphs ---------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_int8_is_close_to_fp32_and_cached(tiny_model_dir: Path, tmp_path: Path, 
 
     monkeypatch.setattr(optimize, "_quantize", no_rebuild)
     assert image_graph(meta, "int8", tmp_path) == path
-    encoders = ClipEncoders(tiny_model_dir, precision="int8", cache_dir=tmp_path, threads=1)
+    encoders = OrtEncoders(tiny_model_dir, precision="int8", cache_dir=tmp_path, threads=1)
     assert encoders.precision == "int8" and encoders.image_path == path
     assert "int8" in repr(encoders)
 
@@ -172,7 +172,7 @@ def test_embeddings_only_graph_drops_the_token_branch(
 def test_encoders_run_the_pruned_graph_only_for_calls_without_tokens(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    encoders = ClipEncoders(tiny_model_dir, cache_dir=tmp_path, threads=1, precision="int8")
+    encoders = OrtEncoders(tiny_model_dir, cache_dir=tmp_path, threads=1, precision="int8")
     assert encoders.has_tokens and encoders._images == {}  # meta.json says; nothing opened yet
     pixels = _pixels(5)
     plain = encoders.encode_images(pixels)
@@ -204,7 +204,7 @@ def test_an_export_without_image_outputs_in_meta_asks_its_graph(
     del data["image_outputs"]
     (old / META_FILE).write_text(json.dumps(data))
     assert load_meta(old).image_outputs is None
-    encoders = ClipEncoders(old, cache_dir=tmp_path / "cache", threads=1)
+    encoders = OrtEncoders(old, cache_dir=tmp_path / "cache", threads=1)
     assert encoders.has_tokens and set(encoders._images) == {True}
     pixels = _pixels(3)
     np.testing.assert_array_equal(encoders.encode_images(pixels), _run(old / "image.onnx", pixels))
@@ -267,9 +267,9 @@ def test_fp16_graph(tiny_model_dir: Path, tmp_path: Path) -> None:
 
 def test_bad_precisions_are_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"precision must be one of fp32, fp16, int8.*'int4'"):
-        ClipEncoders(tiny_model_dir, precision="int4", cache_dir=tmp_path)
+        OrtEncoders(tiny_model_dir, precision="int4", cache_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"int8.*CPU only"):
-        ClipEncoders(tiny_model_dir, device="cuda", precision="int8", cache_dir=tmp_path)
+        OrtEncoders(tiny_model_dir, device="cuda", precision="int8", cache_dir=tmp_path)
 
 
 def test_missing_onnx_package_is_explained(tiny_model_dir, tmp_path, monkeypatch) -> None:

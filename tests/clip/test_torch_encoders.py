@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from streamdet.clip.crops import crop_graph
-from streamdet.clip.encoders import ClipEncoders
+from streamdet.clip.ort_encoders import OrtEncoders
 from streamdet.clip.torch_crops import crop_windows
 from streamdet.config import RuntimeConfig
 from streamdet.detect.model import LoadedModel, choose_backend
@@ -63,7 +63,7 @@ def test_torch_crops_equal_the_onnx_crop_graph(size: int) -> None:
 def both(tiny_model_dir: Path, tiny_hf_dir: Path):
     from streamdet.clip.torch_encoders import TorchEncoders
 
-    return ClipEncoders(tiny_model_dir), TorchEncoders(tiny_model_dir, tiny_hf_dir)
+    return OrtEncoders(tiny_model_dir), TorchEncoders(tiny_model_dir, tiny_hf_dir)
 
 
 def test_torch_backend_answers_as_onnx_runtime(both) -> None:
@@ -170,7 +170,7 @@ def test_cuda_without_a_gpu_is_one_line_or_falls_back(
                 device="cuda", backend="torch", allow_fallback=True, cache_dir=str(tmp_path)
             ),
         )
-    assert isinstance(loaded.encoders, ClipEncoders) and loaded.encoders.device == "cpu"
+    assert isinstance(loaded.encoders, OrtEncoders) and loaded.encoders.device == "cpu"
     assert "falling back to ONNX Runtime" in caplog.text
 
 
@@ -238,7 +238,7 @@ def test_torch_backend_finds_the_weights_an_export_was_made_from(
             device="cuda", backend="auto", allow_fallback=True, cache_dir=str(tmp_path / "cache")
         ),
     )
-    assert isinstance(loaded.encoders, ClipEncoders)
+    assert isinstance(loaded.encoders, OrtEncoders)
 
 
 def test_detector_finds_the_same_boxes_with_either_backend() -> None:
@@ -267,7 +267,7 @@ def test_cuda_graphs_give_the_cpu_embeddings(
 
     gpu = TorchEncoders(tiny_model_dir, tiny_hf_dir, device="cuda", precision=precision)
     assert gpu.mode == "cudagraph" and gpu.provider == "torch-cuda"
-    cpu = ClipEncoders(tiny_model_dir)
+    cpu = OrtEncoders(tiny_model_dir)
     rng = np.random.default_rng(4)
     frame = rng.integers(0, 256, (70, 110, 3)).astype(np.uint8)
     corners = np.array([[0, 0, 32, 32], [-8, -8, 24, 24], [60, 30, 124, 94]], np.float32)

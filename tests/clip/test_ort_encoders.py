@@ -1,4 +1,4 @@
-"""ClipEncoders: batching, tokenisation identical to transformers, devices and fallback."""
+"""OrtEncoders: batching, tokenisation identical to transformers, devices and fallback."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from streamdet.clip.encoders import ClipEncoders
 from streamdet.clip.meta import load_meta
+from streamdet.clip.ort_encoders import OrtEncoders
 from streamdet.errors import ConfigError, FrameError, FrameTypeError, PromptError, ProviderError
 
 PROMPTS = [
@@ -24,11 +24,11 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def encoders(tiny_model_dir: Path) -> ClipEncoders:
-    return ClipEncoders(tiny_model_dir, threads=1)
+def encoders(tiny_model_dir: Path) -> OrtEncoders:
+    return OrtEncoders(tiny_model_dir, threads=1)
 
 
-def test_attributes(encoders: ClipEncoders) -> None:
+def test_attributes(encoders: OrtEncoders) -> None:
     assert encoders.provider == "CPUExecutionProvider"
     assert (encoders.image_size, encoders.embed_dim) == (32, 16)
     assert encoders.logit_scale == encoders.meta.logit_scale > 0
@@ -37,7 +37,7 @@ def test_attributes(encoders: ClipEncoders) -> None:
 
 
 @pytest.mark.parametrize("n", [1, 5])
-def test_dynamic_batch_sizes_agree_with_single_images(encoders: ClipEncoders, n: int) -> None:
+def test_dynamic_batch_sizes_agree_with_single_images(encoders: OrtEncoders, n: int) -> None:
     pixels = np.random.default_rng(n).uniform(0, 255, (n, 32, 32, 3)).astype(np.float32)
     batch = encoders.encode_images(pixels)
     assert batch.shape == (n, 16) and batch.dtype == np.float32
@@ -47,15 +47,15 @@ def test_dynamic_batch_sizes_agree_with_single_images(encoders: ClipEncoders, n:
 
 
 def test_large_batches_are_split(tiny_model_dir: Path) -> None:
-    small = ClipEncoders(tiny_model_dir, max_batch=2, threads=1)
+    small = OrtEncoders(tiny_model_dir, max_batch=2, threads=1)
     pixels = np.random.default_rng(0).uniform(0, 255, (5, 32, 32, 3)).astype(np.float32)
-    whole = ClipEncoders(tiny_model_dir, threads=1).encode_images(pixels)
+    whole = OrtEncoders(tiny_model_dir, threads=1).encode_images(pixels)
     np.testing.assert_allclose(small.encode_images(pixels), whole, atol=1e-5)
     texts = small.encode_texts(PROMPTS)
     assert texts.shape == (len(PROMPTS), 16)
 
 
-def test_uint8_and_empty_inputs(encoders: ClipEncoders) -> None:
+def test_uint8_and_empty_inputs(encoders: OrtEncoders) -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
     np.testing.assert_allclose(
         encoders.encode_images(pixels), encoders.encode_images(pixels.astype(np.float32)), atol=1e-6
@@ -64,14 +64,14 @@ def test_uint8_and_empty_inputs(encoders: ClipEncoders) -> None:
     assert encoders.encode_texts([]).shape == (0, 16)
 
 
-def test_wrong_pixels_are_refused(encoders: ClipEncoders) -> None:
+def test_wrong_pixels_are_refused(encoders: OrtEncoders) -> None:
     with pytest.raises(FrameError, match=r"\(N, 32, 32, 3\).*\(2, 3, 32, 32\)"):
         encoders.encode_images(np.zeros((2, 3, 32, 32), np.float32))
     with pytest.raises(FrameTypeError, match="numpy array"):
         encoders.encode_images([[0.0]])  # type: ignore[arg-type]
 
 
-def test_token_ids_equal_transformers(encoders: ClipEncoders, shared_clip_dir: Path) -> None:
+def test_token_ids_equal_transformers(encoders: OrtEncoders, shared_clip_dir: Path) -> None:
     transformers = pytest.importorskip("transformers")
     reference = transformers.CLIPTokenizerFast.from_pretrained(shared_clip_dir)
     expected = reference(PROMPTS, padding="max_length", max_length=77, return_tensors="np")
@@ -83,12 +83,12 @@ def test_token_ids_equal_transformers(encoders: ClipEncoders, shared_clip_dir: P
     assert (ids[0, 7:] == encoders.meta.pad_id).all()
 
 
-def test_case_and_spacing_do_not_change_the_prompt(encoders: ClipEncoders) -> None:
+def test_case_and_spacing_do_not_change_the_prompt(encoders: OrtEncoders) -> None:
     ids, _ = encoders.tokenize(["a photo of a cat", "  A   PHOTO of a Cat "])
     np.testing.assert_array_equal(ids[0], ids[1])
 
 
-def test_over_long_prompt_is_refused(encoders: ClipEncoders) -> None:
+def test_over_long_prompt_is_refused(encoders: OrtEncoders) -> None:
     long = " ".join(["cat"] * 90)
     with pytest.raises(PromptError, match=r"is 92 tokens; the model reads at most 77: shorten it"):
         encoders.encode_texts(["a dog", long])
@@ -96,14 +96,14 @@ def test_over_long_prompt_is_refused(encoders: ClipEncoders) -> None:
 
 
 @pytest.mark.parametrize("bad", [["   "], ["ok", 3], "a single string"])
-def test_blank_or_non_string_prompts_are_refused(encoders: ClipEncoders, bad) -> None:
+def test_blank_or_non_string_prompts_are_refused(encoders: OrtEncoders, bad) -> None:
     with pytest.raises(PromptError):
         encoders.tokenize(bad)
 
 
 def test_unknown_device_is_a_config_error(tiny_model_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"\['cpu', 'cuda', 'tensorrt'\].*'gpu'"):
-        ClipEncoders(tiny_model_dir, device="gpu")
+        OrtEncoders(tiny_model_dir, device="gpu")
 
 
 @pytest.mark.skipif(
@@ -111,11 +111,11 @@ def test_unknown_device_is_a_config_error(tiny_model_dir: Path) -> None:
 )
 def test_cuda_without_gpu_raises_then_falls_back_when_allowed(tiny_model_dir, caplog) -> None:
     with pytest.raises(ProviderError, match="CUDA was requested but onnxruntime offers only"):
-        ClipEncoders(tiny_model_dir, device="cuda")
+        OrtEncoders(tiny_model_dir, device="cuda")
     with pytest.raises(ProviderError, match="TensorRT was requested"):
-        ClipEncoders(tiny_model_dir, device="tensorrt")
+        OrtEncoders(tiny_model_dir, device="tensorrt")
     with caplog.at_level(logging.INFO, logger="streamdet"):
-        encoders = ClipEncoders(tiny_model_dir, device="cuda", allow_fallback=True)
+        encoders = OrtEncoders(tiny_model_dir, device="cuda", allow_fallback=True)
     assert encoders.provider == "CPUExecutionProvider"
     assert encoders.encode_images(np.zeros((1, 32, 32, 3), np.float32)).shape == (1, 16)
     assert any(r.levelno == logging.WARNING and "CUDA" in r.message for r in caplog.records)
@@ -133,15 +133,15 @@ def test_silent_provider_fallback_is_detected(tiny_model_dir, monkeypatch) -> No
 
     monkeypatch.setattr(ort, "InferenceSession", cpu_only_session)
     with pytest.raises(ProviderError, match="fell back"):
-        ClipEncoders(tiny_model_dir, device="cuda")
-    encoders = ClipEncoders(tiny_model_dir, device="cuda", allow_fallback=True)
+        OrtEncoders(tiny_model_dir, device="cuda")
+    encoders = OrtEncoders(tiny_model_dir, device="cuda", allow_fallback=True)
     assert encoders.provider == "CPUExecutionProvider"
 
 
 def test_io_binding_path_gives_the_same_embeddings(tiny_model_dir: Path) -> None:
     # The GPU path binds inputs and outputs; bound to the CPU it must agree with session.run.
-    plain = ClipEncoders(tiny_model_dir, threads=1)
-    bound = ClipEncoders(tiny_model_dir, threads=1)
+    plain = OrtEncoders(tiny_model_dir, threads=1)
+    bound = OrtEncoders(tiny_model_dir, threads=1)
     bound._io_device = "cpu"
     pixels = np.random.default_rng(3).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(bound.encode_images(pixels), plain.encode_images(pixels), atol=1e-6)
@@ -154,7 +154,7 @@ def test_io_binding_path_gives_the_same_embeddings(tiny_model_dir: Path) -> None
 
 def test_meta_can_be_passed_in(tiny_model_dir: Path) -> None:
     meta = load_meta(tiny_model_dir)
-    assert ClipEncoders(tiny_model_dir, meta=meta).meta is meta
+    assert OrtEncoders(tiny_model_dir, meta=meta).meta is meta
 
 
 @pytest.mark.gpu
@@ -163,8 +163,8 @@ def test_meta_can_be_passed_in(tiny_model_dir: Path) -> None:
 )
 def test_cuda_matches_cpu(tiny_model_dir: Path) -> None:
     pixels = np.random.default_rng(0).uniform(0, 255, (7, 32, 32, 3)).astype(np.float32)
-    cpu = ClipEncoders(tiny_model_dir)
-    gpu = ClipEncoders(tiny_model_dir, device="cuda")
+    cpu = OrtEncoders(tiny_model_dir)
+    gpu = OrtEncoders(tiny_model_dir, device="cuda")
     assert gpu.provider == "CUDAExecutionProvider"
     np.testing.assert_allclose(gpu.encode_images(pixels), cpu.encode_images(pixels), atol=1e-4)
     np.testing.assert_allclose(gpu.encode_texts(PROMPTS), cpu.encode_texts(PROMPTS), atol=1e-4)

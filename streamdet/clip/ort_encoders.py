@@ -38,7 +38,7 @@ DEVICE_PROVIDERS: dict[str, tuple[str, ...]] = {
 _DEVICE_LABEL = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT"}
 
 
-class ClipEncoders(Encoders):
+class OrtEncoders(Encoders):
     """The image and text encoders of one exported model, on one device, with ONNX Runtime.
 
     device: "cpu", "cuda" or "tensorrt". A GPU device that onnxruntime cannot provide raises
@@ -48,16 +48,17 @@ class ClipEncoders(Encoders):
     max_batch: largest batch sent to a session in one run; bigger inputs are split.
     meta: an already loaded ModelMeta of `model_dir` (skips reading and verifying it again).
     precision: the image tower's precision: None (default) runs the export as it is; "int8"
-    (CPU only: dynamic int8 quantisation, ~2.5x faster than fp32 on a VNNI CPU, cosine to fp32
-    >= 0.999), "fp16" (for GPUs) or "fp32". A derived graph is made once and cached under
-    ``cache_dir`` (default ``~/.cache/streamdet``); the text tower always runs as exported.
+    (CPU only: dynamic int8 quantisation, faster than fp32 on CPUs with VNNI and close to it;
+    see ``streamdet.clip.optimize``), "fp16" (for GPUs) or "fp32". A derived graph is made once
+    and cached under ``cache_dir`` (default ``~/.cache/streamdet``); the text tower always runs
+    as exported.
     spin: let idle ONNX Runtime threads busy-wait (see ``optimize.session_options``).
     fuse: run the image graph after ONNX Runtime's transformer optimizer (fused attention,
     skip-LayerNorm, GELU; ``optimize.image_graph(fuse=True)``, cached). Off by default: on the
     CPU it was no faster in fp32 and slower in int8; meant for measuring GPUs.
     cuda_graph: ``encode_images`` replays the embeddings-only graph as a CUDA graph in chunks of
-    ``max_batch`` (``streamdet.clip.cudagraph``; device "cuda" only). Opt-in and unmeasured: no
-    GPU was at hand when it was written; ``benchmarks/bench_model.py --cuda-graph`` measures it.
+    ``max_batch`` (``streamdet.clip.cudagraph``; device "cuda" only). Opt-in: whether it helps
+    is a measurement, ``benchmarks/bench_model.py --device cuda --cuda-graph``.
     Dense calls and ``encode_windows`` run as without it.
     """
 
