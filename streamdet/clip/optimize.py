@@ -5,7 +5,7 @@ An export holds one fp32 (or fp16) ``image.onnx``. From it this module derives, 
 - ``int8``: dynamic quantisation (``onnxruntime.quantization.quantize_dynamic``): the weights of
   every MatMul/Gemm with a constant weight become int8 (per output channel), activations are
   quantised on the fly. It is faster than fp32 on CPUs with int8 dot-product instructions (VNNI)
-  and stays close to fp32 (benchmarks/README.md has the figures). The patch embedding is a MatMul
+  and stays close to fp32 (docs/benchmarks.md has the figures). The patch embedding is a MatMul
   in streamdet's exports (``towers.folded_embeddings``), so it is quantised too; the Conv of older
   exports stays fp32 (``ConvInteger`` is slower than the fp32 Conv it replaces). CPU only: ONNX
   Runtime has no GPU kernels for these ops.

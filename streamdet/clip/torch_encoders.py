@@ -5,7 +5,7 @@ the folded patch embedding, the dense tokens, L2-normalised outputs) on the mode
 weights, so both backends answer every ``Encoders`` call alike (tests/clip/test_torch_encoders.py
 compares them). Why a second runtime: on a GPU the image tower ran faster with ``torch.compile``
 or as a captured CUDA graph than with ONNX Runtime's CUDA provider with IO binding;
-``benchmarks/bench_model.py --device cuda`` measures both in one run (benchmarks/README.md).
+``benchmarks/bench_model.py --device cuda`` measures both in one run (docs/benchmarks.md).
 
 Modes (``mode``):
 

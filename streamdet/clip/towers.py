@@ -102,7 +102,7 @@ def folded_embeddings(torch: Any, vision: Any, mean: list[float], std: list[floa
     int8 weight errors on the large product stay (the int8 graph drifts further from fp32). It is
     subtracted from the (N, T, P*P*3) patch rows, where the broadcast runs along a long last axis,
     rather than from the NHWC input, where a 3-channel broadcast is slow. The class token's row
-    (class embedding + its position embedding) is a constant. benchmarks/README.md has the
+    (class embedding + its position embedding) is a constant. docs/benchmarks.md has the
     measurements behind these choices.
     """
     nn = torch.nn

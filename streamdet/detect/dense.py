@@ -19,7 +19,7 @@ With several window sizes, a small window sees little context: a house's roof al
 triangle". So a window's probability is multiplied by the highest probability among the windows of
 the next larger size that contain it (``context_gate``): a small window counts only as far as a
 larger view around it agrees. On the tuning frames this cut false boxes at a small cost in AP50
-(benchmarks/README.md).
+(docs/benchmarks.md).
 
 Fine cells are ``patch / factor`` pixels, ``factor`` (a divisor of ``patch``) chosen so that one
 patch of the smallest window is about one fine cell; a window's g x g map is resampled onto its

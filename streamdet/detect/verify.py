@@ -13,7 +13,7 @@ A single view drops true boxes (a small object crowded by neighbours in its crop
 two keeps them.
 
 On the quality benchmark's tuning seeds this re-ranking, with the heatmap threshold lowered to let
-more candidates in, raised AP50 and cut false boxes per frame (benchmarks/README.md). It costs one
+more candidates in, raised AP50 and cut false boxes per frame (docs/benchmarks.md). It costs one
 extra batch of ``2 x boxes`` crops per frame, not a second pass over the windows; at most
 ``MAX_VERIFIED`` boxes per frame are looked at (the highest peaks; the others are dropped), so a
 frame full of weak candidates cannot stall a live source.
@@ -71,7 +71,7 @@ def box_views(
                 [[scale, 0.0, (left - x0) * scale], [0.0, scale, (top - y0) * scale]], np.float32
             )
             # One warp cuts, pads and resizes. Bilinear, not area resampling: this is what the
-            # quality benchmark's figures (benchmarks/README.md) were measured with.
+            # quality benchmark's figures (docs/benchmarks.md) were measured with.
             out[m * n + i] = cv2.warpAffine(
                 roi,
                 affine,

@@ -109,7 +109,7 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 #: threshold of 0.3 for candidates, and every candidate verified by crops around it
 #: (streamdet.detect.verify): confidence x best of two views, dropped below 0.1. Verification
 #: is what lets the threshold be this low: without it, a higher threshold was best, with lower
-#: AP50 and more false boxes. models/README.md has the figures behind these choices.
+#: AP50 and more false boxes. docs/models.md has the figures behind these choices.
 DETECTOR_DEFAULTS: dict[str, object] = {
     "patch": 32,
     "window": 4,

@@ -19,7 +19,7 @@ pytest.importorskip("transformers")
 if not (MODEL_DIR / "model.safetensors").is_file():
     pytest.skip(f"no trained model at {MODEL_DIR}", allow_module_level=True)
 
-# What the shipped model achieves on 1,100 held-out crops (models/README.md: colour 1.00,
+# What the shipped model achieves on 1,100 held-out crops (docs/models.md: colour 1.00,
 # shape 0.98, object 1.00, combined 0.98), minus a margin for this 264-crop sample. Chance is
 # 0.125, 0.167, 0.2 and 0.011.
 MINIMUM = {"colour": 0.95, "shape": 0.85, "object": 0.9, "combined": 0.85}
