@@ -1,4 +1,4 @@
-"""The shipped built-in model (models/scenes-clip) sees colours, shapes and objects.
+"""The shipped built-in model (streamdet/models/scenes-clip) sees colours, shapes and objects.
 
 Loads the Hugging Face folder with transformers and classifies fresh single-object crops zero-shot.
 Skipped when torch/transformers or the folder are absent.
@@ -7,19 +7,20 @@ Skipped when torch/transformers or the folder are absent.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "scenes-clip"
+from streamdet.clip.hub import BUILTIN_MODELS
+
+MODEL_DIR = BUILTIN_MODELS["streamdet/scenes-clip"]
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 if not (MODEL_DIR / "model.safetensors").is_file():
     pytest.skip(f"no trained model at {MODEL_DIR}", allow_module_level=True)
 
-# What the shipped model achieves on 1,100 held-out crops (models/README.md: colour 1.00,
+# What the shipped model achieves on 1,100 held-out crops (docs/models.md: colour 1.00,
 # shape 0.98, object 1.00, combined 0.98), minus a margin for this 264-crop sample. Chance is
 # 0.125, 0.167, 0.2 and 0.011.
 MINIMUM = {"colour": 0.95, "shape": 0.85, "object": 0.9, "combined": 0.85}
