@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -64,10 +65,10 @@ def _expected_files() -> set[str]:
     return files
 
 
-def _build_wheel(tmp_path: Path) -> Path:
-    """``pip wheel --no-deps .`` from the repository root, with setuptools' scratch folders
-    (build/, *.egg-info) kept in tmp_path: setuptools packs whatever a stale build/lib holds, and
-    the test leaves the checkout as it found it."""
+def _scratch_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for a setuptools build whose scratch folders (build/, *.egg-info) lie in
+    tmp_path: setuptools packs whatever a stale build/lib holds, and the test leaves the checkout
+    as it found it."""
     scratch = tmp_path / "setuptools"
     scratch.mkdir()
     config = tmp_path / "build.cfg"
@@ -75,8 +76,13 @@ def _build_wheel(tmp_path: Path) -> Path:
         f"[build]\nbuild_base = {scratch / 'build'}\n[egg_info]\negg_base = {scratch}\n",
         encoding="utf-8",
     )
+    return {**os.environ, "DIST_EXTRA_CONFIG": str(config)}
+
+
+def _build_wheel(tmp_path: Path) -> Path:
+    """``pip wheel --no-deps .`` from the repository root."""
     dist = tmp_path / "dist"
-    env = {**os.environ, "DIST_EXTRA_CONFIG": str(config)}
+    env = _scratch_env(tmp_path)
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), "."]
     _pip(cmd, "build the wheel", timeout=300, cwd=REPO, env=env)
     wheels = list(dist.glob("streamdet-*.whl"))
@@ -151,3 +157,23 @@ def test_wheel_installs_and_runs_the_demo_offline(tmp_path: Path, capsys) -> Non
     with av.open(str(out / "demo.mp4")) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 4 and frames[0].shape == (360, 640, 3)
+
+
+def test_sdist_holds_the_package_and_its_model(tmp_path: Path) -> None:
+    """The sdist (what a wheel is rebuilt from) has every package file and the model, and no
+    tests, caches or training-stage folders."""
+    pytest.importorskip("setuptools", minversion="77")
+    dist = tmp_path / "sdist"
+    code = f"from setuptools import build_meta; print(build_meta.build_sdist({str(dist)!r}))"
+    done = _run([sys.executable, "-c", code], timeout=120, cwd=REPO, env=_scratch_env(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (archive,) = dist.glob("streamdet-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = {m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()}
+    package = {n for n in names if n.startswith("streamdet/")}
+    assert package == _expected_files(), (
+        f"sdist holds extra {sorted(package - _expected_files())}, "
+        f"misses {sorted(_expected_files() - package)}"
+    )
+    assert {"pyproject.toml", "README.md", "PKG-INFO"} <= names
+    assert not [n for n in names if n.startswith("tests/")]
