@@ -7,9 +7,14 @@ for one frame.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
 
 import numpy as np
+
+from streamdet.errors import MissingDependencyError
 
 
 def _check_array(name: str, value: np.ndarray, shape: tuple[int | None, ...]) -> None:
@@ -67,6 +72,89 @@ class Detections:
             index = slice(int(index), int(index) + 1)
         return Detections(self.xyxy[index], self.confidence[index], self.class_id[index])
 
+    def to_supervision(self, prompts: Sequence[str] | None = None) -> Any:
+        """These boxes as a ``supervision.Detections``, for its annotators and trackers.
+
+        prompts: the prompt texts the class ids index (``FrameResult.prompts``); when given, each
+        box's prompt is also in ``data["class_name"]``, where supervision's label annotators look.
+        Raises MissingDependencyError when supervision is not installed (it is optional).
+        """
+        sv = _import_supervision()
+        data: dict[str, np.ndarray] = {}
+        if prompts is not None:
+            names = tuple(prompts)
+            if len(self) and int(self.class_id.max()) >= len(names):
+                raise ValueError(
+                    f"class_id {int(self.class_id.max())} has no prompt: {len(names)} prompts were "
+                    "given; pass the prompts the detections were made with"
+                )
+            data["class_name"] = np.array([names[i] for i in self.class_id.tolist()], dtype=str)
+        return sv.Detections(
+            xyxy=self.xyxy.astype(np.float32, copy=True),
+            confidence=self.confidence.astype(np.float32, copy=True),
+            class_id=self.class_id.astype(np.int64, copy=True),
+            data=data,
+        )
+
+    @classmethod
+    def from_supervision(cls, detections: Any) -> Detections:
+        """Detections from a ``supervision.Detections``, or anything with ``xyxy``,
+        ``confidence`` and ``class_id`` attributes (duck-typed: supervision is not imported).
+
+        A ``confidence`` of None counts as 1.0 for every box and a ``class_id`` of None as 0
+        (supervision leaves them None for boxes that come from annotations, not a model).
+        """
+        if not hasattr(detections, "xyxy"):
+            raise TypeError(
+                "from_supervision needs an object with xyxy, confidence and class_id attributes "
+                f"(a supervision.Detections), but got {type(detections).__name__}"
+            )
+        xyxy = _as_array("xyxy", detections.xyxy, np.float32)
+        _check_array("xyxy", xyxy, (None, 4))
+        n = len(xyxy)
+        confidence = getattr(detections, "confidence", None)
+        class_id = getattr(detections, "class_id", None)
+        if confidence is None:
+            confidence = np.ones((n,), np.float32)
+        if class_id is None:
+            class_id = np.zeros((n,), np.int64)
+        class_id = _as_array("class_id", class_id, None)
+        kind = class_id.dtype.kind  # i/u: integers; f: floats, accepted when whole
+        whole = kind in "iu" or (kind == "f" and bool((class_id == class_id.round()).all()))
+        if class_id.size and not whole:
+            raise ValueError(f"class_id must hold whole numbers, but got dtype {class_id.dtype}")
+        return cls(
+            xyxy=xyxy,
+            confidence=_as_array("confidence", confidence, np.float32),
+            class_id=class_id.astype(np.int64),
+        )
+
+
+#: How to install the optional supervision package. From 0.30 on it no longer requires
+#: opencv-python (which would sit beside streamdet's opencv-python-headless, and two cv2 builds in
+#: one environment break each other): it uses whichever cv2 is installed. 0.31 dropped ByteTrack.
+SUPERVISION_INSTALL = 'pip install "supervision>=0.30,<0.31"'
+
+
+def _as_array(name: str, value: Any, dtype: type | None) -> np.ndarray:
+    """`value` (an array or array-like) as a numpy array; a one-line error if it is not one."""
+    try:
+        return np.array(value, dtype=dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a numeric array, but got {type(value).__name__}") from None
+
+
+def _import_supervision() -> ModuleType:
+    """The supervision package, or a one-line MissingDependencyError that says how to get it."""
+    try:
+        import supervision
+    except ImportError:
+        raise MissingDependencyError(
+            f"to_supervision needs the optional package supervision: {SUPERVISION_INSTALL} "
+            "(0.30 uses streamdet's opencv-python-headless; it installs no second OpenCV)"
+        ) from None
+    return supervision
+
 
 @dataclass(frozen=True)
 class Timings:
@@ -102,6 +190,11 @@ class FrameResult:
     def labels(self) -> list[str]:
         """The prompt text of every detection, in order."""
         return [self.prompts[i] for i in self.detections.class_id.tolist()]
+
+    def to_supervision(self) -> Any:
+        """The detections as a ``supervision.Detections`` with each box's prompt in
+        ``data["class_name"]`` (see ``Detections.to_supervision``)."""
+        return self.detections.to_supervision(prompts=self.prompts)
 
     def to_records(self) -> list[dict]:
         """JSON-ready detections: label, prompt index, box and score."""

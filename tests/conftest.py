@@ -3,6 +3,9 @@ the benchmark scripts loaded as modules.
 
 The tiny model has the real CLIP architecture and tokenizer (random weights, 32 px images), so
 export, ONNX Runtime and tokenisation are exercised exactly as with ViT-B/32, in about a second.
+Its tokenizer and processor files come from the built-in model, which ships the files of
+openai/clip-vit-base-patch32, so these tests need nothing outside the repository. Only tests of
+the full ViT-B/32 shape read its config from ``../shared`` and skip without it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ from types import ModuleType
 import pytest
 
 from streamdet.clip.export import TOKENIZER_FILES
+from streamdet.clip.hub import BUILTIN_MODELS
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CLIP_DIR = REPO.parent / "shared" / "models" / "clip-vit-base-patch32-noweights"
+# The built-in model ships CLIP's tokenizer (tokenizer.json: CLIPTokenizerFast needs no
+# vocab.json/merges.txt) and processor config (CLIP's mean and std; its size is rewritten).
+CLIP_TOKENIZER_DIR = BUILTIN_MODELS["streamdet/scenes-clip"]
 
 TINY_IMAGE_SIZE = 32
 
@@ -48,10 +55,19 @@ def load_benchmark() -> Callable[[str], ModuleType]:
 
 @pytest.fixture(scope="session")
 def shared_clip_dir() -> Path:
-    """The ViT-B/32 config, tokenizer and processor files (no weights) shipped beside the repo."""
-    if not (SHARED_CLIP_DIR / "tokenizer.json").is_file():
-        pytest.skip(f"{SHARED_CLIP_DIR} is absent: the real CLIP tokenizer files are needed")
+    """The ViT-B/32 config, tokenizer and processor files (no weights) shipped beside the repo:
+    for tests that need ViT-B/32's real shape."""
+    if not (SHARED_CLIP_DIR / "config.json").is_file():
+        pytest.skip(f"{SHARED_CLIP_DIR} is absent: the ViT-B/32 config is needed")
     return SHARED_CLIP_DIR
+
+
+@pytest.fixture(scope="session")
+def clip_tokenizer_dir() -> Path:
+    """CLIP's tokenizer and processor files, from the built-in model inside the package."""
+    if not (CLIP_TOKENIZER_DIR / "tokenizer.json").is_file():
+        pytest.fail(f"{CLIP_TOKENIZER_DIR} has no tokenizer.json: the built-in model is incomplete")
+    return CLIP_TOKENIZER_DIR
 
 
 def copy_tokenizer_files(source: Path, target: Path) -> None:
@@ -70,7 +86,7 @@ def write_preprocessor_config(source: Path, target: Path, size: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_hf_dir(shared_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_hf_dir(clip_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Hugging Face folder of a tiny random CLIPModel (32 px, patch 8, width 32, D=16)."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
@@ -96,8 +112,8 @@ def tiny_hf_dir(shared_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     )
     folder = tmp_path_factory.mktemp("tiny-hf")
     transformers.CLIPModel(config).eval().save_pretrained(folder)
-    copy_tokenizer_files(shared_clip_dir, folder)
-    write_preprocessor_config(shared_clip_dir, folder, TINY_IMAGE_SIZE)
+    copy_tokenizer_files(clip_tokenizer_dir, folder)
+    write_preprocessor_config(clip_tokenizer_dir, folder, TINY_IMAGE_SIZE)
     return folder
 
 

@@ -17,7 +17,8 @@ from streamdet.detect.boxes import box_iou
 
 BUILTIN = BUILTIN_MODELS["streamdet/scenes-clip"]
 pytestmark = pytest.mark.skipif(
-    not (BUILTIN / "meta.json").is_file(), reason="the built-in model is not in models/scenes-clip"
+    not (BUILTIN / "meta.json").is_file(),
+    reason="the built-in model is not in streamdet/models/scenes-clip",
 )
 
 

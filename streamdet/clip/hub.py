@@ -35,11 +35,13 @@ __all__ = [
 
 logger = logging.getLogger("streamdet")
 
-_REPO_ROOT = Path(streamdet.__file__).resolve().parent.parent
+# The built-in models ship inside the package (package data), so an installed wheel finds them
+# beside its own modules: no network and no source checkout needed.
+_PACKAGE_MODELS = Path(streamdet.__file__).resolve().parent / "models"
 
 # built-in name -> folder (an HF folder, an export, or both in one folder).
 BUILTIN_MODELS: dict[str, Path] = {
-    "streamdet/scenes-clip": _REPO_ROOT / "models" / "scenes-clip",
+    "streamdet/scenes-clip": _PACKAGE_MODELS / "scenes-clip",
 }
 
 # Files fetched from the hub: configs, tokenizer, safetensors weights (no TF/Flax/ONNX copies).
@@ -126,8 +128,9 @@ def _builtin_folder(name: str) -> Path:
     folder = BUILTIN_MODELS[name]
     if not folder.is_dir():
         raise ModelNotFoundError(
-            f"built-in model '{name}' is not in this checkout yet ({folder} is missing; it is "
-            "being trained); pass a Hugging Face CLIP folder or an exported folder instead"
+            f"built-in model '{name}' is missing from this installation ({folder} does not "
+            "exist); reinstall streamdet, or pass a Hugging Face CLIP folder or an exported "
+            "folder instead"
         )
     return folder
 

@@ -1,6 +1,6 @@
 """Zero-shot accuracy of a CLIP model on synthetic scenes it never saw.
 
-    python -m streamdet.synth.evaluate --model models/scenes-clip --json out.json
+    python -m streamdet.synth.evaluate --model streamdet/models/scenes-clip --json out.json
 
 Renders fresh scenes from a seed the training never uses, cuts one crop around each object (1.3x
 to 3x its size, no other object in it) and classifies it zero-shot with PyTorch: colour 8-way
@@ -51,7 +51,7 @@ def evaluate(model_dir: Path, *, n: int = 1100, seed: int = EVAL_SEED) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/scenes-clip"))
+    parser.add_argument("--model", type=Path, default=Path("streamdet/models/scenes-clip"))
     parser.add_argument("--n", type=int, default=1100, help="crops (a multiple of 88 balances)")
     parser.add_argument("--seed", type=int, default=EVAL_SEED)
     parser.add_argument("--json", type=Path, help="write the accuracies here")

@@ -1,6 +1,6 @@
 """Regenerate the built-in model in one command: three training stages, evaluation, export.
 
-    python -m streamdet.synth.recipe --out models/scenes-clip
+    python -m streamdet.synth.recipe --out streamdet/models/scenes-clip
     python -m streamdet.synth.recipe --out /tmp/scenes-clip --dry-run   # print the steps only
 
 Each stage is a run of :mod:`streamdet.synth.train` from the previous stage's weights, with a fixed

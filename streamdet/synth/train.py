@@ -1,6 +1,6 @@
 """Train the built-in CLIP (streamdet/scenes-clip) from scratch on synthetic scenes.
 
-    python -m streamdet.synth.train --out models/scenes-clip --seed 0 --steps 4500
+    python -m streamdet.synth.train --out streamdet/models/scenes-clip --seed 0 --steps 4500
 
 Each step renders fresh random scenes, cuts detector-like square crops out of them (around an
 object, around part of one, or anywhere) and labels every caption of a fixed caption set TRUE,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import streamdet
 from streamdet.clip import hub
 from streamdet.clip.hub import BUILTIN_MODELS, hf_source_folder, resolve_model
 from streamdet.clip.meta import load_meta
@@ -115,11 +116,19 @@ def test_folder_that_is_no_model(tmp_path) -> None:
 
 def test_builtin_names(tiny_model_dir, tmp_path, monkeypatch) -> None:
     assert "streamdet/scenes-clip" in BUILTIN_MODELS
-    monkeypatch.setitem(BUILTIN_MODELS, "streamdet/scenes-clip", tmp_path / "not-trained-yet")
-    with pytest.raises(ModelNotFoundError, match="'streamdet/scenes-clip' is not in this checkout"):
+    monkeypatch.setitem(BUILTIN_MODELS, "streamdet/scenes-clip", tmp_path / "not-installed")
+    with pytest.raises(ModelNotFoundError, match="'streamdet/scenes-clip' is missing from this"):
         resolve_model("streamdet/scenes-clip", cache_dir=tmp_path)
     monkeypatch.setitem(BUILTIN_MODELS, "streamdet/test", tiny_model_dir)
     assert resolve_model("streamdet/test", cache_dir=tmp_path) == tiny_model_dir
+
+
+def test_builtin_model_lives_in_the_package() -> None:
+    """The built-in model is package data: found beside streamdet's modules, not in a checkout."""
+    package = Path(streamdet.__file__).resolve().parent
+    folder = BUILTIN_MODELS["streamdet/scenes-clip"]
+    assert folder.parent.parent == package
+    assert (folder / "meta.json").is_file()
 
 
 def test_hf_source_folder_for_export(tiny_hf_dir, tiny_model_dir, tmp_path, offline_hf_home):

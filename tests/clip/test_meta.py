@@ -86,8 +86,8 @@ def test_checksum_mismatch(export_copy: Path) -> None:
 
 
 def test_listed_file_missing(export_copy: Path) -> None:
-    (export_copy / "vocab.json").unlink()
-    with pytest.raises(ModelFormatError, match=r"lacks vocab\.json"):
+    (export_copy / "tokenizer.json").unlink()
+    with pytest.raises(ModelFormatError, match=r"lacks tokenizer\.json"):
         load_meta(export_copy, verify=False)
 
 

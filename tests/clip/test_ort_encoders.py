@@ -71,16 +71,24 @@ def test_wrong_pixels_are_refused(encoders: OrtEncoders) -> None:
         encoders.encode_images([[0.0]])  # type: ignore[arg-type]
 
 
-def test_token_ids_equal_transformers(encoders: OrtEncoders, shared_clip_dir: Path) -> None:
+def test_token_ids_equal_transformers(encoders: OrtEncoders, clip_tokenizer_dir: Path) -> None:
     transformers = pytest.importorskip("transformers")
-    reference = transformers.CLIPTokenizerFast.from_pretrained(shared_clip_dir)
+    reference = transformers.CLIPTokenizerFast.from_pretrained(clip_tokenizer_dir)
     expected = reference(PROMPTS, padding="max_length", max_length=77, return_tensors="np")
     ids, mask = encoders.tokenize(PROMPTS)
     assert ids.dtype == np.int64 and mask.dtype == np.int64 and ids.shape == (len(PROMPTS), 77)
     np.testing.assert_array_equal(ids, expected["input_ids"])
     np.testing.assert_array_equal(mask, expected["attention_mask"])
-    assert ids[0, :7].tolist() == [49406, 320, 1125, 539, 320, 2368, 49407]  # PROVENANCE.txt
+    # openai/clip-vit-base-patch32's ids for "a photo of a cat"
+    assert ids[0, :7].tolist() == [49406, 320, 1125, 539, 320, 2368, 49407]
     assert (ids[0, 7:] == encoders.meta.pad_id).all()
+
+
+def test_shipped_tokenizer_is_vit_b32s(clip_tokenizer_dir: Path, shared_clip_dir: Path) -> None:
+    """The tiny models take their tokenizer from the built-in model: the ViT-B/32 files, byte for
+    byte (the processor config differs only in its image size)."""
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        assert (clip_tokenizer_dir / name).read_bytes() == (shared_clip_dir / name).read_bytes()
 
 
 def test_case_and_spacing_do_not_change_the_prompt(encoders: OrtEncoders) -> None:

@@ -76,7 +76,7 @@ def test_keep_sized_on_no_detections() -> None:
 
 needs_builtin = pytest.mark.skipif(
     not (BUILTIN_MODELS["streamdet/scenes-clip"] / "meta.json").is_file(),
-    reason="the built-in model is not in models/scenes-clip",
+    reason="the built-in model is not in streamdet/models/scenes-clip",
 )
 
 

@@ -88,7 +88,7 @@ def test_rescore_of_nothing_is_nothing() -> None:
 
 needs_builtin = pytest.mark.skipif(
     not (BUILTIN_MODELS["streamdet/scenes-clip"] / "meta.json").is_file(),
-    reason="the built-in model is not in models/scenes-clip",
+    reason="the built-in model is not in streamdet/models/scenes-clip",
 )
 
 

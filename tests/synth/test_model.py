@@ -1,4 +1,4 @@
-"""The shipped built-in model (models/scenes-clip) sees colours, shapes and objects.
+"""The shipped built-in model (streamdet/models/scenes-clip) sees colours, shapes and objects.
 
 Loads the Hugging Face folder with transformers and classifies fresh single-object crops zero-shot.
 Skipped when torch/transformers or the folder are absent.
@@ -7,12 +7,13 @@ Skipped when torch/transformers or the folder are absent.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "scenes-clip"
+from streamdet.clip.hub import BUILTIN_MODELS
+
+MODEL_DIR = BUILTIN_MODELS["streamdet/scenes-clip"]
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from streamdet.clip.hub import BUILTIN_MODELS  # noqa: E402
 from streamdet.synth.data import BACKGROUND_PROMPTS, CaptionTable, caption_set, make_batch  # noqa: E402
 from streamdet.synth.model import Architecture, build_model, to_pixels  # noqa: E402
 from streamdet.synth.train import (  # noqa: E402
@@ -20,7 +20,7 @@ from streamdet.synth.train import (  # noqa: E402
     patch_loss,
 )
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "scenes-clip"
+MODEL_DIR = BUILTIN_MODELS["streamdet/scenes-clip"]
 TINY = Architecture(
     image_size=32,
     patch_size=8,
@@ -39,7 +39,7 @@ def tokens():
     from transformers import CLIPTokenizerFast
 
     if not (MODEL_DIR / "tokenizer.json").is_file():
-        pytest.skip("no tokenizer in models/scenes-clip")
+        pytest.skip("no tokenizer in streamdet/models/scenes-clip")
     tokenizer = CLIPTokenizerFast.from_pretrained(MODEL_DIR)
     texts = ["a red circle", "a blue square", "a car", *BACKGROUND_PROMPTS]
     return dict(tokenizer(texts, padding=True, return_tensors="pt"))
@@ -86,7 +86,7 @@ def test_patch_loss_ignores_what_is_not_labelled() -> None:
 
 def test_fine_tune_from_a_saved_model(tmp_path) -> None:
     if not (MODEL_DIR / "model.safetensors").is_file():
-        pytest.skip("no trained model in models/scenes-clip")
+        pytest.skip("no trained model in streamdet/models/scenes-clip")
     out = tmp_path / "tuned"
     record = tmp_path / "record.json"
     argv = [
