@@ -19,9 +19,10 @@ import numpy as np
 from streamdet.detect.detector import Detector
 from streamdet.detect.session import DEFAULT_MODEL
 from streamdet.errors import ConfigError
+from streamdet.render import draw_boxes
+from streamdet.sinks import JsonlSink, Mp4Sink
 from streamdet.synth.scenes import moving_video
-from streamdet.video.render import draw_boxes
-from streamdet.video.sinks import JsonlWriter, Mp4Writer
+from streamdet.types import Frame
 
 DEMO_PROMPTS: tuple[str, ...] = ("a red car", "a green car", "a person")
 
@@ -97,14 +98,15 @@ def run_demo(
     counts: Counter[str] = Counter()
     start = time.perf_counter()
     with (
-        Mp4Writer(out / "demo.mp4", fps=fps, overwrite=overwrite) as video,
-        JsonlWriter(out / "demo.jsonl", overwrite=overwrite) as jsonl,
+        Mp4Sink(out / "demo.mp4", fps=fps, overwrite=overwrite) as video,
+        JsonlSink(out / "demo.jsonl", overwrite=overwrite) as jsonl,
     ):
-        for i, frame in enumerate(frames):
-            result = detector.detect(frame)
+        for i, image in enumerate(frames):
+            result = detector.detect(image)
             counts.update(result.labels())
-            jsonl.write(i, i / fps, result)
-            video.write(draw_boxes(frame, result), i / fps)
+            frame = Frame(image, i, i / fps, time.monotonic())
+            jsonl.write(frame, result)
+            video.write(frame, result, draw_boxes(image, result))
     seconds = time.perf_counter() - start
     return DemoReport(
         video=out / "demo.mp4",

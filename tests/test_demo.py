@@ -7,7 +7,7 @@ import json
 import pytest
 
 from streamdet.cli import main
-from streamdet.video.sinks import probe_video
+from streamdet.sinks import probe_video
 
 
 def test_demo_writes_a_playable_mp4_and_one_json_line_per_frame(tiny_model_dir, tmp_path, capsys):

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from streamdet.cli import main
-from streamdet.video.sinks import Mp4Writer, probe_video
+from streamdet.sinks import Mp4Sink, probe_video
+from streamdet.types import Frame
 
 W, H = 160, 96
 
@@ -31,9 +32,9 @@ def picture(i: int, w: int = W, h: int = H) -> np.ndarray:
 
 
 def make_video(path: Path, n: int = 12, fps: float = 12, pts=None, w: int = W, h: int = H):
-    with Mp4Writer(path, fps=fps) as writer:
+    with Mp4Sink(path, fps=fps) as sink:
         for i in range(n):
-            writer.write(picture(i, w, h), None if pts is None else pts[i])
+            sink.write(Frame(picture(i, w, h), i, None if pts is None else pts[i], 0.0))
     return path
 
 
