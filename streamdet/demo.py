@@ -3,12 +3,12 @@
 It generates a short video of a street with cars, people and coloured shapes moving about (the
 same scene generator the built-in model was trained on), detects a few prompts in every frame
 with the shipped ``streamdet/scenes-clip`` model, and writes an annotated H.264 MP4 and a JSONL
-file with one line per frame.
+file with one line per frame. The clip is a :class:`GeneratedSource`, so the demo runs through
+the same capture thread, runner and sinks as ``streamdet run``.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,10 +19,11 @@ import numpy as np
 from streamdet.detect.detector import Detector
 from streamdet.detect.session import DEFAULT_MODEL
 from streamdet.errors import ConfigError
-from streamdet.render import draw_boxes
+from streamdet.pipeline.runner import run
 from streamdet.sinks import JsonlSink, Mp4Sink
+from streamdet.sources import GeneratedSource
 from streamdet.synth.scenes import moving_video
-from streamdet.types import Frame
+from streamdet.types import Frame, FrameResult
 
 DEMO_PROMPTS: tuple[str, ...] = ("a red car", "a green car", "a person")
 
@@ -94,25 +95,40 @@ def run_demo(
         precision=precision,
         backend=backend,
     )
-    frames = demo_frames(n_frames, size[0], size[1], seed)
-    counts: Counter[str] = Counter()
-    start = time.perf_counter()
+    pictures = demo_frames(n_frames, size[0], size[1], seed)
+    source = GeneratedSource(
+        lambda: iter(pictures),
+        fps=fps,
+        frame_count=n_frames,
+        name="the demo street clip",
+        size=(size[1], size[0]),
+    )
+    counts = _LabelCounts()
     with (
         Mp4Sink(out / "demo.mp4", fps=fps, overwrite=overwrite) as video,
         JsonlSink(out / "demo.jsonl", overwrite=overwrite) as jsonl,
     ):
-        for i, image in enumerate(frames):
-            result = detector.detect(image)
-            counts.update(result.labels())
-            frame = Frame(image, i, i / fps, time.monotonic())
-            jsonl.write(frame, result)
-            video.write(frame, result, draw_boxes(image, result))
-    seconds = time.perf_counter() - start
+        report = run(source, detector, [video, jsonl, counts])
     return DemoReport(
         video=out / "demo.mp4",
         jsonl=out / "demo.jsonl",
-        frames=len(frames),
-        detections={p: counts[p] for p in detector.prompts},
-        seconds=seconds,
-        provider=detector.provider,
+        frames=report.frames_processed,
+        detections={p: counts.counts[p] for p in detector.prompts},
+        seconds=report.seconds,
+        provider=report.provider,
     )
+
+
+class _LabelCounts:
+    """A sink that counts the boxes of each prompt, for the demo's summary line."""
+
+    needs_picture = False
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def write(self, frame: Frame, result: FrameResult, picture: np.ndarray | None) -> None:
+        self.counts.update(result.labels())
+
+    def close(self) -> tuple[str, int] | None:
+        return None

@@ -11,7 +11,8 @@ The kinds differ in what "the end" means, and each module says how:
 * ``files``: video files (every frame, in order; a damaged file ends with a WARNING) and still
   images (one frame);
 * ``camera`` and ``network``: *live* sources (the pipeline drops old frames for them) that
-  reconnect with the loop and :class:`ReconnectPolicy` of ``live``.
+  reconnect with the loop and :class:`ReconnectPolicy` of ``live``;
+* ``generated``: frames made by a function (the demo), read like a file.
 
 Files and network streams decode with PyAV (``decode``: optional hardware decoding with
 ``hwaccel``); cameras and still images decode on the CPU with OpenCV.
@@ -35,6 +36,7 @@ from streamdet.sources.base import Source, check_seconds
 from streamdet.sources.camera import CameraSource
 from streamdet.sources.decode import hardware_decoder, hardware_decoders
 from streamdet.sources.files import FileSource, ImageSource
+from streamdet.sources.generated import GeneratedSource
 from streamdet.sources.live import ReconnectPolicy
 from streamdet.sources.network import NetworkSource
 from streamdet.sources.urls import SUPPORTED_SCHEMES, is_url, mask_url
@@ -43,6 +45,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "SUPPORTED_SCHEMES",
     "VIDEO_SUFFIXES",
+    "GeneratedSource",
     "ReconnectPolicy",
     "Source",
     "SourceError",
