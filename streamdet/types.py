@@ -28,11 +28,12 @@ class Frame:
     """One decoded frame.
 
     ``image`` is (H, W, 3) uint8 BGR and C-contiguous whatever the input was (gray, alpha, 4:4:4,
-    odd sizes). ``index`` counts the frames this source produced, from 0. ``pts`` is the
-    presentation time in seconds from the start of the source: from the file for files (variable
-    frame rate kept), and for live sources increasing across reconnects (the gap is the wall-clock
-    time without frames); ``None`` only when the source has no timing at all. ``captured_at`` is
-    ``time.monotonic()`` when the frame was read, so a consumer can tell how old it is.
+    odd sizes), and upright (a display rotation the input carries is already applied). ``index``
+    counts the frames this source produced, from 0. ``pts`` is the presentation time in seconds
+    from the start of the source: from the file for files (variable frame rate kept), and for live
+    sources increasing across reconnects (the gap is the wall-clock time without frames); ``None``
+    only when the source has no timing at all. ``captured_at`` is ``time.monotonic()`` when the
+    frame was read, so a consumer can tell how old it is.
 
     Compared by identity (``eq=False``): comparing the arrays elementwise is never what is meant.
     """

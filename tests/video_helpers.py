@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,6 +29,14 @@ def pattern(i: int, width: int, height: int) -> np.ndarray:
     return np.stack([b, g, r], axis=-1).round().astype(np.uint8)
 
 
+def corner_block(i: int, width: int, height: int) -> np.ndarray:
+    """A dark grey picture with a red block in its top-left corner (a third of the height, a
+    quarter of the width): which way up it is shows at a glance."""
+    image = np.full((height, width, 3), 40, np.uint8)
+    image[: height // 3, : width // 4] = (0, 0, 255)
+    return image
+
+
 def make_video(
     path: Path,
     n: int = 12,
@@ -40,8 +48,13 @@ def make_video(
     times: Sequence[float] | None = None,
     faststart: bool = False,
     time_base: Fraction = TB,
+    rotation: float | None = None,
+    metadata: dict[str, str] | None = None,
+    picture: Callable[[int, int, int], np.ndarray] = pattern,
 ) -> Path:
-    """Encode n frames of ``pattern`` at ``fps`` (or at ``times``, seconds) with PyAV."""
+    """Encode n frames of ``picture(i, width, height)`` at ``fps`` (or at ``times``, seconds) with
+    PyAV. ``rotation``: a display rotation (counter-clockwise degrees) stored in the stream's
+    display matrix, as a phone does. ``metadata``: tags of the video stream."""
     width, height = size
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", container_options=options) as container:
@@ -49,8 +62,11 @@ def make_video(
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.time_base = stream.codec_context.time_base = time_base
         stream.codec_context.max_b_frames = 0
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        stream.metadata.update(metadata or {})
         for i in range(n if times is None else len(times)):
-            image = pattern(i, width, height)
+            image = picture(i, width, height)
             if pix_fmt == "gray":
                 frame = av.VideoFrame.from_ndarray(image[:, :, 1].copy(), format="gray")
             else:

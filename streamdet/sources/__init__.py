@@ -3,8 +3,8 @@
 ``open_source(spec)`` picks the kind and opens it at once, so a wrong path, a URL with a bad
 scheme, an unreachable server or a missing camera fails before any model work with a one-line
 ``SourceError``. ``source.frames(stop)`` then yields :class:`streamdet.types.Frame` objects
-(BGR uint8, a running index, a presentation time in seconds) until the input ends or ``stop`` is
-set. ``expand_inputs`` turns a folder or a glob pattern into the inputs it holds.
+(upright BGR uint8, a running index, a presentation time in seconds) until the input ends or
+``stop`` is set. ``expand_inputs`` turns a folder or a glob pattern into the inputs it holds.
 
 The kinds differ in what "the end" means, and each module says how:
 
@@ -14,8 +14,8 @@ The kinds differ in what "the end" means, and each module says how:
   reconnect with the loop and :class:`ReconnectPolicy` of ``live``;
 * ``generated``: frames made by a function (the demo), read like a file.
 
-Files and network streams decode with PyAV (``decode``: optional hardware decoding with
-``hwaccel``); cameras and still images decode on the CPU with OpenCV.
+Files and network streams decode with PyAV (``decode``: display rotation applied, optional
+hardware decoding with ``hwaccel``); cameras and still images decode on the CPU with OpenCV.
 Credentials never leave this package: a source's ``name`` and every message and log line go
 through :func:`streamdet.sources.urls.mask_url`.
 

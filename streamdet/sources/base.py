@@ -3,8 +3,8 @@
 A source is opened by ``open_source`` (which fails at once with a one-line ``SourceError`` when the
 input cannot be read) and then read with ``frames(stop)``. ``close()`` may come from another
 thread than the reader: it only marks the source closed and releases what ``frames()`` has not
-taken over yet (see :class:`Handle`), because closing a PyAV container under a blocked read is
-not safe; the reader notices the mark between frames and releases its input itself.
+taken over yet, because closing a PyAV container under a blocked read is not safe; the reader
+notices the mark between frames and releases its input itself.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from __future__ import annotations
 import abc
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from streamdet.errors import ConfigError, SourceError
 from streamdet.types import Frame
 
-_T = TypeVar("_T")
 _S = TypeVar("_S", bound="Source")
 
 
@@ -37,7 +36,8 @@ class Source(abc.ABC):
     Attributes: ``name`` (what logs and outputs show: the file path, ``"camera 0"``, or the URL
     with credentials masked), ``live`` (cameras and network streams: the pipeline may drop old
     frames), ``fps`` (nominal frame rate, if known), ``frame_count`` (frames expected from a file;
-    ``None`` when unknown or live) and ``size`` ((width, height), if known before reading).
+    ``None`` when unknown or live) and ``size`` ((width, height) of the upright picture, if known
+    before reading).
     """
 
     name: str
@@ -111,26 +111,3 @@ class Source(abc.ABC):
             f"{type(self).__name__}({self.name!r}, live={self.live}, fps={self.fps}, "
             f"frame_count={self.frame_count}, size={size})"
         )
-
-
-class Handle(Generic[_T]):
-    """The one opened resource (container, capture) that ``open_source`` leaves for ``frames()``.
-
-    ``take`` hands it over once; ``close`` releases it only if nobody took it, so a reader thread
-    that is using it is never pulled from under.
-    """
-
-    def __init__(self, resource: _T | None, release: Callable[[_T], None]) -> None:
-        self._resource = resource
-        self._release = release
-        self._lock = threading.Lock()
-
-    def take(self) -> _T | None:
-        with self._lock:
-            resource, self._resource = self._resource, None
-            return resource
-
-    def close(self) -> None:
-        resource = self.take()
-        if resource is not None:
-            self._release(resource)

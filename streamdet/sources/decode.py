@@ -2,6 +2,12 @@
 
 * **Packets one by one** (:class:`PacketReader`): one undecodable packet is skipped and counted,
   not fatal; the decoder resyncs at the next key frame.
+* **Upright pictures** (:func:`picture`): a phone holds its camera upright but records the sensor's
+  landscape frames and tags the stream with a display rotation (the display matrix side data, or
+  on older files a ``rotate`` tag). Players turn the picture before showing it; PyAV hands out the
+  frame as stored, so every frame is turned here by the rotation it carries, and detection, boxes
+  and outputs all see what a viewer sees. Rotations are quarter turns (90/180/270 degrees); a 90 or
+  270 degree turn swaps width and height.
 * **Hardware decoding** (``hwaccel="cuda"``: NVDEC through PyAV's ``HWAccel``; frames are copied
   back to the host as PyAV does by default). A hardware decoder that cannot start is a one-line
   ``SourceError``, never a silent fallback to the CPU.
@@ -16,6 +22,7 @@ from typing import Any
 
 import av
 import av.error
+import cv2
 import numpy as np
 from av.codec.context import Flags
 
@@ -23,6 +30,16 @@ from streamdet.errors import SourceError
 from streamdet.sources.urls import mask_url
 
 _log = logging.getLogger("streamdet.sources")
+
+#: cv2.rotate codes that turn a picture counter-clockwise by 1, 2 and 3 quarter turns.
+_TURNS = {
+    1: cv2.ROTATE_90_COUNTERCLOCKWISE,
+    2: cv2.ROTATE_180,
+    3: cv2.ROTATE_90_CLOCKWISE,
+}
+
+#: How many packets reading a file's rotation at open may look at before giving up.
+_PROBE_PACKETS = 64
 
 
 def reason(err: BaseException) -> str:
@@ -44,9 +61,12 @@ def stream_fps(stream: av.VideoStream) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-def stream_size(stream: av.VideoStream) -> tuple[int, int] | None:
+def stream_size(stream: av.VideoStream, rotation: int = 0) -> tuple[int, int] | None:
+    """(width, height) of the stream's pictures once turned by ``rotation`` degrees."""
     width, height = stream.codec_context.width, stream.codec_context.height
-    return (width, height) if width > 0 and height > 0 else None
+    if width <= 0 or height <= 0:
+        return None
+    return (height, width) if quarter_turns(rotation) % 2 else (width, height)
 
 
 def set_low_delay(codec_context: Any) -> None:
@@ -62,9 +82,73 @@ def set_low_delay(codec_context: Any) -> None:
         _log.debug("this PyAV cannot set the decoder's low_delay flag")
 
 
-def to_bgr(frame: av.VideoFrame) -> np.ndarray:
-    """PyAV frame -> C-contiguous HxWx3 uint8 BGR (swscale converts gray, alpha, 4:4:4, ...)."""
-    return np.ascontiguousarray(frame.to_ndarray(format="bgr24"))
+# --- rotation --------------------------------------------------------------------------------
+
+
+def quarter_turns(degrees: float) -> int:
+    """Counter-clockwise quarter turns (0-3) nearest to ``degrees``."""
+    return round(degrees / 90) % 4
+
+
+def tag_rotation(stream: av.VideoStream) -> int:
+    """The legacy ``rotate`` tag as counter-clockwise degrees (0 when absent or unreadable).
+
+    The tag counts clockwise (``rotate=90``: turn 90 degrees clockwise to show), the display
+    matrix counter-clockwise, so the tag is negated. Its name is matched in any case, as FFmpeg
+    matches metadata keys (Matroska stores it as ``ROTATE``).
+    """
+    text = next((v for k, v in stream.metadata.items() if k.lower() == "rotate"), "0")
+    try:
+        clockwise = float(text)
+    except (TypeError, ValueError):
+        return 0
+    return 90 * quarter_turns(-clockwise) if math.isfinite(clockwise) else 0
+
+
+def frame_rotation(frame: av.VideoFrame, fallback: int = 0) -> int:
+    """Counter-clockwise degrees (0, 90, 180 or 270) that make ``frame`` upright.
+
+    From the frame's display matrix (FFmpeg copies the stream's onto every frame); ``fallback``
+    (the stream's ``rotate`` tag) when it has none.
+    """
+    try:
+        degrees = frame.rotation
+    except AttributeError:  # a PyAV without VideoFrame.rotation
+        degrees = 0
+    return 90 * quarter_turns(degrees) if degrees else fallback
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """``image`` turned counter-clockwise by ``rotation`` degrees (a quarter-turn multiple)."""
+    turns = quarter_turns(rotation)
+    return image if turns == 0 else cv2.rotate(image, _TURNS[turns])
+
+
+def picture(frame: av.VideoFrame, fallback_rotation: int = 0) -> np.ndarray:
+    """PyAV frame -> upright, C-contiguous HxWx3 uint8 BGR (swscale converts gray, alpha, 4:4:4,
+    ...; the display rotation is applied, see the module docstring)."""
+    image = frame.to_ndarray(format="bgr24")
+    return np.ascontiguousarray(upright(image, frame_rotation(frame, fallback_rotation)))
+
+
+def first_rotation(container: av.container.InputContainer, stream: av.VideoStream) -> int:
+    """The display rotation of the first frame that decodes (the ``rotate`` tag if none does in
+    the first packets). Reads from ``container``: open the file again to read it from the start.
+    """
+    fallback = tag_rotation(stream)
+    try:
+        for count, packet in enumerate(container.demux(stream)):
+            if count >= _PROBE_PACKETS:
+                break
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                continue
+            if frames:
+                return frame_rotation(frames[0], fallback)
+    except av.error.FFmpegError:  # a damaged file: reading it says so later
+        pass
+    return fallback
 
 
 class PacketReader:

@@ -3,7 +3,9 @@
 * **Video files** are read completely and in order: no frame is dropped, ``pts`` comes from the
   file (variable frame rate kept). A damaged or truncated file yields every frame that decodes,
   then a WARNING says where it broke and the read ends normally; a file where nothing decodes is
-  an error.
+  an error. A display rotation (phone videos) is read from the first frame when the file is
+  opened, so ``size`` is the upright size before any frame is read, and every frame comes out
+  upright (see ``streamdet.sources.decode``).
 * **Still images** are one frame at ``pts`` 0.0 (OpenCV applies their EXIF orientation).
 """
 
@@ -22,15 +24,17 @@ import numpy as np
 
 from streamdet.detect.frames import as_bgr
 from streamdet.errors import SourceError
-from streamdet.sources.base import Handle, Source
+from streamdet.sources.base import Source
 from streamdet.sources.decode import (
     PacketReader,
     close_container,
+    first_rotation,
     hwaccel_kwargs,
+    picture,
     reason,
     stream_fps,
     stream_size,
-    to_bgr,
+    tag_rotation,
 )
 from streamdet.types import Frame
 
@@ -64,27 +68,25 @@ class FileSource(Source):
     """A video file read with PyAV: every frame, in order, with the file's timestamps."""
 
     def __init__(self, path: Path, hwaccel: str | None = None) -> None:
+        # Opened here so that a bad file fails at open; its first frame gives the rotation, so
+        # the probe has read from it and frames() opens the file again to start from frame 0.
         container = open_video_file(path, hwaccel)
-        stream = container.streams.video[0]
-        super().__init__(
-            str(path),
-            live=False,
-            fps=stream_fps(stream),
-            frame_count=stream.frames or None,
-            size=stream_size(stream),
-        )
+        try:
+            stream = container.streams.video[0]
+            fps, frame_count = stream_fps(stream), stream.frames or None
+            size = stream_size(stream, first_rotation(container, stream))
+        finally:
+            close_container(container)
+        super().__init__(str(path), live=False, fps=fps, frame_count=frame_count, size=size)
         self._path = path
         self._hwaccel = hwaccel
-        self._handle: Handle[av.container.InputContainer] = Handle(container, close_container)
 
     def _release_unused(self) -> None:
-        self._handle.close()
+        pass  # nothing stays open between open_source and frames()
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         self._check_open()
-        container = self._handle.take()
-        if container is None:
-            container = open_video_file(self._path, self._hwaccel)
+        container = open_video_file(self._path, self._hwaccel)
         try:
             yield from self._read(container, stop)
         finally:
@@ -95,6 +97,7 @@ class FileSource(Source):
     ) -> Iterator[Frame]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        tag = tag_rotation(stream)
         # pts are seconds from the stream's start time (from the first timestamp if it has none).
         origin = (
             float(stream.start_time * stream.time_base) if stream.start_time is not None else None
@@ -118,7 +121,7 @@ class FileSource(Source):
                 pts = 0.0
             elif pts is not None:  # no timestamp: one nominal interval after the previous frame
                 pts = pts + step if step is not None else None
-            yield Frame(to_bgr(frame), index, pts, time.monotonic())
+            yield Frame(picture(frame, tag), index, pts, time.monotonic())
             index += 1
         else:
             return  # stopped: not the end of the file, so there is nothing to check

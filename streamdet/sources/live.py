@@ -14,14 +14,14 @@ import abc
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import numpy as np
 
 from streamdet.errors import ConfigError, SourceError, StreamLostError
-from streamdet.sources.base import Handle, Source, check_seconds
+from streamdet.sources.base import Source, check_seconds
 from streamdet.types import Frame
 
 _log = logging.getLogger("streamdet.sources")
@@ -54,6 +54,29 @@ class ReconnectPolicy:
             )
         if self.give_up_after is not None:
             check_seconds("give_up_after", self.give_up_after)
+
+
+class Handle(Generic[_T]):
+    """The one opened resource (container, capture) that ``open_source`` leaves for ``frames()``.
+
+    ``take`` hands it over once; ``close`` releases it only if nobody took it, so a reader thread
+    that is using it is never pulled from under.
+    """
+
+    def __init__(self, resource: _T | None, release: Callable[[_T], None]) -> None:
+        self._resource = resource
+        self._release = release
+        self._lock = threading.Lock()
+
+    def take(self) -> _T | None:
+        with self._lock:
+            resource, self._resource = self._resource, None
+            return resource
+
+    def close(self) -> None:
+        resource = self.take()
+        if resource is not None:
+            self._release(resource)
 
 
 class ReadFailure(Exception):

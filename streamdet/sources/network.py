@@ -14,6 +14,10 @@ Options, and why:
 * ``nobuffer`` would drop the first frames of a file (what the probe read), so HTTP URLs are
   probed without it unless ``live=True``, and a stream of another scheme that turns out to have a
   finite duration is opened again without it.
+
+Frames are turned upright by the display rotation they carry (a phone video served over HTTP),
+like files. The rotation shows only in decoded frames, so ``size`` is the stream's reported size
+until the first frame and the upright size of the frames from then on.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ from streamdet.sources.decode import (
     PacketReader,
     close_container,
     hwaccel_kwargs,
+    picture,
     reason,
     set_low_delay,
     stream_fps,
     stream_size,
-    to_bgr,
+    tag_rotation,
 )
 from streamdet.sources.live import LiveSource, ReadFailure, ReconnectPolicy
 from streamdet.sources.urls import mask_url
@@ -83,7 +88,7 @@ class NetworkSource(LiveSource[av.container.InputContainer]):
             reconnect=reconnect,
             fps=stream_fps(stream),
             frame_count=None if live else (stream.frames or None),
-            size=stream_size(stream),
+            size=stream_size(stream, tag_rotation(stream)),
             origin=None if live or start is None else float(start * stream.time_base),
             reconnects=live,
         )
@@ -138,10 +143,15 @@ class NetworkSource(LiveSource[av.container.InputContainer]):
         stream = resource.streams.video[0]
         if self.live:  # the decoder opens at the first packet, so it is not too late for this
             set_low_delay(stream.codec_context)
+        tag = tag_rotation(stream)
         reader = PacketReader(resource, stream)
+        first = True
         try:
             for frame in reader:
-                yield to_bgr(frame), (float(frame.time) if frame.time is not None else None)
+                image = picture(frame, tag)
+                if first:  # the upright size is only known from a decoded frame
+                    self.size, first = (image.shape[1], image.shape[0]), False
+                yield image, (float(frame.time) if frame.time is not None else None)
         except av.error.ExitError:
             raise ReadFailure(f"no data for {self._read_timeout:g} s") from None
         except av.error.FFmpegError as err:

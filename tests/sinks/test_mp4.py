@@ -29,7 +29,7 @@ def test_mp4_is_h264_yuv420p_with_frames_rate_size_and_pixels_kept(tmp_path: Pat
 
     info = probe_video(out)
     assert isinstance(info, VideoInfo)
-    assert (info.frames, info.codec, info.pix_fmt) == (n, "h264", "yuv420p")
+    assert (info.frames, info.codec, info.pix_fmt, info.rotation) == (n, "h264", "yuv420p", 0)
     assert (info.width, info.height) == (W, H)
     assert info.fps == pytest.approx(24)
     assert info.duration == pytest.approx(n / 24, abs=1e-3)

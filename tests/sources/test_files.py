@@ -1,12 +1,15 @@
-"""Local files: videos and still images open (or fail) the way the pipeline expects. Videos are
-made here with PyAV, tiny (a few dozen frames of 64x48), so the file runs in a few seconds on CPU.
+"""Local files: videos and still images open (or fail) the way the pipeline expects, and a
+phone video's display rotation comes out upright. Videos are made here with PyAV, tiny (a few
+dozen frames of 64x48), so the file runs in a few seconds on CPU.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 import struct
+import subprocess
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +20,7 @@ import numpy as np
 import pytest
 from video_helpers import (
     check_frame,
+    corner_block,
     fingerprint,
     increasing,
     make_video,
@@ -304,13 +308,17 @@ def test_hardware_decoder_that_cannot_start_is_one_line_not_a_silent_cpu_fallbac
 
 
 @pytest.mark.gpu
-def test_nvdec_gives_the_frames_the_cpu_decoder_gives(tmp_path: Path) -> None:
-    video = make_video(tmp_path / "clip.mp4", 12, size=(256, 144))
+@pytest.mark.parametrize("rotation", [None, 90])
+def test_nvdec_gives_the_frames_the_cpu_decoder_gives(tmp_path: Path, rotation: int | None) -> None:
+    """Also upright: the display rotation travels with NVDEC's frames to the host."""
+    video = make_video(tmp_path / "clip.mp4", 12, size=(256, 144), rotation=rotation)
     if not _cuda_decoding_starts(video):
         pytest.skip("no NVDEC here (no NVIDIA GPU or driver)")
     with open_source(video) as cpu, open_source(video, hwaccel="cuda") as gpu:
+        assert cpu.size == gpu.size == ((144, 256) if rotation else (256, 144))
         a, b = read_all(cpu), read_all(gpu)
     assert [f.pts for f in a] == [f.pts for f in b] and len(a) == 12
+    assert all(x.image.shape == y.image.shape for x, y in zip(a, b, strict=True))
     assert max(mean_error(x.image, y.image) for x, y in zip(a, b, strict=True)) < 2.0
 
 
@@ -341,3 +349,98 @@ def test_still_image_is_one_bgr_frame_at_zero(tmp_path: Path, name: str, channel
     expected = cv2.cvtColor(bgr[:, :, 1], cv2.COLOR_GRAY2BGR) if channels == 1 else bgr
     assert mean_error(frame.image, expected) < (3 if name.endswith(".jpg") else 0.01)
     assert fingerprint(path) == before
+
+
+# --- display rotation (phone videos) --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rotation", "corner"),
+    [(90, "bottom-left"), (180, "bottom-right"), (-90, "top-right"), (270, "top-right")],
+)
+def test_a_rotation_tagged_video_comes_out_upright(
+    tmp_path: Path, rotation: int, corner: str
+) -> None:
+    """The stream stores 64x48 pictures with a red block top-left and a display rotation
+    (counter-clockwise degrees, as a phone writes it): the frames are what a player shows."""
+    path = make_video(tmp_path / "phone.mp4", 4, rotation=rotation, picture=corner_block)
+    upright = np.rot90(corner_block(0, W, H), round(rotation / 90) % 4)  # counter-clockwise
+    height, width = upright.shape[:2]
+    with open_source(path) as source:
+        assert source.size == (width, height)  # known before any frame is read
+        frames = read_all(source)
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    for frame in frames:
+        check_frame(frame, width, height)
+        assert mean_error(frame.image, upright) < 3
+    image = frames[0].image
+    rows = slice(height - 4, height) if corner.startswith("bottom") else slice(0, 4)
+    cols = slice(width - 4, width) if corner.endswith("right") else slice(0, 4)
+    assert image[rows, cols, 2].mean() > 200 and image[rows, cols, 0].mean() < 60  # red there
+    assert image[height // 2, width // 2].tolist() == pytest.approx([40, 40, 40], abs=4)
+
+
+def test_quarter_turns_swap_the_size_and_half_turns_keep_it(tmp_path: Path) -> None:
+    sizes = {}
+    for rotation in (0, 90, 180, 270):
+        path = make_video(tmp_path / f"r{rotation}.mp4", 2, size=(80, 32), rotation=rotation)
+        with open_source(path) as source:
+            sizes[rotation] = (source.size, read_all(source)[0].image.shape[:2])
+    assert sizes[0] == sizes[180] == ((80, 32), (32, 80))
+    assert sizes[90] == sizes[270] == ((32, 80), (80, 32))
+
+
+def test_the_legacy_rotate_tag_turns_frames_too(tmp_path: Path) -> None:
+    """Older files carry ``rotate=90`` (degrees clockwise) in the stream's tags instead of a
+    display matrix; Matroska keeps such tags (as ``ROTATE``)."""
+    path = make_video(tmp_path / "tagged.mkv", 2, picture=corner_block, metadata={"rotate": "90"})
+    with av.open(str(path)) as container:  # the tag really is there, and no display matrix
+        stream = container.streams.video[0]
+        assert {k.lower(): v for k, v in stream.metadata.items()}["rotate"] == "90"
+        assert next(container.decode(stream)).rotation == 0
+    upright = np.rot90(corner_block(0, W, H), -1)  # a clockwise quarter turn
+    with open_source(path) as source:
+        assert source.size == (H, W)
+        frames = read_all(source)
+    assert len(frames) == 2
+    assert all(mean_error(f.image, upright) < 3 for f in frames)
+
+
+def _tag_with_ffmpeg(ffmpeg: str, plain: Path, tagged: Path) -> bool:
+    """Tag ``plain`` with a 90 degree display rotation, the way this ffmpeg can (FFmpeg 6 and
+    later: ``-display_rotation``; before: the ``rotate`` tag, which the MP4 muxer turns into a
+    display matrix). True when it worked."""
+    for args in (
+        ["-display_rotation", "90", "-i", str(plain), "-c", "copy"],
+        ["-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90"],
+    ):
+        done = subprocess.run(
+            [ffmpeg, "-v", "error", "-y", *args, str(tagged)], capture_output=True, timeout=60
+        )
+        if done.returncode == 0:
+            return True
+    return False
+
+
+def test_rotation_matches_what_ffmpeg_shows(tmp_path: Path) -> None:
+    """ffmpeg turns a tagged video upright when it decodes it (autorotate): our frames must be
+    the pictures it shows, whatever sign convention each tool uses inside."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("the ffmpeg command is not installed (.ci/run installs it)")
+    plain = make_video(tmp_path / "plain.mp4", 3, picture=corner_block)
+    tagged = tmp_path / "tagged.mp4"
+    assert _tag_with_ffmpeg(ffmpeg, plain, tagged)
+    shown = tmp_path / "shown.png"
+    subprocess.run(
+        [ffmpeg, "-v", "error", "-i", str(tagged), "-frames:v", "1", str(shown)],
+        check=True,
+        timeout=60,
+    )
+    reference = cv2.imread(str(shown))
+    assert reference.shape == (W, H, 3)  # ffmpeg shows it turned: 48 wide, 64 high
+    with open_source(tagged) as source:
+        assert source.size == (H, W)
+        frame = read_all(source)[0]
+    check_frame(frame, H, W)
+    assert mean_error(frame.image, reference) < 3

@@ -1,5 +1,5 @@
 """Network streams that need no streaming server: bad schemes, unreachable or silent servers,
-HTTP errors, and files served over HTTP (read like files). The RTSP server tests are in
+HTTP errors, and files served over HTTP (read like files, upright). The RTSP server tests are in
 test_rtsp.py and test_run_rtsp.py.
 """
 
@@ -15,8 +15,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
-from video_helpers import make_video, read_all
+from video_helpers import check_frame, corner_block, make_video, mean_error, read_all
 
 from streamdet.errors import SourceError, StreamLostError
 from streamdet.sources import open_source
@@ -106,3 +107,18 @@ def test_file_served_over_http_is_not_live(tmp_path: Path) -> None:
         frames = read_all(source)
     assert [f.index for f in frames] == list(range(10))  # none lost to probing, no replay at EOF
     assert [f.pts for f in frames] == pytest.approx([i / 24 for i in range(10)], abs=1e-6)
+
+
+def test_a_phone_video_served_over_http_comes_out_upright(tmp_path: Path) -> None:
+    """A rotation-tagged MP4 over HTTP: frames upright, and ``size`` upright from the first
+    frame on (a stream's rotation only shows in its decoded frames)."""
+    make_video(tmp_path / "phone.mp4", 5, rotation=90, picture=corner_block, faststart=True)
+    upright = np.rot90(corner_block(0, W, H), 1)  # a counter-clockwise quarter turn
+    with serving(tmp_path) as url, open_source(f"{url}/phone.mp4", open_timeout=5) as source:
+        assert not source.live
+        frames = read_all(source)
+        assert source.size == (H, W)
+    assert [f.index for f in frames] == list(range(5))
+    for frame in frames:
+        check_frame(frame, H, W)
+        assert mean_error(frame.image, upright) < 3
