@@ -46,12 +46,12 @@ import numpy as np
 from streamdet.config import DEFAULT_MODEL
 from streamdet.detect.detector import Detector
 from streamdet.machine import machine_info
-from streamdet.pipeline.outputs import Mp4Output
 from streamdet.pipeline.runner import RunOptions, run
 from streamdet.pipeline.stats import RunReport
-from streamdet.video.render import Renderer
-from streamdet.video.sinks import Mp4Writer
-from streamdet.video.sources import VideoFrame, open_source
+from streamdet.render import Renderer
+from streamdet.sinks import Mp4Sink
+from streamdet.sources import open_source
+from streamdet.types import Frame
 
 HERE = Path(__file__).resolve().parent
 MEDIA = HERE.parent.parent / "shared" / "media"
@@ -94,10 +94,11 @@ def transcode(src: Path, dst: Path, size: tuple[int, int], frames: int) -> int:
     with av.open(str(src)) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or 30
-        with Mp4Writer(dst, fps=rate, crf=18, overwrite=True) as writer:
+        with Mp4Sink(dst, fps=rate, crf=18, overwrite=True) as writer:
             for frame in container.decode(stream):
                 image = frame.to_ndarray(format="bgr24")
-                writer.write(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+                small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+                writer.write(Frame(small, n, None, time.monotonic()))
                 n += 1
                 if n >= frames:
                     break
@@ -116,9 +117,9 @@ def decode_fps(path: Path, hwaccel: str | None = None) -> float:
 def encode_fps(frames: list[np.ndarray], folder: Path, fps: float, codec: str = "libx264") -> float:
     """Frames per second of just encoding ``frames`` to an MP4 (no detection, no drawing)."""
     t0 = time.perf_counter()
-    with Mp4Writer(folder / "encode-only.mp4", fps=fps, codec=codec, overwrite=True) as writer:
-        for f in frames:
-            writer.write(f)
+    with Mp4Sink(folder / "encode-only.mp4", fps=fps, codec=codec, overwrite=True) as writer:
+        for i, f in enumerate(frames):
+            writer.write(Frame(f, i, None, time.monotonic()))
     return len(frames) / (time.perf_counter() - t0)
 
 
@@ -143,7 +144,7 @@ def bench_file(
     images, rate = read_frames(small)
     detector.detect(images[0])  # warm-up: sessions, grid, first-call allocations
     with open_source(small, hwaccel=hwaccel) as source:
-        out = Mp4Output(work / f"{clip.stem}-out.mp4", fps=source.fps, overwrite=True, codec=codec)
+        out = Mp4Sink(work / f"{clip.stem}-out.mp4", fps=source.fps, overwrite=True, codec=codec)
         report = run(source, detector, [out], renderer=Renderer())
     assert report.frames_processed == n, (report.frames_processed, n)
     return FileResult(
@@ -172,7 +173,7 @@ class SimulatedCamera:
         self.seconds = seconds
         self.produced = 0
 
-    def frames(self, stop: threading.Event) -> Iterator[VideoFrame]:
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
         start = time.monotonic()
         i = 0
         while not stop.is_set():
@@ -184,7 +185,7 @@ class SimulatedCamera:
                 time.sleep(delay)
             image = self.images[i % len(self.images)]
             self.produced += 1
-            yield VideoFrame(image=image, index=i, pts=i / self.fps, captured_at=time.monotonic())
+            yield Frame(image=image, index=i, pts=i / self.fps, captured_at=time.monotonic())
             i += 1
 
     def close(self) -> None:
@@ -199,7 +200,7 @@ class SimulatedCamera:
 
 def bench_live(detector: Detector, clip_name: str, images: list[np.ndarray], args, work: Path):
     camera = SimulatedCamera(images, args.camera_fps, args.live_seconds)
-    out = Mp4Output(work / "live-out.mp4", fps=args.camera_fps, overwrite=True, codec=args.codec)
+    out = Mp4Sink(work / "live-out.mp4", fps=args.camera_fps, overwrite=True, codec=args.codec)
     report: RunReport = run(camera, detector, [out], options=RunOptions(queue_size=1))
     lat = report.stages["latency"]
     h, w = images[0].shape[:2]

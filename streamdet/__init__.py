@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamdet.errors import StreamdetError
-from streamdet.types import Detections, FrameResult, Timings
+from streamdet.types import Detections, Frame, FrameResult, Timings
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     "Classifier",
     "Detections",
     "Detector",
+    "Frame",
     "FrameResult",
     "StreamdetError",
     "Timings",

@@ -3,12 +3,12 @@
 It generates a short video of a street with cars, people and coloured shapes moving about (the
 same scene generator the built-in model was trained on), detects a few prompts in every frame
 with the shipped ``streamdet/scenes-clip`` model, and writes an annotated H.264 MP4 and a JSONL
-file with one line per frame.
+file with one line per frame. The clip is a :class:`GeneratedSource`, so the demo runs through
+the same capture thread, runner and sinks as ``streamdet run``.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,9 +20,11 @@ import numpy as np
 from streamdet.config import DEFAULT_MODEL
 from streamdet.detect.detector import Detector
 from streamdet.errors import ConfigError
+from streamdet.pipeline.runner import run
+from streamdet.sinks import JsonlSink, Mp4Sink
+from streamdet.sources import GeneratedSource
 from streamdet.synth.scenes import moving_video
-from streamdet.video.render import draw_boxes
-from streamdet.video.sinks import JsonlWriter, Mp4Writer
+from streamdet.types import Frame, FrameResult
 
 DEMO_PROMPTS: tuple[str, ...] = ("a red car", "a green car", "a person")
 
@@ -83,24 +85,40 @@ def run_demo(
         raise ConfigError(f"'{out}' exists and is not a folder; pass another -o folder")
     out.mkdir(parents=True, exist_ok=True)
     detector = Detector(model, prompts, preset=preset, **overrides)
-    frames = demo_frames(n_frames, size[0], size[1], seed)
-    counts: Counter[str] = Counter()
-    start = time.perf_counter()
+    pictures = demo_frames(n_frames, size[0], size[1], seed)
+    source = GeneratedSource(
+        lambda: iter(pictures),
+        fps=fps,
+        frame_count=n_frames,
+        name="the demo street clip",
+        size=(size[1], size[0]),
+    )
+    counts = _LabelCounts()
     with (
-        Mp4Writer(out / "demo.mp4", fps=fps, overwrite=overwrite) as video,
-        JsonlWriter(out / "demo.jsonl", overwrite=overwrite) as jsonl,
+        Mp4Sink(out / "demo.mp4", fps=fps, overwrite=overwrite) as video,
+        JsonlSink(out / "demo.jsonl", overwrite=overwrite) as jsonl,
     ):
-        for i, frame in enumerate(frames):
-            result = detector.detect(frame)
-            counts.update(result.labels())
-            jsonl.write(i, i / fps, result)
-            video.write(draw_boxes(frame, result), i / fps)
-    seconds = time.perf_counter() - start
+        report = run(source, detector, [video, jsonl, counts])
     return DemoReport(
         video=out / "demo.mp4",
         jsonl=out / "demo.jsonl",
-        frames=len(frames),
-        detections={p: counts[p] for p in detector.prompts},
-        seconds=seconds,
-        provider=detector.provider,
+        frames=report.frames_processed,
+        detections={p: counts.counts[p] for p in detector.prompts},
+        seconds=report.seconds,
+        provider=report.provider,
     )
+
+
+class _LabelCounts:
+    """A sink that counts the boxes of each prompt, for the demo's summary line."""
+
+    needs_picture = False
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def write(self, frame: Frame, result: FrameResult, picture: np.ndarray | None) -> None:
+        self.counts.update(result.labels())
+
+    def close(self) -> tuple[str, int] | None:
+        return None

@@ -1,5 +1,6 @@
 """Small frozen data types passed between stages.
 
+``Frame`` is what a source yields and every later stage (capture queue, inference, sinks) receives.
 ``Detections`` follows the parallel-arrays design of roboflow/supervision: one row per box, shapes
 checked on construction, boolean-mask indexing. ``FrameResult`` is what ``Detector.detect`` returns
 for one frame.
@@ -25,6 +26,27 @@ def _check_array(name: str, value: np.ndarray, shape: tuple[int | None, ...]) ->
     ):
         want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"{name} must have shape {want}, but got {value.shape}")
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded frame.
+
+    ``image`` is (H, W, 3) uint8 BGR and C-contiguous whatever the input was (gray, alpha, 4:4:4,
+    odd sizes), and upright (a display rotation the input carries is already applied). ``index``
+    counts the frames this source produced, from 0. ``pts`` is the presentation time in seconds
+    from the start of the source: from the file for files (variable frame rate kept), and for live
+    sources increasing across reconnects (the gap is the wall-clock time without frames); ``None``
+    only when the source has no timing at all. ``captured_at`` is ``time.monotonic()`` when the
+    frame was read, so a consumer can tell how old it is.
+
+    Compared by identity (``eq=False``): comparing the arrays elementwise is never what is meant.
+    """
+
+    image: np.ndarray
+    index: int
+    pts: float | None
+    captured_at: float
 
 
 @dataclass(frozen=True)

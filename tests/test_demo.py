@@ -7,7 +7,7 @@ import json
 import pytest
 
 from streamdet.cli import main
-from streamdet.video.sinks import probe_video
+from streamdet.sinks import probe_video
 
 
 def test_demo_writes_a_playable_mp4_and_one_json_line_per_frame(tiny_model_dir, tmp_path, capsys):
@@ -64,3 +64,20 @@ def test_demo_refuses_to_overwrite_an_earlier_run(tiny_model_dir, tmp_path, caps
 def test_demo_rejects_zero_frames(tiny_model_dir, tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path), "--frames", "0", "--model", str(tiny_model_dir)]) == 1
     assert "at least one frame" in capsys.readouterr().err
+
+
+def test_the_demo_report_counts_the_boxes_its_jsonl_holds(tmp_path):
+    """The demo runs through the pipeline (generated source, runner, sinks): its report's frame
+    and box counts are those of the files it wrote. With the built-in model, which finds the
+    clip's cars and people."""
+    from collections import Counter
+
+    from streamdet.demo import DEMO_PROMPTS, run_demo
+
+    report = run_demo(tmp_path / "demo", n_frames=3, size=(180, 320), cache_dir=tmp_path / "c")
+    lines = [json.loads(line) for line in report.jsonl.read_text().splitlines()]
+    counted = Counter(d["label"] for line in lines for d in line["detections"])
+    assert report.frames == len(lines) == probe_video(report.video).frames == 3
+    assert report.detections == {p: counted[p] for p in DEMO_PROMPTS}
+    assert sum(report.detections.values()) > 0
+    assert report.seconds > 0 and report.provider == "CPUExecutionProvider"

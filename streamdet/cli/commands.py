@@ -91,7 +91,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     import cv2
 
     from streamdet.detect.detector import Detector
-    from streamdet.video.render import draw_boxes, draw_heatmap
+    from streamdet.render import draw_boxes, draw_heatmap
 
     if not args.prompt:
         raise StreamdetError("give at least one prompt with -p, e.g. -p 'a red car'")

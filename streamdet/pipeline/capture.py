@@ -26,7 +26,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from streamdet.video.sources import Source, VideoFrame
+from streamdet.sources import Source
+from streamdet.types import Frame
 
 #: How often blocked queue operations look at the stop event, in seconds.
 POLL_S = 0.05
@@ -53,14 +54,14 @@ class FrameQueue:
             raise ValueError(f"maxsize must be at least 1, but got {maxsize}")
         self.maxsize = maxsize
         self.drop_oldest = drop_oldest
-        self._items: collections.deque[VideoFrame] = collections.deque()
+        self._items: collections.deque[Frame] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
         self._error: BaseException | None = None
         self.dropped = 0
         self.failed = False  # the reader's error was raised by get()
 
-    def put(self, frame: VideoFrame, stop: threading.Event) -> bool:
+    def put(self, frame: Frame, stop: threading.Event) -> bool:
         """Queue ``frame``; False if ``stop`` was set first (the frame is then not queued)."""
         with self._cond:
             if self.drop_oldest:
@@ -83,7 +84,7 @@ class FrameQueue:
             self._error = error
             self._cond.notify_all()
 
-    def get(self, stop: threading.Event, timeout: float | None = None) -> VideoFrame | None:
+    def get(self, stop: threading.Event, timeout: float | None = None) -> Frame | None:
         """The next frame, or None if ``stop`` was set or ``timeout`` passed while waiting.
 
         Raises ``EndOfStream`` after the last frame, or the reader's error.

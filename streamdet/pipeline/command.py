@@ -22,28 +22,28 @@ from pathlib import Path
 
 from streamdet.cli.flags import Settings
 from streamdet.errors import ConfigError, PromptError, SourceError, StreamdetError
-from streamdet.pipeline.outputs import (
-    ImageOutput,
-    JsonlOutput,
-    Mp4Output,
-    Output,
-    WindowOutput,
-    check_display,
-    ensure_folder,
-)
 from streamdet.pipeline.plan import STDOUT, InputPlan, plan_outputs
 from streamdet.pipeline.progress import progress_line, stats_line
 from streamdet.pipeline.prompt_file import PromptFile
 from streamdet.pipeline.runner import Progress, RunOptions, run
 from streamdet.pipeline.stats import RunReport, StageClock
-from streamdet.video.render import Renderer
-from streamdet.video.sources import (
+from streamdet.render import Renderer
+from streamdet.sinks import (
+    ImageSink,
+    JsonlSink,
+    Mp4Sink,
+    Sink,
+    WindowSink,
+    check_display,
+    ensure_folder,
+)
+from streamdet.sources import (
     ReconnectPolicy,
     expand_inputs,
     hardware_decoder,
+    mask_url,
     open_source,
 )
-from streamdet.video.urls import mask_url
 
 _log = logging.getLogger("streamdet.run")
 
@@ -157,28 +157,28 @@ class _Terminal:
             self._drawn = False
 
 
-def _outputs_for(plan: InputPlan, fps: float | None, args, stop: threading.Event) -> list[Output]:
-    outputs: list[Output] = []
+def _sinks_for(plan: InputPlan, fps: float | None, args, stop: threading.Event) -> list[Sink]:
+    sinks: list[Sink] = []
     try:
         if plan.video is not None:
             ensure_folder(plan.video.parent)
             if plan.video.suffix.lower() in (".mp4", ".m4v", ".mov"):
-                outputs.append(
-                    Mp4Output(plan.video, fps=fps, overwrite=args.overwrite, codec=args.codec)
+                sinks.append(
+                    Mp4Sink(plan.video, fps=fps, overwrite=args.overwrite, codec=args.codec)
                 )
             else:
-                outputs.append(ImageOutput(plan.video, overwrite=args.overwrite))
+                sinks.append(ImageSink(plan.video, overwrite=args.overwrite))
         if plan.jsonl is not None:
             if plan.jsonl != STDOUT:
                 ensure_folder(Path(plan.jsonl).parent)
-            outputs.append(JsonlOutput(plan.jsonl, overwrite=args.overwrite))
+            sinks.append(JsonlSink(plan.jsonl, overwrite=args.overwrite))
         if args.show:
-            outputs.append(WindowOutput("streamdet", stop.set))
+            sinks.append(WindowSink("streamdet", stop.set))
     except BaseException:
-        for out in outputs:
-            out.close()
+        for sink in sinks:
+            sink.close()
         raise
-    return outputs
+    return sinks
 
 
 def _run_one(plan: InputPlan, detector, args, stop: threading.Event, prompts) -> RunReport:
@@ -190,7 +190,7 @@ def _run_one(plan: InputPlan, detector, args, stop: threading.Event, prompts) ->
         reconnect=reconnect,
         hwaccel=getattr(args, "hwaccel", None),
     ) as source:
-        outputs = _outputs_for(plan, source.fps, args, stop)
+        sinks = _sinks_for(plan, source.fps, args, stop)
         terminal = _Terminal(source.name, source.live, args.stats)
         if args.max_fps and not source.live:
             _log.warning(
@@ -204,7 +204,7 @@ def _run_one(plan: InputPlan, detector, args, stop: threading.Event, prompts) ->
             return run(
                 source,
                 detector,
-                outputs,
+                sinks,
                 renderer=Renderer(heatmap=args.heatmap, overlay=args.overlay),
                 options=options,
                 stop=stop,

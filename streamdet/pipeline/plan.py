@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamdet.errors import ConfigError, OutputExistsError
-from streamdet.video.sinks import ImageWriter
-from streamdet.video.sources import IMAGE_SUFFIXES
-from streamdet.video.urls import is_url, mask_url
+from streamdet.sinks import STDOUT, ImageSink
+from streamdet.sources import IMAGE_SUFFIXES, is_url, mask_url
 
-STDOUT = "-"
 VIDEO_OUT_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
@@ -68,7 +66,7 @@ def _video_target(spec: str, out: str, many: bool) -> Path:
     target = Path(out)
     suffix = target.suffix.lower()
     if _is_image(spec):
-        if suffix not in ImageWriter.SUFFIXES and suffix not in VIDEO_OUT_SUFFIXES:
+        if suffix not in ImageSink.SUFFIXES and suffix not in VIDEO_OUT_SUFFIXES:
             raise ConfigError(
                 f"-o '{out}' must end in .png/.jpg (annotated image) or .mp4 for image input"
             )

@@ -1,5 +1,5 @@
 """The streaming pipeline: capture thread -> frame queue -> inference thread -> result queue ->
-render and outputs (on the calling thread).
+render and sinks (on the calling thread).
 
 Why this shape:
 
@@ -11,12 +11,12 @@ Why this shape:
   and for noticing Ctrl-C at once. ONNX Runtime, OpenCV and PyAV release the GIL, so the stages
   really overlap on a multi-core machine.
 * Rendering and writing happen in order on the calling thread, one frame at a time, so every
-  output holds the same frames: after a stop the MP4's frame count equals the JSONL's line count.
+  sink holds the same frames: after a stop the MP4's frame count equals the JSONL's line count.
 
 One ``halt`` event stops every stage. It is set by the caller's ``stop`` event (Ctrl-C, ``q`` in
 the window), by the end of the input, or by an error in any stage; every queue operation waits at
 most ``POLL_S`` before looking at it, so nothing hangs. An error in a thread is caught there,
-kept with its traceback, and raised on the calling thread after the outputs were finalised:
+kept with its traceback, and raised on the calling thread after the sinks were finalised:
 ``StreamdetError``s as they are (one-line messages), anything else as ``PipelineError`` naming the
 stage, chained to the original.
 """
@@ -35,12 +35,12 @@ import numpy as np
 
 from streamdet.errors import PipelineError, StreamdetError
 from streamdet.pipeline.capture import POLL_S, Capture, EndOfStream
-from streamdet.pipeline.outputs import Output
 from streamdet.pipeline.prompt_file import PromptFile
 from streamdet.pipeline.stats import RunReport, StageClock
-from streamdet.types import FrameResult
-from streamdet.video.render import Renderer
-from streamdet.video.sources import Source, VideoFrame
+from streamdet.render import Renderer
+from streamdet.sinks import Sink
+from streamdet.sources import Source
+from streamdet.types import Frame, FrameResult
 
 _log = logging.getLogger("streamdet.pipeline")
 
@@ -64,7 +64,7 @@ class RunOptions:
 
     queue_size: frames between capture and inference (default: 1 for live sources, 8 for files).
     max_fps: sample a live source down to this rate before the queue.
-    result_queue: detected frames waiting for render/outputs (back-pressure on inference).
+    result_queue: detected frames waiting for render/sinks (back-pressure on inference).
     stats_interval: seconds between live stats lines (None: no live stats).
     join_timeout: how long to wait for a stage to finish its current step after a stop.
     """
@@ -175,7 +175,7 @@ class _Inference:
 def run(
     source: Source,
     detector: FrameDetector,
-    outputs: Sequence[Output],
+    sinks: Sequence[Sink],
     *,
     renderer: Renderer | None = None,
     options: RunOptions | None = None,
@@ -184,12 +184,12 @@ def run(
     on_progress: Callable[[Progress], None] | None = None,
     on_stats: Callable[[Progress, StageClock], None] | None = None,
 ) -> RunReport:
-    """Run ``source`` through ``detector`` into ``outputs`` until the end, a stop or an error.
+    """Run ``source`` through ``detector`` into ``sinks`` until the end, a stop or an error.
 
-    Outputs are always closed (finalised) before this returns or raises. ``stop`` (set it from a
+    Sinks are always closed (finalised) before this returns or raises. ``stop`` (set it from a
     signal handler or another thread) ends the run after the frame being written; the report
     then says ``interrupted``. A ``KeyboardInterrupt`` on the calling thread does the same and is
-    re-raised after the outputs are closed.
+    re-raised after the sinks are closed.
     """
     renderer = renderer or Renderer()
     options = options or RunOptions()
@@ -200,7 +200,7 @@ def run(
     capture = Capture(source, halt, queue_size=options.queue_size, max_fps=options.max_fps)
     results: queue.Queue = queue.Queue(maxsize=max(1, options.result_queue))
     worker = _Inference(capture, detector, results, halt, failure, clock, prompts)
-    needs_picture = any(o.needs_picture for o in outputs)
+    needs_picture = any(s.needs_picture for s in sinks)
     expected = None if source.live else source.frame_count
     processed = 0
     interrupted = False
@@ -238,7 +238,7 @@ def run(
                 break
             frame, result = item
             try:
-                _write_frame(frame, result, outputs, renderer, needs_picture, clock, snapshot)
+                _write_frame(frame, result, sinks, renderer, needs_picture, clock, snapshot)
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -266,9 +266,9 @@ def run(
         ):
             if not ok:
                 _log.warning("the %s stage did not stop within %.0f s", name, options.join_timeout)
-        for out in outputs:
+        for sink in sinks:
             try:
-                done = out.close()
+                done = sink.close()
             except BaseException as exc:  # the first error wins; the others still close
                 failure.set("output", exc)
                 continue
@@ -311,23 +311,23 @@ def _overlay_lines(progress: Progress) -> list[str]:
 
 
 def _write_frame(
-    frame: VideoFrame,
+    frame: Frame,
     result: FrameResult,
-    outputs: Sequence[Output],
+    sinks: Sequence[Sink],
     renderer: Renderer,
     needs_picture: bool,
     clock: StageClock,
     snapshot: Callable[[], Progress],
 ) -> None:
-    """Render once, hand the frame to every output, and record render/write/latency times."""
+    """Render once, hand the frame to every sink, and record render/write/latency times."""
     t0 = time.perf_counter()
     picture = None
     if needs_picture:
         overlay = _overlay_lines(snapshot()) if renderer.overlay else ()
         picture = renderer.render(frame.image, result, overlay)
     t1 = time.perf_counter()
-    for out in outputs:
-        out.write(frame, result, picture)
+    for sink in sinks:
+        sink.write(frame, result, picture)
     t2 = time.perf_counter()
     clock.add("render", (t1 - t0) * 1e3)
     clock.add("write", (t2 - t1) * 1e3)

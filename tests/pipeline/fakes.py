@@ -1,4 +1,4 @@
-"""Stand-ins for a source, a detector and an output, so the pipeline's behaviour (ordering,
+"""Stand-ins for a source, a detector and a sink, so the pipeline's behaviour (ordering,
 dropping, stopping, errors) is tested in milliseconds without a model or a codec."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from streamdet.types import Detections, FrameResult, Timings
-from streamdet.video.sources import VideoFrame
+from streamdet.types import Detections, Frame, FrameResult, Timings
 
 
 class FakeSource:
@@ -41,7 +40,7 @@ class FakeSource:
         self.produced: list[float] = []  # captured_at of every frame produced
         self.closed = False
 
-    def frames(self, stop: threading.Event) -> Iterator[VideoFrame]:
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
         i = 0
         start = time.monotonic()
         while (self.n is None or i < self.n) and not stop.is_set():
@@ -55,7 +54,7 @@ class FakeSource:
             image[0, 0, 0] = i % 256
             now = time.monotonic()
             self.produced.append(now)
-            yield VideoFrame(image=image, index=i, pts=i / (self.pace or 25.0), captured_at=now)
+            yield Frame(image=image, index=i, pts=i / (self.pace or 25.0), captured_at=now)
             i += 1
 
     def close(self) -> None:
@@ -96,7 +95,7 @@ class FakeDetector:
         )
 
 
-class ListOutput:
+class ListSink:
     """Keeps (frame index, prompts, picture shape) of every frame written."""
 
     needs_picture = True

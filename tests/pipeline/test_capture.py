@@ -11,11 +11,11 @@ import pytest
 from fakes import FakeSource
 
 from streamdet.pipeline.capture import Capture, EndOfStream, FrameQueue
-from streamdet.video.sources import VideoFrame
+from streamdet.types import Frame
 
 
-def frame(i: int) -> VideoFrame:
-    return VideoFrame(np.zeros((2, 2, 3), np.uint8), i, i / 30, time.monotonic())
+def frame(i: int) -> Frame:
+    return Frame(np.zeros((2, 2, 3), np.uint8), i, i / 30, time.monotonic())
 
 
 def drain(q: FrameQueue, stop: threading.Event) -> list[int]:

@@ -1,11 +1,7 @@
-"""What the terminal shows: the progress bar, live stats, the end summary, and the --show check."""
+"""What the terminal shows: the progress bar, live stats and the end summary."""
 
 from __future__ import annotations
 
-import pytest
-
-from streamdet.errors import ConfigError
-from streamdet.pipeline import outputs
 from streamdet.pipeline.progress import progress_line, stats_line
 from streamdet.pipeline.runner import Progress
 from streamdet.pipeline.stats import RunReport, StageClock
@@ -59,45 +55,3 @@ def test_stage_summary_percentiles_and_run_summary_lines():
     assert lines[2:4] == ["  wrote o.mp4 (40 frames)", "  wrote o.jsonl (40 lines)"]
     assert lines[-1] == "  wrote <stdout> (1 line)"
     assert report.to_dict()["fps"] == 4.0
-
-
-def test_show_needs_a_display(monkeypatch):
-    monkeypatch.setattr(outputs.sys, "platform", "linux")
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    with pytest.raises(ConfigError, match="needs a display"):
-        outputs.check_display()
-
-
-def test_show_needs_an_opencv_with_a_gui(monkeypatch):
-    monkeypatch.setenv("DISPLAY", ":0")
-    monkeypatch.setattr(outputs, "_opencv_gui", lambda: "")
-    with pytest.raises(ConfigError, match="pip install opencv-python"):
-        outputs.check_display()
-    monkeypatch.setattr(outputs, "_opencv_gui", lambda: "GTK3")
-    outputs.check_display()  # no error
-
-
-def test_the_window_output_shows_frames_and_stops_on_q(monkeypatch):
-    import numpy as np
-
-    from streamdet.types import Detections, FrameResult
-    from streamdet.video.sources import VideoFrame
-
-    shown, keys = [], iter([-1, ord("q")])
-    monkeypatch.setattr(outputs, "check_display", lambda: None)
-    monkeypatch.setattr(outputs.cv2, "namedWindow", lambda *a: None)
-    monkeypatch.setattr(outputs.cv2, "imshow", lambda title, img: shown.append(img.shape))
-    monkeypatch.setattr(outputs.cv2, "waitKey", lambda ms: next(keys))
-    monkeypatch.setattr(outputs.cv2, "getWindowProperty", lambda *a: 1.0)
-    monkeypatch.setattr(outputs.cv2, "destroyWindow", lambda *a: None)
-    quit_calls = []
-    window = outputs.WindowOutput("t", lambda: quit_calls.append(1))
-    img = np.zeros((4, 6, 3), np.uint8)
-    frame = VideoFrame(img, 0, 0.0, 0.0)
-    result = FrameResult(Detections.empty(), np.zeros((1, 1, 1), np.float32), ("a",), (4, 6), 8)
-    window.write(frame, result, img)
-    assert quit_calls == []
-    window.write(frame, result, img)
-    assert quit_calls == [1] and shown == [(4, 6, 3), (4, 6, 3)]
-    assert window.close() is None

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from streamdet.cli import main
-from streamdet.video.sinks import Mp4Writer, probe_video
+from streamdet.sinks import Mp4Sink, probe_video
+from streamdet.types import Frame
 
 W, H = 160, 96
 
@@ -31,9 +32,9 @@ def picture(i: int, w: int = W, h: int = H) -> np.ndarray:
 
 
 def make_video(path: Path, n: int = 12, fps: float = 12, pts=None, w: int = W, h: int = H):
-    with Mp4Writer(path, fps=fps) as writer:
+    with Mp4Sink(path, fps=fps) as sink:
         for i in range(n):
-            writer.write(picture(i, w, h), None if pts is None else pts[i])
+            sink.write(Frame(picture(i, w, h), i, None if pts is None else pts[i], 0.0))
     return path
 
 
@@ -357,3 +358,37 @@ def test_fast_setting_uses_fewer_windows_and_still_writes_every_frame(clip, tmp_
     assert run_cli(*args, "--jsonl", str(jl), "--fast", "--device", "cuda", "--allow-fallback") == 0
     assert made[-1].model.encoders.precision == "fp16"
     assert [r["frame"] for r in read_jsonl(jl)] == list(range(12))
+
+
+def test_a_phone_video_is_detected_and_written_upright(tmp_path):
+    """A 160x96 video whose stream says "turn me 90 degrees counter-clockwise" (as a phone held
+    upright writes it): the MP4 comes out 96x160 and upright, untagged, and the boxes are in the
+    upright frame's coordinates."""
+    from video_helpers import make_video as make_tagged_video
+
+    def disc_top_left(i: int, w: int, h: int) -> np.ndarray:
+        img = np.full((h, w, 3), 110, np.uint8)
+        yy, xx = np.mgrid[0:h, 0:w]
+        img[(xx - 30) ** 2 + (yy - 25) ** 2 < 18**2] = (30, 30, 220)
+        return img
+
+    clip = make_tagged_video(
+        tmp_path / "phone.mp4", 4, fps=12, size=(W, H), rotation=90, picture=disc_top_left
+    )
+    out, jl = tmp_path / "o.mp4", tmp_path / "o.jsonl"
+    assert run_cli(str(clip), "-p", "a red circle", "-o", str(out), "--jsonl", str(jl)) == 0
+    info = probe_video(out)
+    assert (info.frames, info.width, info.height, info.rotation) == (4, H, W, 0)
+    # Turned counter-clockwise, the disc's centre (30, 25) moves to (25, W - 1 - 30).
+    cx, cy = 25, W - 1 - 30
+    import av
+
+    with av.open(str(out)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    assert first[cy, cx, 2] > 170 and first[cy, cx, 0] < 90  # red where a viewer sees the disc
+    assert abs(int(first[25, 30, 2]) - 110) < 25  # grey where the stored picture had it
+    boxes = [d["box"] for r in read_jsonl(jl) for d in r["detections"]]
+    assert boxes, "the red disc was not found in any frame"
+    for x1, y1, x2, y2 in boxes:
+        assert 0 <= x1 < x2 <= H and 0 <= y1 < y2 <= W
+        assert abs((x1 + x2) / 2 - cx) < 12 and abs((y1 + y2) / 2 - cy) < 12

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from fakes import FakeDetector, FakeSource, ListOutput
+from fakes import FakeDetector, FakeSource, ListSink
 
 from streamdet.errors import PipelineError, SourceError
 from streamdet.pipeline.prompt_file import PromptFile
@@ -15,7 +15,7 @@ from streamdet.pipeline.runner import RunOptions, run
 
 
 def test_a_file_is_processed_whole_and_in_order():
-    det, out = FakeDetector(), ListOutput()
+    det, out = FakeDetector(), ListSink()
     report = run(FakeSource(40), det, [out], options=RunOptions(queue_size=2, result_queue=1))
     assert [i for i, _ in out.items] == list(range(40))
     assert det.seen == list(range(40))
@@ -26,7 +26,7 @@ def test_a_file_is_processed_whole_and_in_order():
 
 
 def test_a_slow_detector_never_loses_a_file_frame():
-    det, out = FakeDetector(delay=0.005), ListOutput()
+    det, out = FakeDetector(delay=0.005), ListSink()
     run(FakeSource(30), det, [out])
     assert [i for i, _ in out.items] == list(range(30))
 
@@ -46,7 +46,7 @@ def test_a_live_source_faster_than_inference_stays_bounded_and_fresh():
         if count >= 25:
             stop.set()
 
-    out = ListOutput(on_write=on_write)
+    out = ListSink(on_write=on_write)
     report = run(source, det, [out], options=RunOptions(queue_size=1), stop=stop)
     assert report.interrupted and report.frames_processed >= 25
     assert report.frames_dropped > report.frames_processed  # most frames dropped
@@ -60,14 +60,14 @@ def test_a_live_source_faster_than_inference_stays_bounded_and_fresh():
 
 def test_stop_ends_the_run_and_closes_every_output():
     stop = threading.Event()
-    out = ListOutput(on_write=lambda n: stop.set() if n == 5 else None)
+    out = ListSink(on_write=lambda n: stop.set() if n == 5 else None)
     report = run(FakeSource(None, live=True, fps=100), FakeDetector(), [out], stop=stop)
     assert report.interrupted and out.closed
     assert report.frames_processed == len(out.items) >= 5
 
 
 def test_an_inference_error_stops_everything_and_names_the_stage():
-    out = ListOutput()
+    out = ListSink()
     t0 = time.monotonic()
     with pytest.raises(PipelineError, match="inference stage failed: ZeroDivisionError: boom"):
         run(FakeSource(None, live=True, fps=100), FakeDetector(fail_at=3), [out])
@@ -76,7 +76,7 @@ def test_an_inference_error_stops_everything_and_names_the_stage():
 
 
 def test_a_source_error_is_raised_as_is_after_the_frames_before_it():
-    out = ListOutput()
+    out = ListSink()
     with pytest.raises(SourceError, match="stream lost"):
         run(FakeSource(20, fail_at=7, error=SourceError("stream lost")), FakeDetector(), [out])
     assert [i for i, _ in out.items] == list(range(7)) and out.closed
@@ -84,11 +84,11 @@ def test_a_source_error_is_raised_as_is_after_the_frames_before_it():
 
 def test_a_non_streamdet_source_error_is_wrapped_with_the_capture_stage():
     with pytest.raises(PipelineError, match="capture stage failed: OSError"):
-        run(FakeSource(5, fail_at=2, error=OSError("usb")), FakeDetector(), [ListOutput()])
+        run(FakeSource(5, fail_at=2, error=OSError("usb")), FakeDetector(), [ListSink()])
 
 
 def test_an_output_error_stops_the_run_and_the_other_outputs_are_closed():
-    good, bad = ListOutput(), ListOutput(fail_at=4)
+    good, bad = ListSink(), ListSink(fail_at=4)
     with pytest.raises(PipelineError, match="output stage failed: OSError"):
         run(FakeSource(None, live=True, fps=100), FakeDetector(), [good, bad])
     assert good.closed and bad.closed
@@ -100,7 +100,7 @@ def test_keyboard_interrupt_on_the_calling_thread_closes_outputs_then_propagates
         if n == 3:
             raise KeyboardInterrupt
 
-    out = ListOutput(on_write=interrupt)
+    out = ListSink(on_write=interrupt)
     with pytest.raises(KeyboardInterrupt):
         run(FakeSource(None, live=True, fps=100), FakeDetector(), [out])
     assert out.closed
@@ -115,11 +115,11 @@ def test_a_changed_prompt_file_reaches_the_detector_mid_run(tmp_path):
         if n == 3:
             path.write_text("# edited\na person\na dog\n")
 
-    out = ListOutput(on_write=edit)
+    out = ListSink(on_write=edit)
     det = FakeDetector(delay=0.01)
     det.set_prompts(watch.prompts)
     stop = threading.Event()
-    out2 = ListOutput(on_write=lambda n: stop.set() if n == 40 else None)
+    out2 = ListSink(on_write=lambda n: stop.set() if n == 40 else None)
     run(FakeSource(None, live=True, fps=100), det, [out, out2], prompts=watch, stop=stop)
     assert det.prompt_changes[-1] == ("a person", "a dog")
     prompts_seen = [p for _, p in out.items]

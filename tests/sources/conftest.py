@@ -1,4 +1,4 @@
-"""Fixtures for the video tests: a real RTSP server (GStreamer) that tests can kill and restart.
+"""Fixtures for the source tests: a real RTSP server (GStreamer) that tests can kill and restart.
 
 The server is ``tests/rtsp_server.py`` run by Debian's ``/usr/bin/python3``, because python3-gi
 and the GstRtspServer typelib are system packages, not wheels in the venv. When they (or the

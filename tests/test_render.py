@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from streamdet.errors import ConfigError
-from streamdet.types import Detections, FrameResult
-from streamdet.video.render import (
+from streamdet.render import (
     Renderer,
     colour_of,
     draw_boxes,
@@ -16,6 +15,7 @@ from streamdet.video.render import (
     draw_heatmap,
     draw_overlay,
 )
+from streamdet.types import Detections, FrameResult
 
 
 def result(h: int = 70, w: int = 100, patch: int = 32) -> FrameResult:

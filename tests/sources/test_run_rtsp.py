@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from streamdet.video.sinks import probe_video
+from streamdet.sinks import probe_video
 
 SECRET = "pa55-w0rd"
 

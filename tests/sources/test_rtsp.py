@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from streamdet.errors import SourceError, StreamLostError
-from streamdet.video.sources import ReconnectPolicy, VideoFrame, open_source
+from streamdet.sources import ReconnectPolicy, open_source
+from streamdet.types import Frame
 
 SECRET = "s3cr3t-pw"
 
 
-def take(frames: Iterator[VideoFrame], n: int) -> list[VideoFrame]:
+def take(frames: Iterator[Frame], n: int) -> list[Frame]:
     return list(itertools.islice(frames, n))
 
 
@@ -73,7 +74,7 @@ def test_reconnects_after_the_server_comes_back_and_never_shows_the_password(
         except BaseException as err:  # reported by the assertion below
             restart_errors.append(err)
 
-    frames: list[VideoFrame] = []
+    frames: list[Frame] = []
     stop = threading.Event()
     killed_at = back_at = None
     with caplog.at_level(logging.DEBUG):
