@@ -9,9 +9,35 @@ from streamdet.cli.flags import add_detector_flags, settings_from_args
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from streamdet.pipeline.command import cmd_run
+    """Flags -> a checked job (before the model loads) -> the detector -> the run."""
+    from streamdet.detect.detector import Detector
+    from streamdet.pipeline.job import RunJob, plan_job, run_job
 
-    return cmd_run(args, settings_from_args(args))
+    settings = settings_from_args(args)
+    planned = plan_job(
+        RunJob(
+            source=args.source,
+            prompts=tuple(args.prompt),
+            prompts_file=args.prompts_file,
+            video_out=args.output,
+            jsonl_out=args.jsonl,
+            show=args.show,
+            heatmap=args.heatmap,
+            overlay=args.overlay,
+            stats=args.stats,
+            report=args.report,
+            overwrite=args.overwrite,
+            codec=args.codec,
+            hwaccel=args.hwaccel,
+            max_fps=args.max_fps,
+            timeout=args.timeout,
+            reconnect_timeout=args.reconnect_timeout,
+        )
+    )
+    detector = Detector(
+        args.model, planned.initial_prompts, preset=settings.preset, **settings.overrides
+    )
+    return run_job(planned, detector)
 
 
 def add_run_parser(sub: argparse._SubParsersAction) -> None:

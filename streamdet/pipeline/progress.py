@@ -1,10 +1,12 @@
 """Text for the terminal while a run goes: a progress bar for files, a stats line for ``--stats``.
 
-Both are plain functions of a ``Progress`` snapshot so they are tested without a terminal; the
-CLI decides where they go (the bar only when stderr is a terminal, redrawn in place).
+Both are plain functions of a ``Progress`` snapshot so they are tested without a terminal;
+``Terminal`` puts them on stderr (the bar only when stderr is a terminal, redrawn in place).
 """
 
 from __future__ import annotations
+
+import sys
 
 from streamdet.pipeline.runner import Progress
 from streamdet.pipeline.stats import StageClock
@@ -41,3 +43,30 @@ def stats_line(p: Progress, clock: StageClock) -> str:
         if value is not None:
             parts.append(f"{stage} {value:.1f} ms")
     return "stats: " + ", ".join(parts)
+
+
+class Terminal:
+    """Progress bar (files, when stderr is a terminal) and live stats lines on stderr."""
+
+    def __init__(self, name: str, live: bool) -> None:
+        self.name = name
+        self.bar = sys.stderr.isatty() and not live
+        self._drawn = False
+
+    def progress(self, p: Progress) -> None:
+        if self.bar:
+            sys.stderr.write("\r" + progress_line(p, self.name) + "\x1b[K")
+            sys.stderr.flush()
+            self._drawn = True
+
+    def live_stats(self, p: Progress, clock: StageClock) -> None:
+        if self._drawn:
+            sys.stderr.write("\n")
+            self._drawn = False
+        print(stats_line(p, clock), file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        if self._drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self._drawn = False

@@ -292,7 +292,14 @@ def run(
         outputs=written,
         interrupted=interrupted,
         provider=detector.provider,
+        config=_config_record(detector),
     )
+
+
+def _config_record(detector: FrameDetector) -> dict | None:
+    """The detector's resolved configuration for the report (test doubles may have none)."""
+    config = getattr(detector, "config", None)
+    return config.to_dict() if config is not None else None
 
 
 def _join(thread: threading.Thread, timeout: float) -> bool:

@@ -95,6 +95,8 @@ class RunReport:
     outputs: dict[str, int]  # path -> frames (MP4, image) or lines (JSONL) written
     interrupted: bool
     provider: str
+    #: The detector's resolved configuration (``DetectorConfig.to_dict()``), when it has one.
+    config: dict | None = None
 
     @property
     def fps(self) -> float:
@@ -114,6 +116,7 @@ class RunReport:
             "outputs": dict(self.outputs),
             "interrupted": self.interrupted,
             "provider": self.provider,
+            "config": self.config,
         }
 
     def lines(self) -> list[str]:

@@ -131,12 +131,17 @@ def test_a_folder_gives_one_output_per_input_and_skips_what_cannot_be_read(tmp_p
 
 def test_jsonl_to_stdout_and_a_json_report(clip, tmp_path, capsys):
     report = tmp_path / "report.json"
-    assert run_cli(str(clip), "-p", "a car", "--jsonl", "-", "--report", str(report)) == 0
+    args = ["-p", "a car", "--jsonl", "-", "--report", str(report), "--stride", "2"]
+    assert run_cli(str(clip), *args) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [r["frame"] for r in lines] == list(range(12))
     (rep,) = json.loads(report.read_text())
     assert rep["frames_processed"] == 12 and rep["frames_dropped"] == 0
     assert {"encode", "render", "write", "latency"} <= set(rep["stages_ms"])
+    # the resolved configuration, with where each value came from
+    config = rep["config"]
+    assert config["grid"]["stride"] == 2 and config["sources"]["stride"] == "you"
+    assert config["grid"]["patch"] == 32 and config["sources"]["patch"] == "model"
 
 
 def test_prompts_from_a_file(clip, tmp_path):
