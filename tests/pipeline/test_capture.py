@@ -33,9 +33,11 @@ def test_file_queue_waits_for_room_and_loses_nothing():
     stop = threading.Event()
     q = FrameQueue(2, drop_oldest=False)
 
+    accepted: list[bool] = []  # asserted on this thread: an assert in the producer is lost
+
     def produce():
         for i in range(50):
-            assert q.put(frame(i), stop)
+            accepted.append(q.put(frame(i), stop))
         q.close()
 
     t = threading.Thread(target=produce)
@@ -50,6 +52,7 @@ def test_file_queue_waits_for_room_and_loses_nothing():
         got.append(f.index)
         time.sleep(0.001)  # a slower consumer
     t.join(5)
+    assert not t.is_alive() and accepted == [True] * 50
     assert got == list(range(50)) and q.dropped == 0
 
 
