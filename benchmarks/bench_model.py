@@ -41,61 +41,50 @@ Every row but the reference (onnxruntime fp32, else torch fp32) gets ``cosine_vs
 smallest per-window cosine of its embeddings to the reference's on the same windows, because a
 faster graph that says something else is no win.
 
-The model, its export and the derived graphs are built once and cached like ``bench_reference.py``
-(``benchmarks/.cache/``). Each cell is one warm-up frame, then the median of ``--repeats``; within
-one resolution and prompt count the backends are timed in turn, repeat by repeat (interleaved), so
-that a machine whose load changes affects them alike. Results go to JSON (machine, versions,
-settings, command, ms per frame and per window, speed vs onnxruntime fp32); a markdown table goes
-to stdout.
+The towers are ``_towers.py``; the model, its export and the derived graphs are built once and
+cached like ``bench_reference.py``'s (``_models.py``, ``benchmarks/.cache/``). Each cell is one
+warm-up frame, then the median of ``--repeats``; within one resolution and prompt count the
+backends are timed in turn, repeat by repeat (interleaved), so that a machine whose load changes
+affects them alike. Results go to JSON (machine, versions, settings, command, ms per frame and per
+window, speed vs onnxruntime fp32); a markdown table goes to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import importlib.util
-import json
-import shlex
 import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from _common import (
+    CACHE_DIR,
+    PROMPTS,
+    RESULTS_DIR,
+    VIDEO,
+    command_line,
+    load_frame,
+    logger,
+    text_embeddings,
+    write_report,
+)
+from _models import prepare_model
+from _towers import Tower, ort_towers, streamdet_torch_towers, torch_tower
 from streamdet.clip.base import DEFAULT_MAX_BATCH_CPU
 from streamdet.clip.meta import load_meta
 from streamdet.clip.optimize import physical_cores
-from streamdet.clip.ort_encoders import OrtEncoders
-from streamdet.clip.torch_encoders import PaddedBatches
 from streamdet.config import GridConfig
 from streamdet.detect.scoring import reference_normalise, window_logits
 from streamdet.detect.windows import WindowGrid, crop_windows
 from streamdet.machine import machine_info
 
-HERE = Path(__file__).resolve().parent
-
-
-def _sibling(name: str) -> ModuleType:
-    """Load a sibling benchmark script (benchmarks/ is not a package) to share its helpers."""
-    key = f"streamdet_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = _sibling("bench_reference")
+_log = logger("bench_model")
 
 FULL_RESOLUTIONS = ("640x360", "1280x720", "1920x1080")
 QUICK_RESOLUTIONS = ("64x48", "128x96")
@@ -122,120 +111,6 @@ class ModelTiming:
     runs_ms: tuple[float, ...]
     parts_ms: dict[str, float]
     cosine_vs_fp32: float | None  # smallest per-window cosine to the reference (fp32) row
-
-
-Tower = Callable[[np.ndarray], np.ndarray]  # (N, S, S, 3) float32 BGR -> (N, D) normalised
-
-
-def torch_tower(
-    model: Any,
-    mean: Sequence[float],
-    std: Sequence[float],
-    precision: str = "fp32",
-    *,
-    mode: str = "eager",
-    device: str = "cpu",
-) -> Tower:
-    """The PyTorch image tower, all windows in one batch.
-
-    precision: "fp32"; "int8" (``quantize_dynamic`` of every nn.Linear, qint8 weights; CPU only);
-    "fp16" (a half-precision copy of the model, half-precision input).
-    mode: "eager"; "compile" (``torch.compile``; on CUDA with ``mode="reduce-overhead"``, which
-    replays CUDA graphs); "cudagraph" (eager kernels captured once per batch size into a
-    ``torch.cuda.CUDAGraph`` and replayed; CUDA only). Compilation and capture happen on the
-    first call of a batch size, which the benchmark's warm-up frame takes.
-    device: "cpu" or "cuda": the model and the normalisation run there; windows are cut on the
-    host and sent once per frame, embeddings come back once.
-    """
-    import torch
-
-    if mode == "cudagraph" and device != "cuda":
-        raise ValueError("CUDA graphs need --device cuda")
-    if precision == "int8":
-        with warnings.catch_warnings():  # torch.ao eager quantisation is deprecated, still works
-            warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(
-                model, {torch.nn.Linear}, dtype=torch.qint8
-            )
-    elif precision == "fp16":
-        model = copy.deepcopy(model).half()
-    elif device != "cpu":
-        model = copy.deepcopy(model)
-    model = model.to(device)
-    dtype = torch.float16 if precision == "fp16" else torch.float32
-    normalise = ref.clip_normaliser(mean, std, device)
-
-    def embed(x: Any) -> Any:  # (N, 3, S, S) normalised -> (N, D) float32, L2-normalised
-        out = model.get_image_features(pixel_values=x)
-        out = out if isinstance(out, torch.Tensor) else out.pooler_output
-        return torch.nn.functional.normalize(out.float())
-
-    if mode == "compile":
-        embed = torch.compile(embed, mode="reduce-overhead" if device == "cuda" else None)
-    elif mode == "cudagraph":  # one graph per batch size: streamdet's runner, padding to 1
-        embed = _captured(torch, embed)
-
-    def run(pixels: np.ndarray) -> np.ndarray:
-        x = normalise(pixels).to(dtype)
-        with torch.no_grad():
-            return embed(x).cpu().numpy()  # .cpu() waits for the device
-
-    return run
-
-
-def _captured(torch: Any, embed: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``embed`` captured into one CUDA graph per batch size and replayed (streamdet's
-    ``PaddedBatches`` with buckets of one window: no padding)."""
-    graphs = PaddedBatches(torch, lambda x: (embed(x),), bucket=1, capture=True)
-    return lambda x: graphs(x)[0]
-
-
-def ort_towers(export_dir: Path, args: argparse.Namespace) -> dict[tuple[str, str], Tower]:
-    """streamdet's own encoders in each precision (derived graphs cached under --cache-dir)."""
-    cache = args.cache_dir / "streamdet"
-
-    def tower(
-        precision: str, *, spin: bool = False, fuse: bool = False, cuda_graph: bool = False
-    ) -> Tower:
-        return OrtEncoders(
-            export_dir,
-            device=args.device,
-            precision=precision,
-            threads=args.threads,
-            spin=spin,
-            cache_dir=cache,
-            fuse=fuse,
-            cuda_graph=cuda_graph,
-        ).encode_images
-
-    towers: dict[tuple[str, str], Tower] = {}
-    for spin in (False, True) if args.spin else (False,):
-        backend = "onnxruntime-spin" if spin else "onnxruntime"
-        for precision in args.precisions:
-            towers[backend, precision] = tower(precision, spin=spin)
-    if args.fused:
-        for precision in args.precisions:
-            if precision != "int8":  # fused + int8 ran slower than int8 alone on the CPU
-                towers["onnxruntime", f"{precision}-fused"] = tower(precision, fuse=True)
-    if args.cuda_graph:
-        for precision in args.precisions:
-            towers["onnxruntime-cudagraph", precision] = tower(precision, cuda_graph=True)
-    return towers
-
-
-def streamdet_torch_towers(
-    export_dir: Path, hf_dir: Path, args: argparse.Namespace
-) -> dict[tuple[str, str], Tower]:
-    """streamdet's PyTorch backend in each precision it runs on this device."""
-    from streamdet.clip.torch_encoders import TorchEncoders
-
-    return {
-        ("streamdet-torch", precision): TorchEncoders(
-            export_dir, hf_dir, device=args.device, precision=precision, threads=args.threads
-        ).encode_images
-        for precision in args.precisions
-        if precision == "fp32" or (precision == "fp16" and args.device == "cuda")
-    }
 
 
 def frame_timer(
@@ -348,7 +223,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="tiny model, small frames (CI)")
     parser.add_argument("--source", type=Path, help="HF CLIP folder instead of a random one")
-    parser.add_argument("--video", type=Path, default=ref.VIDEO, help="frame source")
+    parser.add_argument("--video", type=Path, default=VIDEO, help="frame source")
     parser.add_argument("--resolutions", help="comma-separated WxH (640x360,1280x720,1920x1080)")
     parser.add_argument("--prompts", default="1,8", help="comma-separated prompt counts")
     parser.add_argument(
@@ -389,7 +264,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, help="ONNX Runtime threads (default: streamdet's, physical cores)"
     )
-    parser.add_argument("--cache-dir", type=Path, default=ref.CACHE_DIR)
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--out", type=Path, help="JSON (results/bench_model[-quick].json)")
     args = parser.parse_args(argv)
     text = args.resolutions or ",".join(QUICK_RESOLUTIONS if args.quick else FULL_RESOLUTIONS)
@@ -398,8 +273,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         args.prompts = tuple(int(v) for v in args.prompts.split(",") if v.strip())
     except ValueError:
         parser.error("--resolutions must be WxH,... and --prompts counts such as 1,8")
-    if not args.prompts or any(k not in ref.PROMPTS for k in args.prompts):
-        parser.error(f"--prompts must be among {sorted(ref.PROMPTS)}")
+    if not args.prompts or any(k not in PROMPTS for k in args.prompts):
+        parser.error(f"--prompts must be among {sorted(PROMPTS)}")
     args.backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
     if not args.backends or any(b not in BACKENDS for b in args.backends):
         parser.error(f"--backends must be among {', '.join(BACKENDS)}")
@@ -431,7 +306,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     import transformers
 
     started = time.perf_counter()
-    hf_dir, export_dir, model_name = ref.prepare_model(args)
+    hf_dir, export_dir, model_name = prepare_model(args)
     meta = load_meta(export_dir)
     towers: dict[tuple[str, str], Tower] = {}
     if "onnxruntime" in args.backends:
@@ -449,7 +324,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 model, meta.image_mean, meta.image_std, precision, mode=mode, device=args.device
             )
     processor = transformers.CLIPProcessor.from_pretrained(hf_dir)
-    text = {k: ref.text_embeddings(model, processor, ref.PROMPTS[k]) for k in args.prompts}
+    text = {k: text_embeddings(model, processor, PROMPTS[k]) for k in args.prompts}
     r, g, b = (float(v) * 255.0 for v in meta.image_mean)
     spec = GridConfig(
         patch=args.patch, window=args.window, stride=args.stride, overhang=args.overhang
@@ -459,7 +334,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
 
     rows: list[ModelTiming] = []
     for width, height in args.resolutions:
-        frame, _ = ref.load_frame(args.video, width, height)
+        frame, _ = load_frame(args.video, width, height)
         grid = WindowGrid.build(height, width, spec)
         for k in args.prompts:
             timers = {
@@ -536,19 +411,13 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     }
 
 
-def _log(message: str) -> None:
-    print(f"[bench_model] {message}", file=sys.stderr, flush=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    command = shlex.join(["python", "benchmarks/bench_model.py", *argv])
-    report = run(args, command)
+    report = run(args, command_line("bench_model.py", argv))
     default = "bench_model-quick.json" if args.quick else "bench_model.json"
-    out = args.out or ref.RESULTS_DIR / default
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    out = args.out or RESULTS_DIR / default
+    write_report(report, out)
     print(markdown_table(report["results"]))
     _log(f"wrote {out} in {report['seconds']} s")
     return 0

@@ -3,6 +3,12 @@
     python benchmarks/bench_pipeline.py                  # the real clips in ../shared/media
     python benchmarks/bench_pipeline.py --quick          # CI: one clip, 24 frames, 2 s live
     python benchmarks/bench_pipeline.py --size 640x360 --frames 120 --live-seconds 10
+    python benchmarks/bench_pipeline.py --fast           # the real-time preset, as `run --fast`
+
+The detector takes the same flags as ``streamdet run`` (``--model``, ``--fast`` / ``--preset``,
+``--stride``, ``--scales``, ``--no-overhang``, ``--precision``, ``--device``, ``--backend``, ...),
+mapped onto the one configuration by ``streamdet.cli.flags``; the JSON records the resolved
+configuration (``config``) with the layer each value came from.
 
 1. **File -> MP4.** Each clip is first transcoded (untimed) to ``--size`` so every clip is measured
    at the resolution the targets name; then ``streamdet run``'s pipeline reads it (PyAV, threaded
@@ -28,8 +34,6 @@ Results go to JSON (machine, versions, settings, command) and a markdown table g
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import tempfile
 import threading
@@ -43,8 +47,10 @@ import av
 import cv2
 import numpy as np
 
-from streamdet.config import DEFAULT_MODEL
+from _common import MEDIA, RESULTS_DIR, command_line, write_report
+from streamdet.cli.flags import add_detector_flags, settings_from_args
 from streamdet.detect.detector import Detector
+from streamdet.errors import StreamdetError
 from streamdet.machine import machine_info
 from streamdet.pipeline.runner import RunOptions, run
 from streamdet.pipeline.stats import RunReport
@@ -53,8 +59,6 @@ from streamdet.sinks import Mp4Sink
 from streamdet.sources import open_source
 from streamdet.types import Frame
 
-HERE = Path(__file__).resolve().parent
-MEDIA = HERE.parent.parent / "shared" / "media"
 PROMPTS = ("a red car", "a person", "a white car")
 
 
@@ -261,36 +265,27 @@ def parse_size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="CI setting: one clip, few frames")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="model (default: the built-in)")
     p.add_argument("--clips", nargs="*", type=Path, help="clips (default: ../shared/media/*.mp4)")
     p.add_argument("--size", type=parse_size, default=(640, 360), help="WxH (default 640x360)")
     p.add_argument("--frames", type=int, help="frames per clip (default 150, quick 24)")
     p.add_argument("--camera-fps", type=float, default=30.0)
     p.add_argument("--live-seconds", type=float, help="live run length (default 10, quick 2)")
-    p.add_argument("--patch", type=int)
-    p.add_argument("--window", type=int)
-    p.add_argument("--stride", type=int)
-    p.add_argument("--overhang", choices=("model", "on", "off"), default="model")
-    p.add_argument(
-        "--scales", default="model", help="extra window sizes: model (its own), none, or e.g. 2,6"
-    )
-    p.add_argument("--dense", choices=("model", "on", "off"), default="model")
-    p.add_argument("--device", default="cpu")
     p.add_argument(
         "--codec",
         default="libx264",
         help="H.264 encoder of the annotated MP4s: libx264 (default) or h264_nvenc on NVIDIA",
     )
     p.add_argument("--hwaccel", help="hardware decoder for the clips, e.g. cuda (NVDEC)")
-    p.add_argument("--precision", choices=("fp32", "int8", "fp16"), help="image tower precision")
-    p.add_argument(
-        "--backend",
-        choices=("auto", "onnxruntime", "torch"),
-        default="auto",
-        help="what runs the model (as streamdet run --backend; auto: torch on a CUDA GPU)",
-    )
     p.add_argument("--out", type=Path, help="JSON (default results/bench_pipeline[-quick].json)")
+    # the detector: --model, --fast / --preset and every setting, as `streamdet run` takes them
+    add_detector_flags(p)
     return p
+
+
+def build_detector(args: argparse.Namespace) -> Detector:
+    """The detector the flags ask for, through the one configuration (``--fast`` is the preset)."""
+    chosen = settings_from_args(args)
+    return Detector(args.model, PROMPTS, preset=chosen.preset, **chosen.overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,27 +299,14 @@ def main(argv: list[str] | None = None) -> int:
     if not clips:
         print(f"bench_pipeline: no clips given and none in {MEDIA}", file=sys.stderr)
         return 2
-    out = args.out or HERE / "results" / (
+    out = args.out or RESULTS_DIR / (
         "bench_pipeline-quick.json" if args.quick else "bench_pipeline.json"
     )
-    overhang = None if args.overhang == "model" else args.overhang == "on"
-    dense = None if args.dense == "model" else args.dense == "on"
-    scales = None
-    if args.scales != "model":
-        scales = () if args.scales == "none" else tuple(int(v) for v in args.scales.split(","))
-    detector = Detector(
-        args.model,
-        PROMPTS,
-        patch=args.patch,
-        window=args.window,
-        stride=args.stride,
-        scales=scales,
-        overhang=overhang,
-        dense=dense,
-        device=args.device,
-        precision=args.precision,
-        backend=args.backend,
-    )
+    try:
+        detector = build_detector(args)
+    except StreamdetError as error:  # what was wrong and what to do, not a traceback
+        print(f"bench_pipeline: {error}", file=sys.stderr)
+        return 2
     files: list[FileResult] = []
     with tempfile.TemporaryDirectory(prefix="streamdet-bench-") as tmp:
         work = Path(tmp)
@@ -338,28 +320,25 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "bench_pipeline",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join(["python", "benchmarks/bench_pipeline.py", *argv]),
+        "command": command_line("bench_pipeline.py", argv),
         "machine": machine_info(("numpy", "onnxruntime", "av", "cv2", "streamdet")),
         "settings": {
             "model": str(args.model),
             "prompts": list(PROMPTS),
             "size": f"{args.size[0]}x{args.size[1]}",
             "frames_per_clip": frames,
-            "grid": asdict(detector.spec),
-            "dense": detector.dense,
             "provider": detector.provider,
-            "precision": args.precision or "as exported",
             "codec": args.codec,
             "hwaccel": args.hwaccel,
             "camera_fps": args.camera_fps,
             "live_seconds": args.live_seconds,
         },
+        "config": detector.config.to_dict(),
         "files": [asdict(f) for f in files],
         "live": asdict(live),
         "render_1080p_ms": bench_render(5 if args.quick else 30),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_report(report, out)
     print(markdown(report))
     print(f"wrote {out}", file=sys.stderr)
     return 0

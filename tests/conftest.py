@@ -1,5 +1,4 @@
-"""Fixtures shared by all test folders: the real CLIP tokenizer files, a tiny CLIP model, and
-the benchmark scripts loaded as modules.
+"""Fixtures shared by all test folders: the real CLIP tokenizer files and a tiny CLIP model.
 
 The tiny model has the real CLIP architecture and tokenizer (random weights, 32 px images), so
 export, ONNX Runtime and tokenisation are exercised exactly as with ViT-B/32, in about a second.
@@ -10,13 +9,9 @@ the full ViT-B/32 shape read its config from ``../shared`` and skip without it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -30,27 +25,6 @@ SHARED_CLIP_DIR = REPO.parent / "shared" / "models" / "clip-vit-base-patch32-now
 CLIP_TOKENIZER_DIR = BUILTIN_MODELS["streamdet/scenes-clip"]
 
 TINY_IMAGE_SIZE = 32
-
-
-def _load_benchmark(name: str) -> ModuleType:
-    """benchmarks/<name>.py as a module (benchmarks/ is not a package). Registered under the name
-    the benchmarks use for each other (``streamdet_<name>``), so a script loaded by a sibling and
-    by a test is one module with one set of classes."""
-    key = f"streamdet_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def load_benchmark() -> Callable[[str], ModuleType]:
-    """A loader of the benchmark scripts: ``load_benchmark("quality")``."""
-    return _load_benchmark
 
 
 @pytest.fixture(scope="session")

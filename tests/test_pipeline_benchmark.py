@@ -1,29 +1,36 @@
 """bench_pipeline runs end to end on a tiny setting and reports consistent numbers (no speed is
-asserted: benchmarks are never timed tests)."""
+asserted: benchmarks are never timed tests), and builds its detector through the one
+configuration."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
+import bench_pipeline  # benchmarks/, on pytest's path
+
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
 
-def test_bench_pipeline_quick_writes_a_consistent_report(tmp_path, load_benchmark):
+def test_bench_pipeline_quick_writes_a_consistent_report(tmp_path):
     clips = sorted(MEDIA.glob("*.mp4"))
     if not clips:
         pytest.skip(f"no clips in {MEDIA}")
-    bench = load_benchmark("bench_pipeline")
     out = tmp_path / "bp.json"
     args = ["--quick", "--clips", str(clips[0]), "--frames", "5", "--size", "160x96"]
-    args += ["--codec", "libx264"]
-    assert bench.main([*args, "--live-seconds", "1", "--out", str(out)]) == 0
+    args += ["--codec", "libx264", "--stride", "2"]
+    assert bench_pipeline.main([*args, "--live-seconds", "1", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["command"].startswith("python benchmarks/bench_pipeline.py --quick")
     assert report["settings"]["size"] == "160x96" and "onnxruntime" in report["machine"]
     assert report["settings"]["codec"] == "libx264"
+    # the resolved configuration, with where each value came from
+    config = report["config"]
+    assert config["preset"] == "model" and config["grid"]["stride"] == 2
+    assert config["sources"]["stride"] == "you" and config["sources"]["patch"] == "model"
     (f,) = report["files"]
     assert f["frames"] == 5 and f["clip"] == clips[0].name
     assert f["pipeline_fps"] > 0 and f["decode_fps"] > 0 and f["encode_fps"] > 0
@@ -40,9 +47,27 @@ def test_bench_pipeline_quick_writes_a_consistent_report(tmp_path, load_benchmar
     }
 
 
-def test_size_argument_is_checked(load_benchmark):
-    bench = load_benchmark("bench_pipeline")
-    assert bench.parse_size("640x360") == (640, 360)
+def test_fast_is_the_fast_preset_and_flags_override_it(tiny_model_dir):
+    parse = bench_pipeline.build_parser().parse_args
+    argv = ["--model", str(tiny_model_dir), "--fast", "--stride", "1", "--precision", "fp32"]
+    config = bench_pipeline.build_detector(parse(argv)).config
+    assert config.preset == "fast"
+    assert config.grid.scales == () and config.grid.overhang is False
+    assert config.sources["overhang"] == "preset fast"
+    assert (config.grid.stride, config.sources["stride"]) == (1, "you")
+    assert (config.runtime.precision, config.sources["precision"]) == ("fp32", "you")
+
+
+def test_contradicting_flags_are_one_line_before_any_work(tmp_path, capsys):
+    argv = ["--clips", str(tmp_path / "absent.mp4"), "--fast", "--preset", "writeup"]
+    assert bench_pipeline.main([*argv, "--out", str(tmp_path / "bp.json")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--fast is --preset fast" in line
+    assert not (tmp_path / "bp.json").exists()
+
+
+def test_size_argument_is_checked():
+    assert bench_pipeline.parse_size("640x360") == (640, 360)
     for bad in ("640", "0x10", "axb"):
-        with pytest.raises(Exception, match="size"):
-            bench.parse_size(bad)
+        with pytest.raises(argparse.ArgumentTypeError, match="size"):
+            bench_pipeline.parse_size(bad)

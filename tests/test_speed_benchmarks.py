@@ -1,6 +1,6 @@
 """The speed benchmarks run end to end in --quick mode on the tiny model, and report consistently.
 
-benchmarks/ is not a package on sys.path, so the modules are loaded from their files. Nothing here
+The benchmark scripts import as modules (pytest puts benchmarks/ on the path). Nothing here
 asserts a speed: only that the JSON has its structure and that the ratios follow from the measured
 milliseconds.
 """
@@ -8,33 +8,28 @@ milliseconds.
 from __future__ import annotations
 
 import json
-from types import ModuleType
 
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-
-@pytest.fixture(scope="module")
-def bench_reference(load_benchmark) -> ModuleType:
-    return load_benchmark("bench_reference")
-
-
-@pytest.fixture(scope="module")
-def bench_model(load_benchmark) -> ModuleType:
-    return load_benchmark("bench_model")
+# benchmarks/ (on pytest's path), imported after the skips: the scripts need torch
+import _models
+import _ways
+import bench_model
+import bench_reference
 
 
-def test_sample_indices_spread_over_the_grid(bench_reference):
-    idx = bench_reference.sample_indices(153, 8)
+def test_sample_indices_spread_over_the_grid():
+    idx = _ways.sample_indices(153, 8)
     assert list(idx[[0, -1]]) == [0, 152]
     assert len(idx) == 8 and len(set(idx.tolist())) == 8
-    assert list(bench_reference.sample_indices(3, 8)) == [0, 1, 2]
+    assert list(_ways.sample_indices(3, 8)) == [0, 1, 2]
 
 
-def test_ratios_are_computed_from_the_milliseconds(bench_reference):
-    way = bench_reference.WayResult
+def test_ratios_are_computed_from_the_milliseconds():
+    way = _ways.WayResult
     results = [
         way("writeup", 1, 1000.0, "extrapolated", (), {}),
         way("torch-batch", 1, 500.0, "whole frames", (), {}),
@@ -45,22 +40,20 @@ def test_ratios_are_computed_from_the_milliseconds(bench_reference):
     assert r == {**expected, "streamdet_vs_torch_batch": 2.0}
 
 
-def test_cached_export_is_redone_when_the_exporter_changes(
-    bench_reference, tiny_hf_dir, tmp_path, monkeypatch
-):
+def test_cached_export_is_redone_when_the_exporter_changes(tiny_hf_dir, tmp_path, monkeypatch):
     """A benchmark must measure the graph today's exporter writes, not one cached by older code."""
     out = tmp_path / "export"
-    first = bench_reference.export_cached(tiny_hf_dir, out)
+    first = _models.export_cached(tiny_hf_dir, out)
     made = (first / "image.onnx").stat().st_mtime_ns
-    assert bench_reference.export_cached(tiny_hf_dir, out) == first
+    assert _models.export_cached(tiny_hf_dir, out) == first
     assert (first / "image.onnx").stat().st_mtime_ns == made  # same source, same exporter: reused
-    monkeypatch.setattr(bench_reference, "_exporter_checksum", lambda: "0" * 64)
-    bench_reference.export_cached(tiny_hf_dir, out)
+    monkeypatch.setattr(_models, "exporter_checksum", lambda: "0" * 64)
+    _models.export_cached(tiny_hf_dir, out)
     assert (out / "image.onnx").stat().st_mtime_ns != made
-    assert (out / bench_reference.EXPORTER_STAMP).read_text().strip() == "0" * 64
+    assert (out / _models.EXPORTER_STAMP).read_text().strip() == "0" * 64
 
 
-def test_bench_reference_quick(bench_reference, tmp_path, capsys, quick_argv):
+def test_bench_reference_quick(tmp_path, capsys, quick_argv):
     out = tmp_path / "ref.json"
     argv = [*quick_argv]
     argv += ["--sample-windows", "3", "--out", str(out)]
@@ -72,6 +65,11 @@ def test_bench_reference_quick(bench_reference, tmp_path, capsys, quick_argv):
         assert key in report["machine"]
     settings = report["settings"]
     assert settings["quick"] and settings["windows"] > settings["sample_windows"] == 3
+    # streamdet runs the write-up's preset on the command line's grid, and the JSON says so
+    (config,) = report["configs"].values()
+    assert config["preset"] == "writeup" and config["scoring"]["scoring"] == "reference"
+    assert (config["grid"]["patch"], config["sources"]["patch"]) == (16, "you")
+    assert config["sources"]["overhang"] == "preset writeup"
     assert settings["prompt_counts"] == [1, 8]
     results = report["results"]
     assert {(r["way"], r["prompts"]) for r in results} == {
@@ -98,7 +96,7 @@ def test_bench_reference_quick(bench_reference, tmp_path, capsys, quick_argv):
     assert table.startswith("| way | prompts | ms per frame |") and table.count("\n") >= 7
 
 
-def test_bench_model_quick(bench_model, tmp_path, capsys, quick_argv):
+def test_bench_model_quick(tmp_path, capsys, quick_argv):
     out = tmp_path / "model.json"
     argv = [*quick_argv]
     argv += ["--out", str(out)]
@@ -127,7 +125,7 @@ def test_bench_model_quick(bench_model, tmp_path, capsys, quick_argv):
     assert capsys.readouterr().out.startswith("| resolution |")
 
 
-def test_bench_model_times_streamdets_torch_backend(bench_model, tmp_path, quick_argv):
+def test_bench_model_times_streamdets_torch_backend(tmp_path, quick_argv):
     """The PyTorch backend's rows: timed beside ONNX Runtime, with the same embeddings."""
     out = tmp_path / "model.json"
     argv = [*quick_argv, "--backends", "onnxruntime,streamdet-torch", "--precisions", "fp32,fp16"]
@@ -139,9 +137,7 @@ def test_bench_model_times_streamdets_torch_backend(bench_model, tmp_path, quick
     assert all(r["ms_per_frame"] > 0 and r["vs_onnxruntime_fp32"] > 0 for r in ours)
 
 
-def test_bench_reference_times_the_torch_backend_beside_onnx_runtime(
-    bench_reference, tmp_path, quick_argv
-):
+def test_bench_reference_times_the_torch_backend_beside_onnx_runtime(tmp_path, quick_argv):
     out = tmp_path / "ref.json"
     argv = [*quick_argv, "--sample-windows", "2", "--prompts", "1", "--repeats", "1"]
     assert bench_reference.main([*argv, "--backends", "onnxruntime,torch", "--out", str(out)]) == 0

@@ -17,10 +17,14 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnx")
 
+import _ways  # noqa: E402  (benchmarks/, after the skips: the scripts need torch)
+import bench_model  # noqa: E402
+import bench_reference  # noqa: E402
 
-def test_best_streamdet_and_ratios_follow_from_the_ms(load_benchmark):
-    ref = load_benchmark("bench_reference")
-    way = ref.WayResult
+
+def test_best_streamdet_and_ratios_follow_from_the_ms():
+    ref = bench_reference
+    way = _ways.WayResult
     results = [
         way("writeup", 1, 1200.0, "extrapolated", (), {}),
         way("torch-batch", 1, 600.0, "whole frames", (), {}),
@@ -39,8 +43,8 @@ def test_best_streamdet_and_ratios_follow_from_the_ms(load_benchmark):
     }
 
 
-def test_bench_reference_quick_with_int8(tmp_path, capsys, load_benchmark, quick_argv):
-    ref = load_benchmark("bench_reference")
+def test_bench_reference_quick_with_int8(tmp_path, capsys, quick_argv):
+    ref = bench_reference
     out = tmp_path / "ref.json"
     argv = [*quick_argv]
     argv += ["--sample-windows", "2", "--prompts", "1", "--precisions", "fp32,int8"]
@@ -64,8 +68,8 @@ def test_bench_reference_quick_with_int8(tmp_path, capsys, load_benchmark, quick
     assert list(graphs.rglob("image-int8.onnx")) == []
 
 
-def test_bench_model_quick_precisions(tmp_path, load_benchmark, quick_argv):
-    bench = load_benchmark("bench_model")
+def test_bench_model_quick_precisions(tmp_path, quick_argv):
+    bench = bench_model
     out = tmp_path / "model.json"
     argv = [*quick_argv]
     argv += ["--resolutions", "64x48", "--prompts", "1", "--repeats", "1"]
@@ -87,11 +91,11 @@ def test_bench_model_quick_precisions(tmp_path, load_benchmark, quick_argv):
             assert row["cosine_vs_fp32"] > 0.99, key
 
 
-def test_bench_model_compiled_torch_on_cpu(tmp_path, load_benchmark, quick_argv):
+def test_bench_model_compiled_torch_on_cpu(tmp_path, quick_argv):
     """torch.compile's tower gives the eager tower's embeddings (it needs a C compiler on CPU)."""
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("torch.compile on the CPU needs a C compiler")
-    bench = load_benchmark("bench_model")
+    bench = bench_model
     out = tmp_path / "model.json"
     argv = [*quick_argv]
     argv += ["--resolutions", "64x48", "--prompts", "1", "--repeats", "1", "--precisions", "fp32"]
@@ -114,44 +118,44 @@ def test_bench_model_compiled_torch_on_cpu(tmp_path, load_benchmark, quick_argv)
         (["--backends", "onnxruntime,tensorflow"], "--backends must be among"),
     ],
 )
-def test_bench_model_refuses_what_cannot_run(load_benchmark, capsys, extra, message):
-    bench = load_benchmark("bench_model")
+def test_bench_model_refuses_what_cannot_run(capsys, extra, message):
+    bench = bench_model
     with pytest.raises(SystemExit):
         bench.parse_args(["--quick", *extra])
     assert re.search(message, capsys.readouterr().err)
 
 
-def test_cuda_graph_tower_needs_cuda(load_benchmark):
-    bench = load_benchmark("bench_model")
+def test_cuda_graph_tower_needs_cuda():
+    bench = bench_model
     with pytest.raises(ValueError, match="CUDA graphs need --device cuda"):
         bench.torch_tower(None, (0.5,) * 3, (0.5,) * 3, mode="cudagraph", device="cpu")
 
 
-def _run_on_cuda(load_benchmark, name: str, argv: list[str], out) -> dict:
-    """Benchmark `name` run with ``--device cuda`` and `argv`; its JSON report. Skips without
-    a CUDA GPU that both torch and onnxruntime-gpu can use."""
+def _run_on_cuda(bench, argv: list[str], out) -> dict:
+    """Benchmark module `bench` run with ``--device cuda`` and `argv`; its JSON report. Skips
+    without a CUDA GPU that both torch and onnxruntime-gpu can use."""
     import onnxruntime as ort
 
     cuda_ort = "CUDAExecutionProvider" in ort.get_available_providers()
     if not torch.cuda.is_available() or not cuda_ort:
         pytest.skip("needs a CUDA GPU with torch and onnxruntime-gpu")
-    assert load_benchmark(name).main([*argv, "--device", "cuda", "--out", str(out)]) == 0
+    assert bench.main([*argv, "--device", "cuda", "--out", str(out)]) == 0
     return json.loads(out.read_text(encoding="utf-8"))
 
 
 @pytest.mark.gpu
-def test_bench_model_on_cuda(tmp_path, load_benchmark, quick_argv):
+def test_bench_model_on_cuda(tmp_path, quick_argv):
     """Every GPU tower runs and agrees with ONNX Runtime fp32 on the GPU."""
     argv = [*quick_argv, "--resolutions", "64x48", "--prompts", "1", "--repeats", "1"]
     argv += ["--precisions", "fp32,fp16", "--fused", "--cuda-graph"]
     argv += ["--backends", "onnxruntime,torch,torch-compile,torch-cudagraph"]
-    rows = _run_on_cuda(load_benchmark, "bench_model", argv, tmp_path / "model.json")["results"]
+    rows = _run_on_cuda(bench_model, argv, tmp_path / "model.json")["results"]
     assert len(rows) == 2 * 6
     assert all(r["cosine_vs_fp32"] is None or r["cosine_vs_fp32"] > 0.99 for r in rows)
 
 
-def test_bench_reference_device_options(load_benchmark, capsys):
-    ref = load_benchmark("bench_reference")
+def test_bench_reference_device_options(capsys):
+    ref = bench_reference
     assert ref.parse_args(["--quick"]).device == "cpu"
     assert ref.parse_args(["--device", "cuda"]).precisions == ("fp32", "fp16")
     with pytest.raises(SystemExit):
@@ -160,10 +164,10 @@ def test_bench_reference_device_options(load_benchmark, capsys):
 
 
 @pytest.mark.gpu
-def test_bench_reference_on_cuda(tmp_path, load_benchmark, quick_argv):
+def test_bench_reference_on_cuda(tmp_path, quick_argv):
     """All three ways run on the GPU, and the report says so."""
     argv = [*quick_argv, "--sample-windows", "2", "--prompts", "1"]
-    report = _run_on_cuda(load_benchmark, "bench_reference", argv, tmp_path / "ref.json")
+    report = _run_on_cuda(bench_reference, argv, tmp_path / "ref.json")
     assert report["settings"]["device"] == "cuda"
     ways = {r["way"] for r in report["results"]}
     assert ways == {"writeup", "torch-batch", "streamdet", "streamdet-fp16"}

@@ -1,0 +1,101 @@
+"""The named detector settings the quality benchmark compares.
+
+Each is a name plus a preset of the one configuration (``streamdet.config.presets``; None: the
+model's own suggestions) and overrides by flat setting name (``streamdet.config.SETTINGS``) on top
+of it, exactly what ``Detector(model, prompts, preset=..., **overrides)`` takes. The run adds its
+own settings below these (the cell size, the runtime: ``streamdet.quality.evaluate``), so a
+setting that names ``patch`` has its own cell size and the others take the run's.
+
+Most settings vary one thing around the base window and stride of the command line: the scoring
+(``reference``: the original write-up's min-max scoring, no windows over the edges), the window
+geometry, the method, the box decoding (peak ratio, sub-cell edges, thresholds), dense heatmaps,
+verification, size words, and the ``fast`` preset (``calibrated-fast``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+#: The settings a ``--quick`` run compares (and the two the targets are checked on).
+QUICK_SETTINGS: tuple[str, ...] = ("calibrated", "reference")
+
+
+@dataclass(frozen=True)
+class NamedSetting:
+    """One detector setting to compare: ``preset`` (None: the model's own) and ``overrides``."""
+
+    name: str
+    overrides: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    preset: str | None = None
+
+    @classmethod
+    def of(cls, name: str, preset: str | None = None, **overrides: Any) -> NamedSetting:
+        return cls(name, MappingProxyType(dict(overrides)), preset)
+
+    def describe(self) -> str:
+        """``preset fast + window=4`` (for logs)."""
+        parts = [f"preset {self.preset}"] if self.preset else []
+        parts += [f"{k}={v!r}" for k, v in self.overrides.items()]
+        return " + ".join(parts) or "the model's own settings"
+
+
+def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedSetting]:
+    """Every setting the full run compares, around the base ``window`` and ``stride`` (cells) and
+    cell size ``patch`` (pixels), by name; settings whose geometry cannot exist are left out."""
+    at = {"window": window, "stride": stride}
+    half = max(1, patch // 2)
+    small = window - 1
+    s = NamedSetting.of
+    settings = [
+        s("calibrated", **at),
+        s("reference", **at, scoring="reference", overhang=False),
+        s(f"calibrated-w{small}", window=small, stride=min(stride, small)),
+        s(f"calibrated-w{window + 1}", window=window + 1, stride=stride),
+        s(f"calibrated-s{stride + 1}", window=window, stride=min(stride + 1, window)),
+        s(f"calibrated-scales{small}+{window + 2}", **at, scales=(small, window + 2)),
+        s("calibrated-occlusion", **at, method="occlusion"),
+        s("calibrated-peak0", **at, peak_ratio=0.0),
+        s("calibrated-peak0.15", **at, peak_ratio=0.15),
+        s("calibrated-peak0.5", **at, peak_ratio=0.5),
+        s("calibrated-refine", **at, refine=True),
+        # the real-time preset on the base window (the run's precision: see evaluate)
+        s("calibrated-fast", "fast", window=window),
+        s("calibrated-t0.98", **at, threshold=0.98),
+        s("calibrated-t0.99", **at, threshold=0.99),
+        s("calibrated-t0.999", **at, threshold=0.999),
+        s("calibrated-no-refine", **at, refine=False),
+        # window-level heatmaps (one window size, cells of the run's patch)
+        s("calibrated-no-dense", **at, scales=(), dense=False, peak_ratio=0.8),
+        s("calibrated-one-scale", **at, scales=()),
+        # boxes as the heatmaps give them, at a threshold for unverified boxes
+        s("calibrated-no-verify", **at, verify=False, threshold=0.6),
+        # size words scored by the model as written, boxes of any size kept
+        s("calibrated-literal-sizes", **at, frame_sizes=False),
+        s("calibrated-overhang", **at, overhang=True),
+        s("calibrated-no-overhang-peak0", **at, overhang=False, peak_ratio=0.0),
+        s("calibrated-overhang-peak0.8", **at, overhang=True, peak_ratio=0.8),
+        s(
+            f"calibrated-p{patch // 2}-w{2 * window}-s{2 * stride}",
+            window=2 * window,
+            stride=2 * stride,
+            scales=(window,),
+            patch=half,
+        ),
+        s(
+            f"calibrated-p{patch // 2}-w{2 * window}-s{stride}",
+            window=2 * window,
+            stride=stride,
+            scales=(window,),
+            patch=half,
+        ),
+    ]
+    return {x.name: x for x in settings if _possible(x)}
+
+
+def _possible(setting: NamedSetting) -> bool:
+    """Whether the setting's window sizes exist (a base window of 1 has no smaller window)."""
+    sizes = [setting.overrides.get("window", 1), *setting.overrides.get("scales", ())]
+    return all(size >= 1 for size in sizes)
