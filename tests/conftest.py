@@ -24,7 +24,28 @@ SHARED_CLIP_DIR = REPO.parent / "shared" / "models" / "clip-vit-base-patch32-now
 # vocab.json/merges.txt) and processor config (CLIP's mean and std; its size is rewritten).
 CLIP_TOKENIZER_DIR = BUILTIN_MODELS["streamdet/scenes-clip"]
 
+MEDIA = REPO.parent / "shared" / "media"
+
 TINY_IMAGE_SIZE = 32
+
+#: Markers that follow from a fixture: a test using the fixture gets the marker, so that
+#: `-m "not media"` or `-m "not network"` never depends on someone remembering to mark a test.
+FIXTURE_MARKERS = {"media_dir": "media", "rtsp_server": "network", "silent_server": "network"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
+@pytest.fixture
+def media_dir() -> Path:
+    """The real clips beside the repo (``../shared/media``); skips when they are absent."""
+    if not MEDIA.is_dir() or not any(MEDIA.glob("*.mp4")):
+        pytest.skip(f"{MEDIA} is absent: the real video clips are not available")
+    return MEDIA
 
 
 @pytest.fixture(scope="session")

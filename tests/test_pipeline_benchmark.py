@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import pytest
 
 import bench_pipeline  # benchmarks/, on pytest's path
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 
-
-def test_bench_pipeline_quick_writes_a_consistent_report(tmp_path):
-    clips = sorted(MEDIA.glob("*.mp4"))
-    if not clips:
-        pytest.skip(f"no clips in {MEDIA}")
+def test_bench_pipeline_quick_writes_a_consistent_report(tmp_path, media_dir):
+    clips = sorted(media_dir.glob("*.mp4"))
     out = tmp_path / "bp.json"
     args = ["--quick", "--clips", str(clips[0]), "--frames", "5", "--size", "160x96"]
     args += ["--codec", "libx264", "--stride", "2"]

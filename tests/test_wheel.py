@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "streamdet"
 MODEL = PACKAGE / "models" / "scenes-clip"
 
-pytestmark = pytest.mark.slow
+# building, installing into a fresh venv and running the demo takes minutes with a cold pip cache
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 # What pip prints when no registry answers (as opposed to a build or install that is wrong).
 _UNREACHABLE = (

@@ -22,7 +22,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SERVER_SCRIPT = REPO / "tests" / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
-MEDIA = REPO / ".." / "shared" / "media"
 
 _PROBE = """
 import gi
@@ -173,11 +172,3 @@ def rtsp_server() -> Iterator[Callable[..., RtspServer]]:
 def free_tcp_port() -> int:
     """A port on 127.0.0.1 where nothing listens (connections are refused)."""
     return free_port()
-
-
-@pytest.fixture
-def media_dir() -> Path:
-    """The real clips beside the repo (``../shared/media``); skips when they are absent."""
-    if not MEDIA.is_dir():
-        pytest.skip(f"{MEDIA} is absent: the real video clips are not available")
-    return MEDIA

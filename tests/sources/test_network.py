@@ -22,6 +22,8 @@ from video_helpers import check_frame, corner_block, make_video, mean_error, rea
 from streamdet.errors import SourceError, StreamLostError
 from streamdet.sources import open_source
 
+pytestmark = pytest.mark.network  # local stream servers on 127.0.0.1
+
 W, H = 64, 48
 
 

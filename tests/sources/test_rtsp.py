@@ -19,6 +19,8 @@ from streamdet.errors import SourceError, StreamLostError
 from streamdet.sources import ReconnectPolicy, open_source
 from streamdet.types import Frame
 
+pytestmark = pytest.mark.network  # local stream servers on 127.0.0.1
+
 SECRET = "s3cr3t-pw"
 
 

@@ -13,7 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from streamdet.sinks import probe_video
+
+pytestmark = pytest.mark.network  # local stream servers on 127.0.0.1
 
 SECRET = "pa55-w0rd"
 
