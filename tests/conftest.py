@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from _models import TINY_TEXT, TINY_VISION
 from streamdet.clip.export import TOKENIZER_FILES
 from streamdet.clip.hub import BUILTIN_MODELS
 
@@ -26,7 +27,7 @@ CLIP_TOKENIZER_DIR = BUILTIN_MODELS["streamdet/scenes-clip"]
 
 MEDIA = REPO.parent / "shared" / "media"
 
-TINY_IMAGE_SIZE = 32
+TINY_IMAGE_SIZE = TINY_VISION["image_size"]
 
 #: Markers that follow from a fixture: a test using the fixture gets the marker, so that
 #: `-m "not media"` or `-m "not network"` never depends on someone remembering to mark a test.
@@ -86,24 +87,9 @@ def tiny_hf_dir(clip_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFacto
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
+    # the same shape as the benchmarks' --quick model (benchmarks/ is on the test path)
     config = transformers.CLIPConfig(
-        text_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "vocab_size": 49408,
-            "max_position_embeddings": 77,
-        },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": TINY_IMAGE_SIZE,
-            "patch_size": 8,
-        },
-        projection_dim=16,
+        text_config=TINY_TEXT, vision_config=TINY_VISION, projection_dim=16
     )
     folder = tmp_path_factory.mktemp("tiny-hf")
     transformers.CLIPModel(config).eval().save_pretrained(folder)
