@@ -61,6 +61,15 @@ class Encoders:
         """Windows (N >= 1 corners) cut from ``frame`` where the tower runs -> as ``_embed``."""
         raise NotImplementedError
 
+    def _embed_frame(self, pixels: np.ndarray, head: str) -> np.ndarray:
+        """(N, H, W, 3) float32 frames -> (N, H / p, W / p, D) patch tokens of the one-pass
+        frame tower with dense head ``head`` (``streamdet.clip.frame_tower``)."""
+        raise NotImplementedError
+
+    def frame_patch(self, head: str) -> int:
+        """Pixels per patch token of the frame tower (the model's patch size)."""
+        raise NotImplementedError
+
     def _embed_texts(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """(K <= max_batch, L) token ids and mask -> (K, D) embeddings."""
         raise NotImplementedError
@@ -150,6 +159,21 @@ class Encoders:
         if dense:
             out[1] = self._token_grid(out[1])
         return out
+
+    def encode_frame(self, pixels: np.ndarray, head: str) -> np.ndarray:
+        """(N, H, W, 3) float32 BGR 0..255 frames, H and W multiples of ``frame_patch(head)``
+        -> (N, H / p, W / p, D) L2-normalised patch-token embeddings, one pass per frame."""
+        patch = self.frame_patch(head)
+        if (
+            pixels.ndim != 4
+            or pixels.shape[3] != 3
+            or pixels.shape[1] % patch
+            or (pixels.shape[2] % patch)
+        ):
+            raise ValueError(
+                f"frames must be (N, H, W, 3) with H and W multiples of {patch}, got {pixels.shape}"
+            )
+        return self._embed_frame(np.ascontiguousarray(pixels, dtype=np.float32), head)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask, (K, context_length) int64 each, padded with pad_id.

@@ -10,7 +10,7 @@ embeddings, so a dot product is the cosine similarity.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,10 @@ import numpy as np
 from streamdet.clip.base import DEFAULT_MAX_BATCH_CPU, DEFAULT_MAX_BATCH_GPU, Encoders
 from streamdet.clip.crops import DeviceCropper
 from streamdet.clip.cudagraph import CUDA_GRAPH_OPTIONS, FixedBatchRunner
+from streamdet.clip.frame_graph import frame_graph
 from streamdet.clip.meta import IMAGE_OUTPUT, TOKENS_OUTPUT, ModelMeta, load_meta
 from streamdet.clip.optimize import check_precision, image_graph, physical_cores, session_options
-from streamdet.errors import ConfigError, ProviderError
+from streamdet.errors import ConfigError, ModelFormatError, ProviderError
 
 logger = logging.getLogger("streamdet")
 
@@ -76,6 +77,7 @@ class OrtEncoders(Encoders):
         spin: bool = False,
         fuse: bool = False,
         cuda_graph: bool = False,
+        weights: Callable[[], Path | None] | None = None,
     ) -> None:
         if device not in DEVICE_PROVIDERS:
             raise ConfigError(
@@ -127,6 +129,10 @@ class OrtEncoders(Encoders):
         #: Whether the image graph also gives per-patch embeddings (``encode_images_dense``).
         self.has_tokens = TOKENS_OUTPUT in outputs
         self._cropper: DeviceCropper | None = None  # made on first use of encode_windows
+        # One-pass frame sessions by dense head, opened on first use; ``weights`` finds the
+        # Hugging Face folder a frame graph is made from when the export does not hold it.
+        self._frames: dict[str, tuple[Any, int]] = {}
+        self._weights = weights or (lambda: None)
         self.max_batch = max_batch or (
             DEFAULT_MAX_BATCH_CPU if self._io_device is None else DEFAULT_MAX_BATCH_GPU
         )
@@ -291,6 +297,24 @@ class OrtEncoders(Encoders):
             for i in range(0, len(corners), self.max_batch)
         ]
         return [np.concatenate(p).astype(np.float32, copy=False) for p in zip(*parts, strict=True)]
+
+    def _frame_session(self, head: str) -> tuple[Any, int]:
+        """(session, patch size) of the frame graph for ``head`` in this precision."""
+        if head not in self._frames:
+            path = frame_graph(self.meta, head, self.precision, self._cache_dir, self._weights)
+            session = self._open(path, list(self._providers), self._device, self._allow_fallback)
+            patch = int(session.get_modelmeta().custom_metadata_map.get("patch", 0))
+            if patch < 1:
+                raise ModelFormatError(f"frame graph '{path}' does not record its patch size")
+            self._frames[head] = (session, patch)
+        return self._frames[head]
+
+    def frame_patch(self, head: str) -> int:
+        return self._frame_session(head)[1]
+
+    def _embed_frame(self, pixels: np.ndarray, head: str) -> np.ndarray:
+        session, _ = self._frame_session(head)
+        return self._run(session, {"pixels": pixels})[0]
 
     def _embed_texts(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feeds_of = {"input_ids": ids, "attention_mask": mask}

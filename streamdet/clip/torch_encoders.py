@@ -205,6 +205,8 @@ class TorchEncoders(Encoders):
         model.vision_model.to(dtype)
         model.visual_projection.to(dtype)
         self._text = text_tower(torch, model)
+        self._model, self._mean, self._std = model, mean, std
+        self._frame_towers: dict[str, Any] = {}  # one-pass towers by dense head, made on first use
         self._runs = {tokens: self._wrap(tower) for tokens, tower in towers.items()}
         logger.info(
             "streamdet: CLIP encoders of %s run on PyTorch %s (%s, %s)",
@@ -251,6 +253,21 @@ class TorchEncoders(Encoders):
             image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
             crops = crop_windows(torch, image, corners, self.image_size, self.fill)
         return self._tower(crops, tokens)
+
+    def frame_patch(self, head: str) -> int:
+        return int(self._model.vision_model.embeddings.patch_embedding.kernel_size[0])
+
+    def _embed_frame(self, pixels: np.ndarray, head: str) -> np.ndarray:
+        torch = self._torch
+        if head not in self._frame_towers:
+            from streamdet.clip.frame_tower import frame_tower
+
+            tower = frame_tower(torch, self._model, self._mean, self._std, head)
+            self._frame_towers[head] = tower.to(device=self.device, dtype=self._dtype)
+        tower = self._frame_towers[head]
+        with torch.inference_mode():
+            x = torch.from_numpy(pixels).to(self.device, self._dtype)
+            return tower(x).float().cpu().numpy()
 
     def _embed_texts(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         torch = self._torch

@@ -89,6 +89,28 @@ def normalisation(torch: Any, mean: list[float], std: list[float]) -> tuple[Any,
     return 1.0 / (255.0 * std_t), -torch.tensor(mean, dtype=torch.float32) / std_t
 
 
+def folded_weights(
+    torch: Any, vision: Any, mean: list[float], std: list[float]
+) -> tuple[Any, Any, Any, int]:
+    """The patch embedding folded for raw NHWC BGR 0..255 patches (``folded_embeddings``):
+    (weight (P*P*3, width), convolution bias (width,) or zeros, mean colour (P*P*3,), P)."""
+    conv = vision.embeddings.patch_embedding
+    patch = int(conv.kernel_size[0])
+    weight = conv.weight.detach().float()  # (width, 3 RGB, P, P)
+    width = weight.shape[0]
+    scale, _ = normalisation(torch, mean, std)
+    # rows ordered (y, x, BGR channel) as the NHWC patch is read; RGB channel c is BGR 2 - c
+    folded = (weight * scale.view(1, 3, 1, 1))[:, [2, 1, 0]].permute(2, 3, 1, 0)
+    bias = conv.bias.detach().float() if conv.bias is not None else torch.zeros(width)
+    centre = torch.tensor(mean[::-1], dtype=torch.float32) * 255.0  # BGR 0..255
+    return (
+        folded.reshape(patch * patch * 3, width).contiguous(),
+        bias,
+        centre.repeat(patch * patch),
+        patch,
+    )
+
+
 def folded_embeddings(torch: Any, vision: Any, mean: list[float], std: list[float]) -> Any:
     """An nn.Module doing what ``vision.embeddings`` does, but on raw NHWC BGR 0..255 pixels.
 
@@ -107,25 +129,17 @@ def folded_embeddings(torch: Any, vision: Any, mean: list[float], std: list[floa
     """
     nn = torch.nn
     embeddings = vision.embeddings
-    conv = embeddings.patch_embedding
-    patch = int(conv.kernel_size[0])
+    weight, conv_bias, centre, patch = folded_weights(torch, vision, mean, std)
     side = int(embeddings.image_size) // patch
-    weight = conv.weight.detach().float()  # (width, 3 RGB, P, P)
-    width = weight.shape[0]
-    scale, _ = normalisation(torch, mean, std)
-    # rows ordered (y, x, BGR channel) as the NHWC patch is read; RGB channel c is BGR 2 - c
-    folded = (weight * scale.view(1, 3, 1, 1))[:, [2, 1, 0]].permute(2, 3, 1, 0)
+    width = weight.shape[1]
     positions = embeddings.position_embedding.weight.detach().float()  # (1 + T, width)
-    bias = positions[1:]
-    if conv.bias is not None:
-        bias = bias + conv.bias.detach().float()
-    centre = torch.tensor(mean[::-1], dtype=torch.float32) * 255.0  # BGR 0..255
+    bias = positions[1:] + conv_bias
 
     class FoldedEmbeddings(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.register_buffer("centre", centre.repeat(patch * patch))  # (P*P*3,)
-            self.register_buffer("weight", folded.reshape(patch * patch * 3, width).contiguous())
+            self.register_buffer("centre", centre)  # (P*P*3,)
+            self.register_buffer("weight", weight)
             self.register_buffer("bias", bias.contiguous())  # (T, width)
             first = embeddings.class_embedding.detach().float() + positions[0]
             self.register_buffer("first", first.view(1, 1, width))

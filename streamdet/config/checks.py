@@ -13,7 +13,15 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from streamdet.config.settings import BACKENDS, DEVICES, METHODS, PRECISIONS, SCORINGS, SETTINGS
+from streamdet.config.settings import (
+    BACKENDS,
+    DENSE_HEADS,
+    DEVICES,
+    METHODS,
+    PRECISIONS,
+    SCORINGS,
+    SETTINGS,
+)
 from streamdet.errors import ConfigError, PromptError
 
 Check = Callable[[str, Any], Any]
@@ -113,9 +121,11 @@ CHECKS: dict[str, Check] = {
     "stride": _whole,
     "scales": _scales,
     "overhang": _flag,
+    "token_px": _optional_whole,
     "method": _choice(METHODS),
     "scoring": _choice(SCORINGS),
     "dense": _flag,
+    "dense_head": _choice(DENSE_HEADS),
     "templates": _templates,
     "background_prompts": _prompt_list,
     "frame_sizes": _flag,

@@ -28,7 +28,9 @@ from streamdet.errors import ConfigError
 
 #: The model used when none is named: the built-in one, shipped inside the package.
 DEFAULT_MODEL = "streamdet/scenes-clip"
-METHODS = ("windows", "occlusion")
+METHODS = ("windows", "occlusion", "dense")
+#: The one-pass dense last layers (``streamdet.clip.frame_tower``); the first is the default.
+DENSE_HEADS = ("naclip", "clearclip", "sclip", "maskclip")
 SCORINGS = ("calibrated", "reference")
 DEVICES = ("cpu", "cuda", "tensorrt")
 BACKENDS = ("auto", "onnxruntime", "torch")
@@ -40,13 +42,16 @@ MAX_WINDOW_PX = 16384
 @dataclass(frozen=True)
 class GridConfig:
     """Window geometry: ``patch``-pixel cells, windows of ``window`` cells (plus ``scales``),
-    stepping ``stride`` cells; ``overhang`` lets windows hang over the frame edges."""
+    stepping ``stride`` cells; ``overhang`` lets windows hang over the frame edges.
+    ``token_px``: frame pixels per patch token in the one-pass ``dense`` method (None: what a
+    token covers in a main window, ``patch * window / tokens per window side``)."""
 
     patch: int = 64
     window: int = 4
     stride: int = 1
     scales: tuple[int, ...] = ()
     overhang: bool = False
+    token_px: int | None = None
 
     def __post_init__(self) -> None:
         # The geometry is checked here, whoever builds it; the resolver checks the same earlier,
@@ -80,14 +85,16 @@ class GridConfig:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """How windows are scored: ``method`` windows or occlusion; ``scoring`` calibrated (prompt
-    against ``background_prompts``) or reference (the write-up's normalisation); ``dense`` fine
-    heatmaps from patch tokens; ``templates`` averaged per prompt; ``frame_sizes`` reads a leading
+    """How windows are scored: ``method`` windows, occlusion or dense (the whole frame through the
+    image tower once, ``dense_head`` turning its patch tokens into embeddings); ``scoring``
+    calibrated (prompt against ``background_prompts``) or reference (the write-up's
+    normalisation); ``dense`` fine heatmaps from each window's patch tokens; ``templates`` averaged per prompt; ``frame_sizes`` reads a leading
     size word as a size in the frame."""
 
     method: str = "windows"
     scoring: str = "calibrated"
     dense: bool = False
+    dense_head: str = DENSE_HEADS[0]
     templates: tuple[str, ...] = ("{}",)
     background_prompts: tuple[str, ...] = ()
     frame_sizes: bool = True

@@ -26,6 +26,7 @@ from streamdet.detect.dense import DenseGrid
 from streamdet.detect.frames import as_bgr
 from streamdet.detect.model import DEFAULT_MODEL, LoadedModel, find_model
 from streamdet.detect.occlusion import occluded_batch, occlusion_drops
+from streamdet.detect.onepass import FrameGrid, default_token_px
 from streamdet.detect.prompts import normalise_prompts
 from streamdet.detect.scoring import prompt_vs_background, reference_normalise, window_logits
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
@@ -96,6 +97,7 @@ class Detector:
         self.crop_on_device = crop_on_device and cfg.scoring.method == "windows"
         self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
         self._grid_for = lru_cache(maxsize=8)(self._build_grid)
+        self._frame_grid_for = lru_cache(maxsize=8)(self._build_frame_grid)
         templates = cfg.scoring.templates
         background = cfg.scoring.background_prompts
         dim = self.model.encoders.embed_dim
@@ -170,6 +172,8 @@ class Detector:
         t0 = time.perf_counter()
         frame = as_bgr(frame)
         h, w = frame.shape[:2]
+        if self.config.scoring.method == "dense":
+            return self._finish(frame, *self._one_pass(frame, state), state, t0)
         grid = self.grid(h, w)
         size, fill = self.model.image_size, self.model.fill
         if self.crop_on_device:
@@ -196,6 +200,54 @@ class Detector:
         else:
             heatmaps = self._heatmaps(emb, grid, state)  # (K, rows, cols) in [0, 1]
             patch = grid.patch
+        return self._finish(frame, heatmaps, patch, (t0, t1, t2), state, t0)
+
+    def _one_pass(
+        self, frame: np.ndarray, state: _PromptState
+    ) -> tuple[np.ndarray, int, tuple[float, float, float]]:
+        """The ``dense`` method: the whole frame through the frame tower once; (K, rows, cols)
+        heatmaps of ``token_px`` cells, their cell size, and the stage clock."""
+        t0 = time.perf_counter()
+        fg = self.frame_grid(*frame.shape[:2])
+        pixels = fg.pixels(frame, self.model.fill)
+        t1 = time.perf_counter()
+        tokens = self.model.embed_frame(pixels, self.config.scoring.dense_head)  # (rows, cols, D)
+        t2 = time.perf_counter()
+        flat = tokens.reshape(-1, tokens.shape[-1])
+        scale = self.model.logit_scale
+        if self.config.scoring.scoring == "reference":
+            logits = window_logits(flat, state.embeddings, scale)  # (rows * cols, K)
+            cells = logits.T.reshape(len(state.prompts), fg.rows, fg.cols)
+            heatmaps = reference_normalise(cells)
+        else:
+            probs = prompt_vs_background(flat, state.embeddings, state.background, scale)
+            heatmaps = probs.T.reshape(len(state.prompts), fg.rows, fg.cols).astype(np.float32)
+        return heatmaps, fg.token_px, (t0, t1, t2)
+
+    def _build_frame_grid(self, height: int, width: int) -> FrameGrid:
+        head = self.config.scoring.dense_head
+        model_patch = self.model.frame_patch(head)
+        token_px = self.config.grid.token_px or default_token_px(
+            self.config.grid, self.model.image_size, model_patch
+        )
+        return FrameGrid(height, width, token_px, model_patch)
+
+    def frame_grid(self, height: int, width: int) -> FrameGrid:
+        """How frames of this size go through the frame tower (``dense`` method; cached)."""
+        return self._frame_grid_for(height, width)
+
+    def _finish(
+        self,
+        frame: np.ndarray,
+        heatmaps: np.ndarray,
+        patch: int,
+        clock: tuple[float, float, float],
+        state: _PromptState,
+        t0: float,
+    ) -> FrameResult:
+        """Heatmaps to boxes, size words, verification, timings: every method ends here."""
+        h, w = frame.shape[:2]
+        _, t1, t2 = clock
         t3 = time.perf_counter()
         detections = heatmaps_to_detections(
             heatmaps,

@@ -129,6 +129,7 @@ class LoadedModel:
                 max_batch=rt.max_batch,
                 precision=rt.precision,
                 cache_dir=cache,
+                weights=lambda: _weights_folder(found.name, found.folder),
             )
         texts = TextEmbeddingCache(encoders.encode_texts, encoders.meta.checksum, cache)
         return cls(encoders, texts)
@@ -198,3 +199,12 @@ class LoadedModel:
         embeddings and, with ``dense``, (N, g, g, D) patch embeddings (else None)."""
         out = self.encoders.encode_windows(frame, corners, dense=dense)
         return out[0], (out[1] if dense else None)
+
+    def frame_patch(self, head: str) -> int:
+        """Frame pixels per patch token of the one-pass frame tower (its input's multiple)."""
+        return self.encoders.frame_patch(head)
+
+    def embed_frame(self, pixels: np.ndarray, head: str) -> np.ndarray:
+        """(H, W, 3) float32 BGR 0..255, H and W multiples of ``frame_patch`` -> (h, w, D)
+        patch-token embeddings of the whole frame in one pass (``streamdet.clip.frame_tower``)."""
+        return self.encoders.encode_frame(pixels[None], head)[0]

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from streamdet.config.settings import DENSE_HEADS
+
 #: The settings a ``--quick`` run compares (and the two the targets are checked on).
 QUICK_SETTINGS: tuple[str, ...] = ("calibrated", "reference")
 
@@ -91,6 +93,10 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
             scales=(window,),
             patch=half,
         ),
+        # one pass over the whole frame (``method="dense"``), one per dense head
+        *(s(f"dense-{head}", **at, method="dense", dense_head=head) for head in DENSE_HEADS),
+        s("dense-no-verify", **at, method="dense", verify=False, threshold=0.6),
+        s("dense-coarse", **at, method="dense", token_px=2 * patch),
     ]
     return {x.name: x for x in settings if _possible(x)}
 
