@@ -118,7 +118,7 @@ def frame_tower(torch: Any, model: Any, mean: list[float], std: list[float], hea
     vision = model.vision_model
     weight, bias, centre, patch = folded_weights(torch, vision, mean, std)
     positions = vision.embeddings.position_embedding.weight.detach().float()  # (1 + g*g, width)
-    side = int(round((positions.shape[0] - 1) ** 0.5))
+    side = round((positions.shape[0] - 1) ** 0.5)
     width = positions.shape[1]
     first = vision.embeddings.class_embedding.detach().float() + positions[0]
     grid_positions = positions[1:].reshape(1, side, side, width).permute(0, 3, 1, 2)

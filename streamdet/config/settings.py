@@ -88,8 +88,8 @@ class ScoringConfig:
     """How windows are scored: ``method`` windows, occlusion or dense (the whole frame through the
     image tower once, ``dense_head`` turning its patch tokens into embeddings); ``scoring``
     calibrated (prompt against ``background_prompts``) or reference (the write-up's
-    normalisation); ``dense`` fine heatmaps from each window's patch tokens; ``templates`` averaged per prompt; ``frame_sizes`` reads a leading
-    size word as a size in the frame."""
+    normalisation); ``dense`` fine heatmaps from each window's patch tokens; ``templates``
+    averaged per prompt; ``frame_sizes`` reads a leading size word as a size in the frame."""
 
     method: str = "windows"
     scoring: str = "calibrated"

@@ -57,7 +57,7 @@ class FrameGrid:
         pad_h = self.rows * self.token_px - self.frame_h
         pad_w = self.cols * self.token_px - self.frame_w
         if pad_h or pad_w:
-            colour = tuple(int(round(c)) for c in fill)
+            colour = tuple(round(c) for c in fill)
             frame = cv2.copyMakeBorder(frame, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=colour)
         height, width = self.input_shape
         if (height, width) != frame.shape[:2]:
