@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from streamdet.cli.flags import add_detector_flags, add_model_flags, settings_from_args
+from streamdet.config import DENSE_HEADS
 from streamdet.errors import ImageReadError, StreamdetError
 
 
@@ -54,6 +55,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         opset=args.opset,
         tolerance=args.tolerance,
         overwrite=args.overwrite,
+        dense_heads=tuple(args.dense_head) if args.dense_head else None,
     )
     print(
         f"exported {args.model} -> {report.out_dir} ({report.precision}, {report.seconds:.1f} s); "
@@ -180,6 +182,12 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerance", type=float, help="max |ONNX - PyTorch| allowed")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier streamdet export")
     p.add_argument("--cache-dir", help="hub downloads and exports (~/.cache/streamdet)")
+    p.add_argument(
+        "--dense-head",
+        action="append",
+        choices=DENSE_HEADS,
+        help="one-pass frame graph to include (repeatable; default: the model's dense head)",
+    )
     p.set_defaults(func=_cmd_export)
 
 

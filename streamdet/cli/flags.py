@@ -17,6 +17,7 @@ from typing import Any
 from streamdet.config import (
     BACKENDS,
     DEFAULT_MODEL,
+    DENSE_HEADS,
     DEVICES,
     METHODS,
     PRECISIONS,
@@ -72,9 +73,20 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("stride", {"type": int, "help": "window step in cells" + MODELS}),
     _Flag("scales", {"type": _scales, "help": "extra window sizes in cells, e.g. 2,6, or none"}),
     _Flag("overhang", _switch("windows may hang over the frame edges" + MODELS)),
-    _Flag("method", {"choices": METHODS, "help": "windows (default) or occlusion"}),
+    _Flag(
+        "method",
+        {"choices": METHODS, "help": "windows (default), occlusion, or dense (one pass a frame)"},
+    ),
     _Flag("scoring", {"choices": SCORINGS, "help": "calibrated (default) or reference"}),
     _Flag("dense", _switch("fine heatmaps from patch tokens" + MODELS)),
+    _Flag(
+        "dense_head",
+        {"choices": DENSE_HEADS, "help": "the dense method's last layer (default: naclip)"},
+    ),
+    _Flag(
+        "token_scale",
+        {"type": float, "help": "dense method: tokens this many times coarser (faster), e.g. 1.5"},
+    ),
     _Flag(
         "templates",
         {

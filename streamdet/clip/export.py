@@ -27,6 +27,7 @@ from typing import Any
 import streamdet
 from streamdet.clip import parity
 from streamdet.clip.files import sha256_file, source_checksum, weight_files
+from streamdet.clip.frame_graph import check_head, export_frame_graph, frame_file
 from streamdet.clip.meta import (
     FORMAT,
     FORMAT_VERSION,
@@ -40,6 +41,7 @@ from streamdet.clip.meta import (
 )
 from streamdet.clip.parity import FP16_TOLERANCE, FP32_TOLERANCE
 from streamdet.clip.towers import image_tower, load_clip, text_inputs, text_tower
+from streamdet.config.settings import DENSE_HEADS
 from streamdet.errors import (
     ConfigError,
     ExportError,
@@ -339,11 +341,11 @@ def _export_graphs(
             ) from error
 
 
-def _to_fp16(stage: Path) -> None:
+def _to_fp16(stage: Path, names: tuple[str, ...] = (IMAGE_FILE, TEXT_FILE)) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    for name in (IMAGE_FILE, TEXT_FILE):
+    for name in names:
         path = stage / name
         model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
         onnx.save(model, str(path))
@@ -390,6 +392,7 @@ def export_model(
     tolerance: float | None = None,
     overwrite: bool = False,
     source_name: str | None = None,
+    dense_heads: tuple[str, ...] | None = None,
 ) -> ExportReport:
     """Export the HF CLIP folder `source` to `out_dir`: image.onnx, text.onnx, tokenizer, meta.json.
 
@@ -401,6 +404,9 @@ def export_model(
     streamdet export is never touched. out_dir may be `source` itself: the graphs and meta.json
     are then added next to the HF files, which stay as they are.
     source_name: how meta.json names the source (default: its path, home written as ~).
+    dense_heads: the one-pass frame graphs to write (``frame-<head>.onnx``, see
+    ``streamdet.clip.frame_graph``); default: the model's suggested ``dense_head`` (its
+    streamdet.json), else the built-in default head. Others are made from the weights on first use.
     """
     started = time.perf_counter()
     source = Path(source).expanduser().resolve()
@@ -439,6 +445,14 @@ def export_model(
             torch, reference, text, tokenizer, stage, size, length
         )
         parity.require(image_diff, text_diff, tolerance, out_dir)
+        heads = dense_heads or (str(defaults.get("dense_head", DENSE_HEADS[0])),)
+        frame_diffs = {}
+        for head in heads:
+            frame_diffs[head] = export_frame_graph(
+                torch, model, mean, std, check_head(head), stage / frame_file(head), opset
+            )
+            if fp16:
+                _to_fp16(stage, (frame_file(head),))
         _copy_tokenizer(tokenizer, source, stage, mode)
         meta = {
             "format": FORMAT,
@@ -461,7 +475,9 @@ def export_model(
                 "image_max_abs_diff": image_diff,
                 "text_max_abs_diff": text_diff,
                 "tolerance": tolerance,
+                "frame_max_abs_diff": frame_diffs,
             },
+            "frame_heads": list(heads),
             "background_prompts": background,
             "defaults": defaults,
             "created_by": f"streamdet {streamdet.__version__}",

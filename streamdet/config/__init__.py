@@ -14,6 +14,7 @@ from streamdet.config.resolve import ModelFacts, resolve_config
 from streamdet.config.settings import (
     BACKENDS,
     DEFAULT_MODEL,
+    DENSE_HEADS,
     DEVICES,
     METHODS,
     PRECISIONS,
@@ -32,6 +33,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_MODEL",
     "DEFAULT_PRESET",
+    "DENSE_HEADS",
     "DEVICES",
     "METHODS",
     "PRECISIONS",

@@ -49,6 +49,13 @@ def _optional_flag(key: str, value: Any) -> bool | None:
     return None if value is None else _flag(key, value)
 
 
+def _positive(key: str, value: Any) -> float:
+    """A number above 0 (scales)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1e3:
+        raise ConfigError(f"{key} must be a number above 0 (e.g. 1.5), but got {value!r}")
+    return float(value)
+
+
 def fraction(key: str, value: Any) -> float:
     """A number in [0, 1] (thresholds, ratios, IoU)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
@@ -121,7 +128,7 @@ CHECKS: dict[str, Check] = {
     "stride": _whole,
     "scales": _scales,
     "overhang": _flag,
-    "token_px": _optional_whole,
+    "token_scale": _positive,
     "method": _choice(METHODS),
     "scoring": _choice(SCORINGS),
     "dense": _flag,

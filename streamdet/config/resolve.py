@@ -40,24 +40,36 @@ def preset_source(name: str) -> str:
     return f"preset {name}"
 
 
+#: The key of meta.json's ``defaults`` holding per-method suggestions ({method: {setting: value}}).
+BY_METHOD = "by_method"
+
+
 @dataclass(frozen=True)
 class ModelFacts:
     """What the resolver needs to know of a model, read from its meta.json before it loads.
 
     suggestions: the model's suggested settings by flat name (unknown keys left out).
+    by_method: suggestions that hold for one method only (meta.json ``defaults.by_method``, e.g.
+    the box threshold of one-pass ``dense`` heatmaps), applied above ``suggestions`` when the
+    resolved method is theirs, below presets and the caller.
     has_tokens: whether its image graph gives per-patch tokens (None: an older export that does
     not say; assumed possible until the graph is opened).
     """
 
     suggestions: Mapping[str, Any] = field(default_factory=dict)
     has_tokens: bool | None = None
+    by_method: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_meta(cls, meta: ModelMeta) -> ModelFacts:
         suggested = {k: v for k, v in meta.defaults.items() if k in SETTINGS}
         suggested["background_prompts"] = meta.background_prompts
         outputs = meta.image_outputs
-        return cls(suggested, None if outputs is None else TOKENS_OUTPUT in outputs)
+        by_method = meta.defaults.get(BY_METHOD, {})
+        if not isinstance(by_method, Mapping):
+            by_method = {}
+        tokens = None if outputs is None else TOKENS_OUTPUT in outputs
+        return cls(suggested, tokens, {str(k): dict(v) for k, v in by_method.items()})
 
 
 Values = dict[str, Any]
@@ -247,6 +259,11 @@ def resolve_config(
     for layer, source in ((from_preset, preset_source(chosen.name)), (caller, CALLER)):
         values.update(layer)
         sources.update(dict.fromkeys(layer, source))
+    per_method = check_settings(facts.by_method.get(values["method"], {}), _describe(MODEL))
+    for key, value in per_method.items():
+        if sources[key] in (BUILTIN, MODEL):
+            values[key] = value
+            sources[key] = MODEL
     if values["scoring"] == "reference" and sources["threshold"] == MODEL:
         # the model's threshold is for its calibrated probabilities, not min-max heatmaps
         values["threshold"] = builtin_defaults()["threshold"]

@@ -26,7 +26,7 @@ from streamdet.detect.dense import DenseGrid
 from streamdet.detect.frames import as_bgr
 from streamdet.detect.model import DEFAULT_MODEL, LoadedModel, find_model
 from streamdet.detect.occlusion import occluded_batch, occlusion_drops
-from streamdet.detect.onepass import FrameGrid, default_token_px
+from streamdet.detect.onepass import FrameGrid, token_px
 from streamdet.detect.prompts import normalise_prompts
 from streamdet.detect.scoring import prompt_vs_background, reference_normalise, window_logits
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
@@ -227,10 +227,8 @@ class Detector:
     def _build_frame_grid(self, height: int, width: int) -> FrameGrid:
         head = self.config.scoring.dense_head
         model_patch = self.model.frame_patch(head)
-        token_px = self.config.grid.token_px or default_token_px(
-            self.config.grid, self.model.image_size, model_patch
-        )
-        return FrameGrid(height, width, token_px, model_patch)
+        px = token_px(self.config.grid, self.model.image_size, model_patch)
+        return FrameGrid(height, width, px, model_patch)
 
     def frame_grid(self, height: int, width: int) -> FrameGrid:
         """How frames of this size go through the frame tower (``dense`` method; cached)."""

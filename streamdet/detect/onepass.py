@@ -7,9 +7,9 @@ hanging over the edge are); the padded frame is resized so that each cell become
 tokens' heatmaps then have cells of ``token_px`` pixels, like the windows method's cell heatmaps,
 so boxes, verification and drawing work on them unchanged.
 
-``token_px`` defaults to what one token covers inside a main window (``patch * window`` frame
-pixels seen as ``image_size`` model pixels): the tokens see objects at the scale the windows
-show them to the model.
+``token_px`` is what one token covers inside a main window (``patch * window`` frame pixels
+seen as ``image_size`` model pixels), so that the tokens see objects at the scale the windows show
+them to the model, times the ``token_scale`` setting (coarser tokens: fewer of them, faster).
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ import numpy as np
 from streamdet.config import GridConfig
 
 
-def default_token_px(grid: GridConfig, image_size: int, model_patch: int) -> int:
-    """Frame pixels per token that match the windows method's main window."""
-    return max(1, round(grid.patch * grid.window * model_patch / image_size))
+def token_px(grid: GridConfig, image_size: int, model_patch: int) -> int:
+    """Frame pixels per token: what a token covers in the windows method's main window
+    (``patch * window`` frame pixels seen as ``image_size`` model pixels), times
+    ``grid.token_scale``."""
+    return max(1, round(grid.token_scale * grid.patch * grid.window * model_patch / image_size))
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         # one pass over the whole frame (``method="dense"``), one per dense head
         *(s(f"dense-{head}", **at, method="dense", dense_head=head) for head in DENSE_HEADS),
         s("dense-no-verify", **at, method="dense", verify=False, threshold=0.6),
-        s("dense-coarse", **at, method="dense", token_px=2 * patch),
+        s("dense-coarse", **at, method="dense", token_scale=1.75),
     ]
     return {x.name: x for x in settings if _possible(x)}
 

@@ -205,7 +205,7 @@ def test_export_into_the_hf_folder_itself_keeps_its_files(tiny_hf_dir, tmp_path)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     export_model(folder, folder, overwrite=True)
     after = {p.name: p.read_bytes() for p in folder.iterdir()}
-    assert set(after) == set(before) | {"image.onnx", "text.onnx", "meta.json"}
+    assert set(after) == set(before) | {"image.onnx", "text.onnx", "frame-naclip.onnx", "meta.json"}
     assert all(after[name] == content for name, content in before.items())
     meta = load_meta(folder)
     assert meta.background_prompts == ("an empty table",)
