@@ -42,7 +42,9 @@ def test_frame_tower_matches_transformers_interpolated_positions(
     mean, std = _mean_std(tiny_hf_dir)
     patch = clip.config.vision_config.patch_size
     tower = frame_tower(torch, clip, mean, std, head)
-    frames = torch.rand(2, rows * patch, cols * patch, 3, generator=torch.Generator().manual_seed(1))
+    frames = torch.rand(
+        2, rows * patch, cols * patch, 3, generator=torch.Generator().manual_seed(1)
+    )
     frames = frames * 255.0
     scale, shift = normalisation(torch, mean, std)
     rgb = frames.permute(0, 3, 1, 2)[:, [2, 1, 0]] * scale.view(1, 3, 1, 1) + shift.view(1, 3, 1, 1)
