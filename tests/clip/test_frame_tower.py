@@ -171,5 +171,5 @@ def test_a_model_folder_that_lost_its_frame_graph_is_refused(
     moved = tmp_path / "moved"
     shutil.copytree(tiny_model_dir, moved)
     (moved / frame_file(DENSE_HEADS[0])).unlink()
-    with pytest.raises(ModelFormatError, match="lacks frame-naclip.onnx"):
+    with pytest.raises(ModelFormatError, match=r"lacks frame-naclip\.onnx"):
         load_meta(moved)
