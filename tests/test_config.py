@@ -47,9 +47,12 @@ def test_builtin_defaults_come_from_the_dataclasses_alone():
 
 def test_layers_stack_built_in_model_preset_caller():
     config = resolve_config({"window": 5}, preset="fast", model=SUGGESTS)
-    assert config.grid == GridConfig(patch=32, window=5, stride=2, scales=(), overhang=False)
+    assert config.grid == GridConfig(
+        patch=32, window=5, stride=1, scales=(2,), overhang=True, token_scale=1.5
+    )
+    assert config.scoring.method == "dense"
     src = config.sources
-    assert (src["patch"], src["window"], src["stride"], src["nms_iou"]) == (
+    assert (src["patch"], src["window"], src["token_scale"], src["nms_iou"]) == (
         "model",
         "you",
         "preset fast",
@@ -82,7 +85,11 @@ def test_a_suggestion_that_cannot_apply_gives_way_quietly():
             "but scoring='reference' (set by you)",
         ),
         ({"verify": True}, "writeup", "but scoring='reference' (from preset writeup)"),
-        ({"window": 1}, "fast", "stride=2 (from preset fast) needs a stride no larger"),
+        (
+            {"dense": True},
+            "fast",
+            "dense=True (set by you) needs method='windows', but method='dense' (from preset fast)",
+        ),
         ({"backend": "torch"}, "fast", "precision='int8' (from preset fast) needs backend="),
         ({"precision": "int8", "device": "cuda"}, None, "needs device='cpu', but device='cuda'"),
         ({"dense": True, "method": "occlusion"}, None, "needs method='windows'"),

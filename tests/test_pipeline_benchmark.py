@@ -44,12 +44,11 @@ def test_bench_pipeline_quick_writes_a_consistent_report(tmp_path, media_dir):
 
 def test_fast_is_the_fast_preset_and_flags_override_it(tiny_model_dir):
     parse = bench_pipeline.build_parser().parse_args
-    argv = ["--model", str(tiny_model_dir), "--fast", "--stride", "1", "--precision", "fp32"]
+    argv = ["--model", str(tiny_model_dir), "--fast", "--token-scale", "2", "--precision", "fp32"]
     config = bench_pipeline.build_detector(parse(argv)).config
     assert config.preset == "fast"
-    assert config.grid.scales == () and config.grid.overhang is False
-    assert config.sources["overhang"] == "preset fast"
-    assert (config.grid.stride, config.sources["stride"]) == (1, "you")
+    assert config.scoring.method == "dense" and config.sources["method"] == "preset fast"
+    assert (config.grid.token_scale, config.sources["token_scale"]) == (2.0, "you")
     assert (config.runtime.precision, config.sources["precision"]) == ("fp32", "you")
 
 

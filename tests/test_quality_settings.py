@@ -49,6 +49,12 @@ def test_the_full_run_compares_these_settings():
         "calibrated-overhang-peak0.8",
         "calibrated-p16-w8-s2",
         "calibrated-p16-w8-s1",
+        "dense-naclip",
+        "dense-clearclip",
+        "dense-sclip",
+        "dense-maskclip",
+        "dense-no-verify",
+        "dense-coarse",
     ]
     assert set(QUICK_SETTINGS) <= set(make_settings(4, 1, 32))
 
@@ -66,9 +72,8 @@ def test_fast_is_the_fast_preset_at_the_runs_precision():
     assert not set(setting.overrides) & set(PRESETS["fast"].for_device("cpu"))
     config = resolved("calibrated-fast")
     fast = PRESETS["fast"].settings
-    assert (config.grid.stride, config.grid.scales) == (fast["stride"], fast["scales"])
-    assert config.grid.overhang is fast["overhang"]
-    assert config.sources["stride"] == "preset fast"
+    assert (config.scoring.method, config.grid.token_scale) == (fast["method"], fast["token_scale"])
+    assert config.sources["method"] == "preset fast"
     # int8 on a CPU is the preset's; the run compares every setting as exported (fp32) ...
     assert config.runtime.precision == "fp32"
     # ... or at the precision the run asks for
@@ -91,9 +96,9 @@ def test_settings_whose_windows_cannot_exist_are_left_out():
     names = make_settings(1, 1, 32)
     assert "calibrated-w0" not in names and "calibrated-scales0+3" not in names
     assert "calibrated-w2" in names
-    # the fast preset's stride needs windows of two cells: said when the setting is chosen
-    args = cli.parse_args(["--window", "1", "--configs", "calibrated,calibrated-fast"])
-    with pytest.raises(ConfigError, match=r"^setting calibrated-fast: stride=2 \(from preset"):
+    # a stride the windows cannot take is said when the setting is chosen
+    args = cli.parse_args(["--window", "1", "--configs", "calibrated,calibrated-p16-w2-s2"])
+    with pytest.raises(ConfigError, match=r"^setting calibrated-p16-w2-s2: stride=2"):
         cli.chosen_settings(args, RUN)
 
 

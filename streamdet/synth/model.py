@@ -122,6 +122,9 @@ DETECTOR_DEFAULTS: dict[str, object] = {
     "dense": True,
     "verify": True,
     "verify_floor": 0.1,
+    # the one-pass method's token heatmaps are coarser and flatter than the windows' fine ones:
+    # boxes from whole regions at a lower candidate level, verification still on (docs/models.md)
+    "by_method": {"dense": {"threshold": 0.15, "peak_ratio": 0.0}},
 }
 
 
