@@ -155,7 +155,8 @@ def build_detector(
     model: str | Path, prompts: Sequence[str], mode: Mode, run_overrides: Mapping[str, Any]
 ) -> Detector:
     """The mode's detector: its preset, the run's settings, its own overrides above them."""
-    return Detector(model, prompts, preset=mode.preset, **{**run_overrides, **mode.overrides})
+    setting = mode.setting(run_overrides)
+    return Detector(model, prompts, preset=setting.preset, **setting.overrides)
 
 
 def run_mode(
