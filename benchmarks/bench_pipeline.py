@@ -52,7 +52,7 @@ from streamdet.cli.flags import add_detector_flags, settings_from_args
 from streamdet.detect.detector import Detector
 from streamdet.errors import StreamdetError
 from streamdet.machine import machine_info
-from streamdet.pipeline.runner import RunOptions, run
+from streamdet.pipeline.runner import FrameDetector, RunOptions, run
 from streamdet.pipeline.stats import RunReport
 from streamdet.render import Renderer
 from streamdet.sinks import Mp4Sink
@@ -134,6 +134,20 @@ def read_frames(path: Path) -> tuple[list[np.ndarray], float]:
         return [f.to_ndarray(format="bgr24") for f in container.decode(stream)], rate
 
 
+def run_file(
+    detector: FrameDetector,
+    clip: Path,
+    out: Path,
+    codec: str = "libx264",
+    hwaccel: str | None = None,
+) -> RunReport:
+    """``clip`` end to end through ``streamdet run``'s pipeline: decode (PyAV, threaded), detect,
+    draw and encode the annotated H.264 MP4 ``out``; the run's report (FPS, stage times)."""
+    with open_source(clip, hwaccel=hwaccel) as source:
+        sink = Mp4Sink(out, fps=source.fps, overwrite=True, codec=codec)
+        return run(source, detector, [sink], renderer=Renderer())
+
+
 def bench_file(
     detector: Detector,
     clip: Path,
@@ -147,9 +161,7 @@ def bench_file(
     n = transcode(clip, small, size, frames)
     images, rate = read_frames(small)
     detector.detect(images[0])  # warm-up: sessions, grid, first-call allocations
-    with open_source(small, hwaccel=hwaccel) as source:
-        out = Mp4Sink(work / f"{clip.stem}-out.mp4", fps=source.fps, overwrite=True, codec=codec)
-        report = run(source, detector, [out], renderer=Renderer())
+    report = run_file(detector, small, work / f"{clip.stem}-out.mp4", codec, hwaccel)
     assert report.frames_processed == n, (report.frames_processed, n)
     return FileResult(
         clip=clip.name,

@@ -366,6 +366,13 @@ def _quantize(source: Path, out: Path) -> None:
         root.removeFilter(quiet)
 
 
+def quantize_int8(source: Path, out: Path) -> None:
+    """``source`` quantised to int8 at ``out`` by the recipe the runtime's int8 graphs are made
+    with (``RECIPES["int8"]``): for graphs that are not a streamdet export, such as the
+    benchmarks' OWL-ViT peer, so that both sides of a comparison get the same int8."""
+    _quantize(source, out)
+
+
 class _DropMessage(logging.Filter):
     def __init__(self, text: str) -> None:
         super().__init__()
