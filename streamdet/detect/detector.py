@@ -3,7 +3,9 @@
 Per frame (shapes as comments in ``detect``): validate the frame, cut all windows in one vectorised
 step, run the image tower over all of them as one batch (split only above ``max_batch``), score the
 window embeddings against the cached prompt embeddings, average into cell heatmaps, extract boxes,
-and (``verify``) score a crop around each box again in one more small batch.
+and (``verify``) score a crop around each box again in one more small batch. With temporal reuse
+(``reuse``, ``streamdet.detect.reuse``) only the windows whose pixels changed go through the tower;
+the others keep their embeddings from an earlier frame.
 Prompts are embedded once; ``set_prompts`` swaps them between frames by replacing one reference, so
 a running detector never sees half a prompt change.
 """
@@ -27,12 +29,13 @@ from streamdet.detect.frames import as_bgr
 from streamdet.detect.model import DEFAULT_MODEL, LoadedModel, find_model
 from streamdet.detect.occlusion import occluded_batch, occlusion_drops
 from streamdet.detect.prompts import normalise_prompts
+from streamdet.detect.reuse import ReusePlan, WindowReuse
 from streamdet.detect.scoring import prompt_vs_background, reference_normalise, window_logits
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
-from streamdet.detect.verify import box_views, rescore, strongest
+from streamdet.detect.verify import VIEW_MARGINS, box_views, rescore, strongest
 from streamdet.detect.windows import WindowGrid, crop_windows
 from streamdet.errors import PromptError
-from streamdet.types import Detections, FrameResult, Timings
+from streamdet.types import Detections, FrameResult, Timings, Workload
 
 log = logging.getLogger("streamdet")
 
@@ -96,6 +99,11 @@ class Detector:
         self.crop_on_device = crop_on_device and cfg.scoring.method == "windows"
         self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
         self._grid_for = lru_cache(maxsize=8)(self._build_grid)
+        self._reuse = (
+            WindowReuse(cfg.reuse, self.model.fill)
+            if cfg.reuse.enabled and cfg.scoring.method == "windows"
+            else None
+        )
         templates = cfg.scoring.templates
         background = cfg.scoring.background_prompts
         dim = self.model.encoders.embed_dim
@@ -150,6 +158,12 @@ class Detector:
             thresholds=self._thresholds_for(texts),
         )
 
+    def reset(self) -> None:
+        """Forget the embeddings kept for temporal reuse: call it between unrelated streams
+        (a new frame size does it by itself). Prompts and settings stay."""
+        if self._reuse is not None:
+            self._reuse.reset()
+
     def _build_grid(self, height: int, width: int) -> WindowGrid:
         return WindowGrid.build(height, width, self.config.grid)
 
@@ -172,15 +186,19 @@ class Detector:
         h, w = frame.shape[:2]
         grid = self.grid(h, w)
         size, fill = self.model.image_size, self.model.fill
-        if self.crop_on_device:
-            # the frame crosses to the device once; windows are cut there (streamdet.clip.crops)
+        plan = self._reuse.plan(frame, grid) if self._reuse is not None else None
+        only = None if plan is None or plan.reused == 0 else plan.compute  # None: every window
+        if only is not None and len(only) == 0:
             t1 = time.perf_counter()
-            emb, tokens = self.model.embed_windows(
-                frame, grid.corners(), dense=self.config.scoring.dense
-            )
+            emb, tokens = None, None  # nothing changed: every embedding is kept
+        elif self.crop_on_device:
+            # the frame crosses to the device once; windows are cut there (streamdet.clip.crops)
+            corners = grid.corners() if only is None else grid.corners()[only]
+            t1 = time.perf_counter()
+            emb, tokens = self.model.embed_windows(frame, corners, dense=self.config.scoring.dense)
         else:
             if self.config.scoring.method == "windows":
-                pixels = crop_windows(frame, grid, size, fill)  # (N, S, S, 3)
+                pixels = crop_windows(frame, grid, size, fill, only)  # (N or changed, S, S, 3)
             else:
                 pixels = occluded_batch(frame, grid, size, fill)  # (1 + N, S, S, 3)
             t1 = time.perf_counter()
@@ -188,7 +206,10 @@ class Detector:
                 emb, tokens = self.model.embed_images_dense(pixels)  # (N, D), (N, g, g, D)
             else:
                 emb, tokens = self.model.embed_images(pixels), None  # (N or 1 + N, D)
+        if plan is not None and self._reuse is not None:
+            emb, tokens = self._reuse.merge(plan, emb, tokens)  # every window's, kept or new
         t2 = time.perf_counter()
+        assert emb is not None
         if tokens is not None:
             dense_grid = self._dense_grid_for(h, w, tokens.shape[1])
             heatmaps = self._dense_heatmaps(emb, tokens, dense_grid, state)  # (K, fine r, fine c)
@@ -209,8 +230,9 @@ class Detector:
         )
         detections = keep_sized(detections, state.sized, (h, w))
         t4 = t5 = time.perf_counter()
+        views = ReusePlan(np.zeros(0, np.int64), 0, "changed")
         if self.config.verify.enabled and len(detections):
-            detections = self._verify(frame, detections, state)
+            detections, views = self._verify(frame, detections, state)
             t5 = time.perf_counter()
         timings = Timings(
             preprocess_ms=(t1 - t0) * 1e3,
@@ -219,17 +241,39 @@ class Detector:
             boxes_ms=(t4 - t3) * 1e3,
             verify_ms=(t5 - t4) * 1e3,
         )
-        return FrameResult(detections, heatmaps, state.prompts, (h, w), patch, timings)
+        windows = len(emb)
+        computed = windows if plan is None else len(plan.compute)
+        work = Workload(
+            windows_computed=computed,
+            windows_reused=windows - computed,
+            views_computed=len(VIEW_MARGINS) * len(views.compute),
+            views_reused=len(VIEW_MARGINS) * views.reused,
+        )
+        return FrameResult(detections, heatmaps, state.prompts, (h, w), patch, timings, work)
 
-    def _verify(self, frame: np.ndarray, detections: Detections, state: _PromptState) -> Detections:
-        """Re-score every box by crops around it (``streamdet.detect.verify``), in one batch."""
+    def _verify(
+        self, frame: np.ndarray, detections: Detections, state: _PromptState
+    ) -> tuple[Detections, ReusePlan]:
+        """Re-score every box by crops around it (``streamdet.detect.verify``), in one batch;
+        with reuse, boxes found again where their crops did not change keep their crops'
+        embeddings. Returns the boxes kept and which boxes' crops were computed."""
         detections = strongest(detections)
-        views = box_views(frame, detections.xyxy, self.model.image_size, self.model.fill)
-        emb = self.model.embed_images(views)  # (views * n, D)
+        xyxy = detections.xyxy
+        if self._reuse is None:
+            plan = ReusePlan(np.arange(len(xyxy), dtype=np.int64), len(xyxy), "changed")
+        else:
+            plan = self._reuse.plan_views(xyxy)
+        size, fill = self.model.image_size, self.model.fill
+        if len(plan.compute):
+            emb = self.model.embed_images(box_views(frame, xyxy[plan.compute], size, fill))
+        else:
+            emb = np.zeros((0, self.model.encoders.embed_dim), np.float32)
+        if self._reuse is not None:
+            emb = self._reuse.merge_views(plan, xyxy, emb)  # (views * n, D)
         probs = prompt_vs_background(
             emb, state.embeddings, state.background, self.model.logit_scale
         )
-        return rescore(detections, probs, self.config.verify.floor)
+        return rescore(detections, probs, self.config.verify.floor), plan
 
     def _dense_heatmaps(
         self, emb: np.ndarray, tokens: np.ndarray, dense_grid: DenseGrid, state: _PromptState
