@@ -30,7 +30,14 @@ from streamdet.quality.settings import NamedSetting
 from streamdet.types import FrameResult
 
 #: Per-frame counts a detector may report, looked up on ``result.timings`` then on ``result``.
-COUNTS = ("windows_computed", "windows_reused")
+COUNTS = (
+    "windows_computed",
+    "windows_reused",
+    "views_computed",
+    "views_reused",
+    "frames_computed",
+    "frames_reused",
+)
 
 
 @dataclass(frozen=True)
@@ -65,10 +72,10 @@ MODES: Mapping[str, Mode] = MappingProxyType(
     {
         m.name: m
         for m in (
-            _mode("windows"),
-            _mode("windows+reuse", without="windows", reuse=2.0),
-            _mode("dense", method="dense"),
-            _mode("dense+reuse", without="dense", method="dense", reuse=2.0),
+            _mode("windows", reuse=False),
+            _mode("windows+reuse", without="windows", reuse=True),
+            _mode("dense", method="dense", reuse=False),
+            _mode("dense+reuse", without="dense", method="dense", reuse=True),
             _mode("fast", "fast"),
             _mode("writeup-int8", "writeup", precision="int8"),
         )
@@ -85,7 +92,7 @@ def frame_counts(result: FrameResult) -> dict[str, int]:
     """The window counts ``result`` reports (``COUNTS``), by name; empty when it reports none."""
     found = {}
     for name in COUNTS:
-        for holder in (getattr(result, "timings", None), result):
+        for holder in (getattr(result, "work", None), getattr(result, "timings", None), result):
             value = getattr(holder, name, None)
             if value is not None:
                 found[name] = int(value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamdet.errors import StreamdetError
-from streamdet.types import Detections, Frame, FrameResult, Timings
+from streamdet.types import Detections, Frame, FrameResult, Timings, Workload
 
 __version__ = "0.1.0"
 
@@ -28,6 +28,7 @@ __all__ = [
     "FrameResult",
     "StreamdetError",
     "Timings",
+    "Workload",
     "__version__",
 ]
 

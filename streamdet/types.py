@@ -3,13 +3,13 @@
 ``Frame`` is what a source yields and every later stage (capture queue, inference, sinks) receives.
 ``Detections`` follows the parallel-arrays design of roboflow/supervision: one row per box, shapes
 checked on construction, boolean-mask indexing. ``FrameResult`` is what ``Detector.detect`` returns
-for one frame.
+for one frame, with its ``Timings`` and ``Workload`` (windows computed and reused).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import ModuleType
 from typing import Any
 
@@ -194,6 +194,31 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class Workload:
+    """How much image-tower work one frame took, and how much temporal reuse saved.
+
+    windows_computed / windows_reused: windows whose embeddings were computed for this frame /
+    kept from an earlier frame (``streamdet.detect.reuse``); views_computed / views_reused: the
+    same for the verification crops around boxes; frames_computed / frames_reused: one-pass
+    (``dense`` method) frames that went through the frame tower / kept the last pass's tokens.
+    Summed over a run by the pipeline's report.
+    """
+
+    windows_computed: int = 0
+    windows_reused: int = 0
+    views_computed: int = 0
+    views_reused: int = 0
+    frames_computed: int = 0
+    frames_reused: int = 0
+
+    def __add__(self, other: Workload) -> Workload:
+        return Workload(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Workload)))
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class FrameResult:
     """Everything the detector found in one frame.
 
@@ -208,6 +233,7 @@ class FrameResult:
     frame_shape: tuple[int, int]
     patch: int
     timings: Timings = field(default_factory=Timings)
+    work: Workload = field(default_factory=Workload)
 
     def labels(self) -> list[str]:
         """The prompt text of every detection, in order."""

@@ -11,6 +11,7 @@ from streamdet.cli import build_parser
 from streamdet.cli.flags import settings_from_args
 from streamdet.config import (
     PRESETS,
+    REUSE_TOLERANCE,
     SETTINGS,
     DetectorConfig,
     GridConfig,
@@ -190,6 +191,34 @@ def test_cli_flags_map_onto_settings_in_one_place():
     assert _flags("--scales", "none").overrides == {"scales": ()}
     with pytest.raises(ConfigError, match="--fast is --preset fast"):
         _flags("--fast", "--preset", "writeup")
+
+
+def test_reuse_flags_and_values():
+    assert _flags("--reuse", "0.05").overrides == {"reuse": 0.05}
+    assert _flags("--no-reuse").overrides == {"reuse": False}
+    assert _flags("--reuse", "off").overrides == {"reuse": False}
+    assert _flags("--reuse", "0", "--reuse-refresh", "10").overrides == {
+        "reuse": 0.0,
+        "reuse_refresh": 10,
+    }
+    with pytest.raises(SystemExit):
+        _flags("--reuse", "lots")
+    default = resolve_config({})
+    assert default.reuse.enabled and default.reuse.threshold == REUSE_TOLERANCE
+    assert resolve_config({"reuse": True}).reuse.threshold == REUSE_TOLERANCE
+    assert resolve_config({"reuse": 0}).reuse.threshold == 0.0  # exact, not off
+    off = resolve_config({"reuse": False})
+    assert off.reuse.threshold is False and not off.reuse.enabled
+    # off survives a round trip through the flat names (False, not None: None means "not given")
+    assert resolve_config(off.flat()).reuse.enabled is False
+    assert resolve_config({}, preset="writeup").reuse.enabled is False
+    for bad in ({"reuse": 1.5}, {"reuse": "yes"}, {"reuse_refresh": 0}, {"reuse_motion": 0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            resolve_config(bad)
+    # reuse needs the windows method: a default gives way, a chosen value is refused
+    assert resolve_config({"method": "occlusion"}).reuse.enabled is False
+    with pytest.raises(ConfigError, match=r"reuse=0\.1 \(set by you\) needs method='windows'"):
+        resolve_config({"method": "occlusion", "reuse": 0.1})
 
 
 def test_every_setting_but_the_config_only_ones_has_a_flag():

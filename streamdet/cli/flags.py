@@ -52,6 +52,22 @@ def _threshold(text: str) -> tuple[str | None, float]:
     return (prompt.strip() if sep else None), value
 
 
+def _reuse(text: str) -> float | bool:
+    """``--reuse 0.04`` (a change tolerance, 0 exact), ``--reuse on`` (the default tolerance) or
+    ``--reuse off``."""
+    word = text.strip().lower()
+    if word in ("off", "no", "none", "false"):
+        return False
+    if word in ("on", "yes", "true"):
+        return True
+    try:
+        return float(word)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a change tolerance such as 0.04 (0: exact), on or off, got {text!r}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class _Flag:
     """One setting's flag: its argparse options (``dest`` is the setting's flat name)."""
@@ -125,6 +141,33 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("nms_iou", {"type": float, "help": "overlap above which a weaker box is dropped"}),
     _Flag("verify", _switch("score a crop around every box again" + MODELS)),
     _Flag("verify_floor", {"type": float, "help": "lowest verified probability kept, 0..1"}),
+    _Flag(
+        "reuse",
+        {
+            "type": _reuse,
+            "metavar": "TOLERANCE",
+            "help": "keep the embeddings of windows whose pixels changed by at most this "
+            "(0..1, 0: exact; on, off); default: on",
+        },
+    ),
+    _Flag(
+        "reuse",
+        {
+            "action": "store_const",
+            "const": False,
+            "help": "compute every window of every frame (the same as --reuse off)",
+            "flags": ("--no-reuse",),
+        },
+    ),
+    _Flag("reuse_refresh", {"type": int, "help": "compute every window at least every N frames"}),
+    _Flag(
+        "reuse_motion",
+        {
+            "type": float,
+            "help": "compute the whole frame when its change since the last frame touches "
+            "more than this fraction of its cells (a moving camera); default 0.25",
+        },
+    ),
     _Flag("device", {"help": f"where the model runs: {', '.join(DEVICES)} (default: cpu)"}, True),
     _Flag(
         "backend",

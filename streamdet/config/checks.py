@@ -19,6 +19,7 @@ from streamdet.config.settings import (
     DEVICES,
     METHODS,
     PRECISIONS,
+    REUSE_TOLERANCE,
     SCORINGS,
     SETTINGS,
 )
@@ -60,6 +61,29 @@ def fraction(key: str, value: Any) -> float:
     """A number in [0, 1] (thresholds, ratios, IoU)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
         raise ConfigError(f"{key} must be a number between 0 and 1, but got {value!r}")
+    return float(value)
+
+
+def _reuse(key: str, value: Any) -> float | bool:
+    """The reuse tolerance: a number in [0, 1] (0: exact), False (off) or True (the default)."""
+    if type(value).__name__ == "bool_":  # numpy's bool
+        value = bool(value)
+    if value is True:
+        return REUSE_TOLERANCE
+    if value is False:
+        return False
+    if isinstance(value, numbers.Real) and 0 <= value <= 1:
+        return float(value)
+    raise ConfigError(
+        f"{key} must be a change tolerance between 0 (exact) and 1, or False (off), "
+        f"but got {value!r}"
+    )
+
+
+def _open_fraction(key: str, value: Any) -> float:
+    """A number in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
+        raise ConfigError(f"{key} must be a number above 0 and at most 1, but got {value!r}")
     return float(value)
 
 
@@ -143,6 +167,9 @@ CHECKS: dict[str, Check] = {
     "nms_iou": fraction,
     "verify": _flag,
     "verify_floor": fraction,
+    "reuse": _reuse,
+    "reuse_refresh": _whole,
+    "reuse_motion": _open_fraction,
     "device": _choice(DEVICES),
     "backend": _choice(BACKENDS),
     "precision": _choice(PRECISIONS, optional=True),

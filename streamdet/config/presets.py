@@ -8,7 +8,8 @@ caller's own settings.
   docs/benchmarks.md has the measurements behind it.
 * ``writeup``: the original write-up's method as it describes it (64-pixel cells, windows of 4
   cells, stride 1, its min-max "reference" scoring, one box region per prompt level, no dense
-  heatmaps, no verification, prompts scored as written), for comparisons.
+  heatmaps, no verification, prompts scored as written, every frame computed whole), for
+  comparisons.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "peak_ratio": 0.0,
                 "verify": False,
                 "frame_sizes": False,
+                "reuse": False,
             },
         ),
     }

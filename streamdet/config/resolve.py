@@ -140,6 +140,16 @@ RULES: tuple[_Rule, ...] = (
         "drop verify or use calibrated scoring (reference scores are not probabilities)",
     ),
     _Rule(
+        "reuse",
+        lambda v: v["reuse"] is not False,
+        lambda v, m: v["method"] in ("windows", "dense"),
+        "method='windows' or 'dense'",
+        ("method",),
+        lambda v: False,
+        "drop reuse (--no-reuse) or use the windows or dense method (every occluded copy shows "
+        "the whole frame, so no window's input stays the same)",
+    ),
+    _Rule(
         "crop_on_device",
         lambda v: v["crop_on_device"] is True,
         lambda v, m: v["method"] == "windows",

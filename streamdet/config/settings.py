@@ -1,12 +1,13 @@
 """The detector's settings as frozen dataclasses, one per concern, and the one table of their names.
 
-A ``DetectorConfig`` is made of five groups:
+A ``DetectorConfig`` is made of six groups:
 
 * ``GridConfig``: where the windows go (cell size, window sizes, stride, windows over the edges);
 * ``ScoringConfig``: how windows are scored against the prompts (method, scoring, dense heatmaps,
   prompt templates, background prompts, size words);
 * ``BoxConfig``: how heatmaps become boxes (thresholds, peak ratio, sub-cell edges, NMS);
 * ``VerifyConfig``: the second look at every box (on/off, the lowest view probability kept);
+* ``ReuseConfig``: temporal reuse of window embeddings between frames (tolerance, refresh, motion);
 * ``RuntimeConfig``: what runs the model and where (device, backend, precision, threads, ...).
 
 The field defaults below are THE built-in defaults (the original write-up's settings where it has
@@ -35,6 +36,10 @@ SCORINGS = ("calibrated", "reference")
 DEVICES = ("cpu", "cuda", "tensorrt")
 BACKENDS = ("auto", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "int8", "fp16")
+#: The reuse tolerance ``reuse=True`` stands for, and the built-in default: the largest change of
+#: any block's mean colour (a block is a quarter cell on a side), as a fraction of 255, that still
+#: lets a window keep its embedding (docs/configuration.md and benchmarks/bench_reuse.py).
+REUSE_TOLERANCE = 0.02
 #: Widest window in pixels (a typo such as --patch 4096 would otherwise ask for gigabytes).
 MAX_WINDOW_PX = 16384
 
@@ -130,6 +135,23 @@ class VerifyConfig:
 
 
 @dataclass(frozen=True)
+class ReuseConfig:
+    """Temporal reuse (``streamdet.detect.reuse``): a window whose pixels changed by at most
+    ``threshold`` since its embedding was computed keeps that embedding (``False``: off; ``0``:
+    exact, any changed pixel recomputes); no embedding is kept more than ``refresh`` frames; a
+    frame whose change since the previous frame touches more than the fraction ``motion`` of its
+    cells (a moving camera) is computed whole."""
+
+    threshold: float | bool = REUSE_TOLERANCE
+    refresh: int = 30
+    motion: float = 0.25
+
+    @property
+    def enabled(self) -> bool:
+        return self.threshold is not False
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     """What runs the towers: ``device`` (cpu, cuda, tensorrt), ``backend`` (auto, onnxruntime,
     torch), ``precision`` (None: the export's own), ``allow_fallback`` to the CPU when a GPU cannot
@@ -153,6 +175,7 @@ GROUPS: dict[str, type] = {
     "scoring": ScoringConfig,
     "boxes": BoxConfig,
     "verify": VerifyConfig,
+    "reuse": ReuseConfig,
     "runtime": RuntimeConfig,
 }
 
@@ -164,6 +187,9 @@ SETTINGS: dict[str, tuple[str, str]] = {
     **{f.name: ("boxes", f.name) for f in fields(BoxConfig)},
     "verify": ("verify", "enabled"),
     "verify_floor": ("verify", "floor"),
+    "reuse": ("reuse", "threshold"),
+    "reuse_refresh": ("reuse", "refresh"),
+    "reuse_motion": ("reuse", "motion"),
     **{f.name: ("runtime", f.name) for f in fields(RuntimeConfig)},
 }
 
@@ -187,6 +213,7 @@ class DetectorConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     boxes: BoxConfig = field(default_factory=BoxConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    reuse: ReuseConfig = field(default_factory=ReuseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     preset: str = DEFAULT_PRESET
     sources: Mapping[str, str] = field(

@@ -3,7 +3,9 @@
 Per frame (shapes as comments in ``detect``): validate the frame, cut all windows in one vectorised
 step, run the image tower over all of them as one batch (split only above ``max_batch``), score the
 window embeddings against the cached prompt embeddings, average into cell heatmaps, extract boxes,
-and (``verify``) score a crop around each box again in one more small batch.
+and (``verify``) score a crop around each box again in one more small batch. With temporal reuse
+(``reuse``, ``streamdet.detect.reuse``) only the windows whose pixels changed go through the tower;
+the others keep their embeddings from an earlier frame.
 Prompts are embedded once; ``set_prompts`` swaps them between frames by replacing one reference, so
 a running detector never sees half a prompt change.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,12 +30,13 @@ from streamdet.detect.model import DEFAULT_MODEL, LoadedModel, find_model
 from streamdet.detect.occlusion import occluded_batch, occlusion_drops
 from streamdet.detect.onepass import FrameGrid, token_px
 from streamdet.detect.prompts import normalise_prompts
+from streamdet.detect.reuse import ReusePlan, WindowReuse
 from streamdet.detect.scoring import prompt_vs_background, reference_normalise, window_logits
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
-from streamdet.detect.verify import box_views, rescore, strongest
+from streamdet.detect.verify import VIEW_MARGINS, box_views, rescore, strongest
 from streamdet.detect.windows import WindowGrid, crop_windows
 from streamdet.errors import PromptError
-from streamdet.types import Detections, FrameResult, Timings
+from streamdet.types import Detections, FrameResult, Timings, Workload
 
 log = logging.getLogger("streamdet")
 
@@ -98,6 +101,12 @@ class Detector:
         self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
         self._grid_for = lru_cache(maxsize=8)(self._build_grid)
         self._frame_grid_for = lru_cache(maxsize=8)(self._build_frame_grid)
+        self._reuse = (
+            WindowReuse(cfg.reuse, self.model.fill)
+            if cfg.reuse.enabled and cfg.scoring.method in ("windows", "dense")
+            else None
+        )
+        self._frame_tokens: np.ndarray | None = None  # the dense method's last pass, with reuse
         templates = cfg.scoring.templates
         background = cfg.scoring.background_prompts
         dim = self.model.encoders.embed_dim
@@ -152,6 +161,13 @@ class Detector:
             thresholds=self._thresholds_for(texts),
         )
 
+    def reset(self) -> None:
+        """Forget the embeddings kept for temporal reuse: call it between unrelated streams
+        (a new frame size does it by itself). Prompts and settings stay."""
+        if self._reuse is not None:
+            self._reuse.reset()
+        self._frame_tokens = None
+
     def _build_grid(self, height: int, width: int) -> WindowGrid:
         return WindowGrid.build(height, width, self.config.grid)
 
@@ -173,18 +189,23 @@ class Detector:
         frame = as_bgr(frame)
         h, w = frame.shape[:2]
         if self.config.scoring.method == "dense":
-            return self._finish(frame, *self._one_pass(frame, state), state, t0)
+            heatmaps, patch, clock, work = self._one_pass(frame, state)
+            return self._finish(frame, heatmaps, patch, clock, state, t0, work)
         grid = self.grid(h, w)
         size, fill = self.model.image_size, self.model.fill
-        if self.crop_on_device:
-            # the frame crosses to the device once; windows are cut there (streamdet.clip.crops)
+        plan = self._reuse.plan(frame, grid) if self._reuse is not None else None
+        only = None if plan is None or plan.reused == 0 else plan.compute  # None: every window
+        if only is not None and len(only) == 0:
             t1 = time.perf_counter()
-            emb, tokens = self.model.embed_windows(
-                frame, grid.corners(), dense=self.config.scoring.dense
-            )
+            emb, tokens = None, None  # nothing changed: every embedding is kept
+        elif self.crop_on_device:
+            # the frame crosses to the device once; windows are cut there (streamdet.clip.crops)
+            corners = grid.corners() if only is None else grid.corners()[only]
+            t1 = time.perf_counter()
+            emb, tokens = self.model.embed_windows(frame, corners, dense=self.config.scoring.dense)
         else:
             if self.config.scoring.method == "windows":
-                pixels = crop_windows(frame, grid, size, fill)  # (N, S, S, 3)
+                pixels = crop_windows(frame, grid, size, fill, only)  # (N or changed, S, S, 3)
             else:
                 pixels = occluded_batch(frame, grid, size, fill)  # (1 + N, S, S, 3)
             t1 = time.perf_counter()
@@ -192,7 +213,10 @@ class Detector:
                 emb, tokens = self.model.embed_images_dense(pixels)  # (N, D), (N, g, g, D)
             else:
                 emb, tokens = self.model.embed_images(pixels), None  # (N or 1 + N, D)
+        if plan is not None and self._reuse is not None:
+            emb, tokens = self._reuse.merge(plan, emb, tokens)  # every window's, kept or new
         t2 = time.perf_counter()
+        assert emb is not None
         if tokens is not None:
             dense_grid = self._dense_grid_for(h, w, tokens.shape[1])
             heatmaps = self._dense_heatmaps(emb, tokens, dense_grid, state)  # (K, fine r, fine c)
@@ -200,18 +224,36 @@ class Detector:
         else:
             heatmaps = self._heatmaps(emb, grid, state)  # (K, rows, cols) in [0, 1]
             patch = grid.patch
-        return self._finish(frame, heatmaps, patch, (t0, t1, t2), state, t0)
+        computed = len(emb) if plan is None else len(plan.compute)
+        work = Workload(windows_computed=computed, windows_reused=len(emb) - computed)
+        return self._finish(frame, heatmaps, patch, (t0, t1, t2), state, t0, work)
 
     def _one_pass(
         self, frame: np.ndarray, state: _PromptState
-    ) -> tuple[np.ndarray, int, tuple[float, float, float]]:
+    ) -> tuple[np.ndarray, int, tuple[float, float, float], Workload]:
         """The ``dense`` method: the whole frame through the frame tower once; (K, rows, cols)
-        heatmaps of ``token_px`` cells, their cell size, and the stage clock."""
+        heatmaps of ``token_px`` cells, their cell size, the stage clock and the work done.
+
+        With reuse, the frame's windows' signatures are checked as in windows mode: when no
+        window changed, the last pass's tokens are kept and the tower is skipped (every token
+        sees the whole frame, so one changed window means a new pass)."""
         t0 = time.perf_counter()
-        fg = self.frame_grid(*frame.shape[:2])
-        pixels = fg.pixels(frame, self.model.fill)
-        t1 = time.perf_counter()
-        tokens = self.model.embed_frame(pixels, self.config.scoring.dense_head)  # (rows, cols, D)
+        h, w = frame.shape[:2]
+        fg = self.frame_grid(h, w)
+        plan = self._reuse.plan(frame, self.grid(h, w)) if self._reuse is not None else None
+        kept = self._frame_tokens
+        if plan is not None and len(plan.compute) == 0 and kept is not None:
+            t1 = time.perf_counter()
+            tokens = kept
+            work = Workload(frames_reused=1)
+        else:
+            pixels = fg.pixels(frame, self.model.fill)
+            t1 = time.perf_counter()
+            tokens = self.model.embed_frame(pixels, self.config.scoring.dense_head)  # (r, c, D)
+            self._frame_tokens = tokens if self._reuse is not None else None
+            work = Workload(frames_computed=1)
+        if plan is not None and self._reuse is not None:
+            self._reuse.commit(plan)
         t2 = time.perf_counter()
         flat = tokens.reshape(-1, tokens.shape[-1])
         scale = self.model.logit_scale
@@ -222,7 +264,7 @@ class Detector:
         else:
             probs = prompt_vs_background(flat, state.embeddings, state.background, scale)
             heatmaps = probs.T.reshape(len(state.prompts), fg.rows, fg.cols).astype(np.float32)
-        return heatmaps, fg.token_px, (t0, t1, t2)
+        return heatmaps, fg.token_px, (t0, t1, t2), work
 
     def _build_frame_grid(self, height: int, width: int) -> FrameGrid:
         head = self.config.scoring.dense_head
@@ -242,6 +284,7 @@ class Detector:
         clock: tuple[float, float, float],
         state: _PromptState,
         t0: float,
+        work: Workload,
     ) -> FrameResult:
         """Heatmaps to boxes, size words, verification, timings: every method ends here."""
         h, w = frame.shape[:2]
@@ -259,8 +302,9 @@ class Detector:
         )
         detections = keep_sized(detections, state.sized, (h, w))
         t4 = t5 = time.perf_counter()
+        views = ReusePlan(np.zeros(0, np.int64), 0, "changed")
         if self.config.verify.enabled and len(detections):
-            detections = self._verify(frame, detections, state)
+            detections, views = self._verify(frame, detections, state)
             t5 = time.perf_counter()
         timings = Timings(
             preprocess_ms=(t1 - t0) * 1e3,
@@ -269,17 +313,36 @@ class Detector:
             boxes_ms=(t4 - t3) * 1e3,
             verify_ms=(t5 - t4) * 1e3,
         )
-        return FrameResult(detections, heatmaps, state.prompts, (h, w), patch, timings)
+        work = replace(
+            work,
+            views_computed=len(VIEW_MARGINS) * len(views.compute),
+            views_reused=len(VIEW_MARGINS) * views.reused,
+        )
+        return FrameResult(detections, heatmaps, state.prompts, (h, w), patch, timings, work)
 
-    def _verify(self, frame: np.ndarray, detections: Detections, state: _PromptState) -> Detections:
-        """Re-score every box by crops around it (``streamdet.detect.verify``), in one batch."""
+    def _verify(
+        self, frame: np.ndarray, detections: Detections, state: _PromptState
+    ) -> tuple[Detections, ReusePlan]:
+        """Re-score every box by crops around it (``streamdet.detect.verify``), in one batch;
+        with reuse, boxes found again where their crops did not change keep their crops'
+        embeddings. Returns the boxes kept and which boxes' crops were computed."""
         detections = strongest(detections)
-        views = box_views(frame, detections.xyxy, self.model.image_size, self.model.fill)
-        emb = self.model.embed_images(views)  # (views * n, D)
+        xyxy = detections.xyxy
+        if self._reuse is None:
+            plan = ReusePlan(np.arange(len(xyxy), dtype=np.int64), len(xyxy), "changed")
+        else:
+            plan = self._reuse.plan_views(xyxy)
+        size, fill = self.model.image_size, self.model.fill
+        if len(plan.compute):
+            emb = self.model.embed_images(box_views(frame, xyxy[plan.compute], size, fill))
+        else:
+            emb = np.zeros((0, self.model.encoders.embed_dim), np.float32)
+        if self._reuse is not None:
+            emb = self._reuse.merge_views(plan, xyxy, emb)  # (views * n, D)
         probs = prompt_vs_background(
             emb, state.embeddings, state.background, self.model.logit_scale
         )
-        return rescore(detections, probs, self.config.verify.floor)
+        return rescore(detections, probs, self.config.verify.floor), plan
 
     def _dense_heatmaps(
         self, emb: np.ndarray, tokens: np.ndarray, dense_grid: DenseGrid, state: _PromptState

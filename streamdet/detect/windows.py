@@ -164,16 +164,26 @@ def _copy_squares(
 
 
 def crop_windows(
-    frame: np.ndarray, grid: WindowGrid, size: int, fill: tuple[float, float, float]
+    frame: np.ndarray,
+    grid: WindowGrid,
+    size: int,
+    fill: tuple[float, float, float],
+    only: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Cut every window of ``grid`` out of a BGR frame, resized to ``size`` x ``size``.
+    """Cut every window of ``grid`` (or the windows ``only`` lists) out of a BGR frame, resized
+    to ``size`` x ``size``.
 
-    Returns (N, size, size, 3) float32 BGR in 0..255, the model's input layout, in the order of
-    ``grid.windows``.
+    only: ascending indices into ``grid.windows`` (temporal reuse computes a few); their pixels
+    are exactly those cutting every window gives (the resize is laid out for the whole grid).
+    Returns (N or len(only), size, size, 3) float32 BGR in 0..255, the model's input layout, in
+    the order of ``grid.windows``.
     """
-    out = np.empty((len(grid), size, size, 3), np.float32)
+    chosen = np.arange(len(grid)) if only is None else np.asarray(only, np.int64)
+    out = np.empty((len(chosen), size, size, 3), np.float32)
+    if len(chosen) == 0:
+        return out
     p = grid.patch
-    for cells in np.unique(grid.windows[:, 2]):  # one pass per window scale, not per window
+    for cells in np.unique(grid.windows[chosen, 2]):  # one pass per window scale, not per window
         idx = np.flatnonzero(grid.windows[:, 2] == cells)
         r0, c0 = grid.windows[idx, 0], grid.windows[idx, 1]
         top, left = max(0, -int(r0.min())), max(0, -int(c0.min()))  # cells of padding
@@ -197,5 +207,8 @@ def crop_windows(
             resized = cv2.resize(padded, (out_w, out_h), interpolation=interp)
             ys = np.minimum(np.rint(r0 * p * scale).astype(np.int64), out_h - size)
             xs = np.minimum(np.rint(c0 * p * scale).astype(np.int64), out_w - size)
-        _copy_squares(resized, ys, xs, size, out, idx)
+        # the windows of this scale that were asked for, and their rows in ``out``
+        rows = np.flatnonzero(grid.windows[chosen, 2] == cells)
+        pick = np.searchsorted(idx, chosen[rows])
+        _copy_squares(resized, ys[pick], xs[pick], size, out, rows)
     return out

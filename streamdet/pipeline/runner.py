@@ -40,7 +40,7 @@ from streamdet.pipeline.stats import RunReport, StageClock
 from streamdet.render import Renderer
 from streamdet.sinks import Sink
 from streamdet.sources import Source
-from streamdet.types import Frame, FrameResult
+from streamdet.types import Frame, FrameResult, Workload
 
 _log = logging.getLogger("streamdet.pipeline")
 
@@ -132,6 +132,7 @@ class _Inference:
         self.failure = failure
         self.clock = clock
         self.prompts = prompts
+        self.work = Workload()  # summed over the run (written by this worker's thread only)
         self.thread = threading.Thread(target=self._run, name="streamdet-inference", daemon=True)
 
     def _put(self, item: object) -> bool:
@@ -164,6 +165,7 @@ class _Inference:
                 self.clock.add("preprocess", t.preprocess_ms)
                 self.clock.add("encode", t.encode_ms)
                 self.clock.add("score", t.score_ms + t.boxes_ms + t.verify_ms)
+                self.work = self.work + getattr(result, "work", Workload())
                 if not self._put((frame, result)):
                     return
         except BaseException as exc:  # kept, raised on the calling thread
@@ -197,6 +199,9 @@ def run(
     halt = threading.Event()
     failure = _Failure()
     clock = StageClock()
+    reset = getattr(detector, "reset", None)
+    if callable(reset):
+        reset()  # a new stream: nothing kept from another one is reused (temporal reuse)
     capture = Capture(source, halt, queue_size=options.queue_size, max_fps=options.max_fps)
     results: queue.Queue = queue.Queue(maxsize=max(1, options.result_queue))
     worker = _Inference(capture, detector, results, halt, failure, clock, prompts)
@@ -293,6 +298,7 @@ def run(
         interrupted=interrupted,
         provider=detector.provider,
         config=_config_record(detector),
+        work=worker.work.to_dict(),
     )
 
 

@@ -97,6 +97,9 @@ class RunReport:
     provider: str
     #: The detector's resolved configuration (``DetectorConfig.to_dict()``), when it has one.
     config: dict | None = None
+    #: Image-tower work summed over the run: windows and verification crops computed and
+    #: reused (``streamdet.types.Workload.to_dict()``).
+    work: dict[str, int] | None = None
 
     @property
     def fps(self) -> float:
@@ -117,6 +120,7 @@ class RunReport:
             "interrupted": self.interrupted,
             "provider": self.provider,
             "config": self.config,
+            "work": self.work,
         }
 
     def lines(self) -> list[str]:
@@ -131,6 +135,10 @@ class RunReport:
             if self.frames_skipped:
                 head += f", skipped by --max-fps {self.frames_skipped}"
         out = [head]
+        if self.work and self.work.get("windows_reused"):
+            computed, reused = self.work["windows_computed"], self.work["windows_reused"]
+            share = reused / max(1, computed + reused)
+            out.append(f"  windows computed {computed}, reused {reused} ({share:.0%})")
         if self.stages:
             parts = [f"{k} {v.mean:.1f}/{v.p95:.1f}" for k, v in self.stages.items()]
             out.append("  ms per frame (mean/p95): " + ", ".join(parts))

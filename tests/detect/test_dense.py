@@ -180,7 +180,9 @@ def test_windows_cut_on_the_device_give_the_same_detections(tiny_model_dir, fram
     a = host.detect(frame)
     for io_device in (None, "cpu"):  # plain run, then the IO-bound GPU code on the CPU
         device.model.encoders._io_device = io_device
+        device.reset()  # the same frame again: without this, reuse would skip the tower
         b = device.detect(frame)
+        assert b.work.windows_computed == len(device.grid(*frame.shape[:2]))
         # whole-factor downscales: the same pixels but for the padding, which the host rounds
         # to whole grey levels (uint8 frame) and the device does not
         np.testing.assert_allclose(b.heatmaps, a.heatmaps, atol=0.03)

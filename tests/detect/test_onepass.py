@@ -101,3 +101,22 @@ def test_per_method_suggestions_apply_to_their_method_only() -> None:
     assert mine.boxes.threshold == 0.7
     with pytest.raises(ConfigError, match="token_scale"):
         resolve_config({"token_scale": 0})
+
+
+def test_dense_reuse_skips_the_pass_only_while_nothing_changed(tiny_model_dir: Path, tmp_path):
+    frame = np.random.default_rng(2).integers(0, 255, (96, 128, 3), np.uint8)
+    moved = frame.copy()
+    moved[10:40, 20:60] = 255 - moved[10:40, 20:60]  # something changed in one place
+    det = Detector(tiny_model_dir, ["a red circle"], method="dense", reuse=0.0, cache_dir=tmp_path)
+    plain = Detector(
+        tiny_model_dir, ["a red circle"], method="dense", reuse=False, cache_dir=tmp_path
+    )
+    works, maps = [], []
+    for f in (frame, frame, moved, moved, frame):
+        result = det.detect(f)
+        works.append((result.work.frames_computed, result.work.frames_reused))
+        maps.append(result.heatmaps)
+        np.testing.assert_array_equal(result.heatmaps, plain.detect(f).heatmaps)  # exact
+    assert works == [(1, 0), (0, 1), (1, 0), (0, 1), (1, 0)]
+    det.reset()
+    assert det.detect(frame).work.frames_computed == 1  # a new stream starts afresh

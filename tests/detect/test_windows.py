@@ -136,3 +136,21 @@ def test_padding_uses_the_fill_colour():
     assert len(crops) == 1
     np.testing.assert_allclose(crops[0, -1, -1], FILL)
     np.testing.assert_allclose(crops[0, 0, 0], 0.0)
+
+
+@pytest.mark.parametrize(
+    ("window", "scales", "size"),
+    [(4, (2,), 32), (6, (3,), 64), (4, (), 48)],  # 64 px for 6 cells: origins are rounded
+)
+def test_cropping_some_windows_gives_exactly_their_rows_of_cropping_all(window, scales, size):
+    """Temporal reuse crops only the changed windows: their pixels must not depend on which
+    others are cropped (the resize is laid out for the whole grid)."""
+    rng = np.random.default_rng(4)
+    frame = rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)
+    spec = GridConfig(patch=16, window=window, stride=1, scales=scales, overhang=True)
+    grid = WindowGrid.build(90, 140, spec)
+    every = crop_windows(frame, grid, size, FILL)
+    for only in ([len(grid) - 1], [0, 3, len(grid) // 2], rng.choice(len(grid), 7, replace=False)):
+        some = crop_windows(frame, grid, size, FILL, np.sort(np.asarray(only)))
+        np.testing.assert_array_equal(some, every[np.sort(np.asarray(only))])
+    assert crop_windows(frame, grid, size, FILL, np.zeros(0, np.int64)).shape == (0, size, size, 3)

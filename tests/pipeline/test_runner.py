@@ -121,3 +121,34 @@ def test_a_changed_prompt_file_reaches_the_detector_mid_run(tmp_path):
     assert det.prompt_changes[-1] == ("a person", "a dog")
     prompts_seen = [p for _, p in out.items]
     assert prompts_seen[0] == ("a red car",) and prompts_seen[-1] == ("a person", "a dog")
+
+
+def test_the_report_sums_each_frames_work_and_the_run_starts_with_a_reset():
+    """Temporal reuse is counted per frame (``FrameResult.work``); the report sums it, and a run
+    calls the detector's ``reset`` first so nothing of another stream is reused."""
+    from dataclasses import replace
+
+    from streamdet.types import Workload
+
+    class Reusing(FakeDetector):
+        resets = 0
+
+        def reset(self) -> None:
+            self.resets += 1
+
+        def detect(self, frame):
+            first = not self.seen
+            work = Workload(10, 0, 2, 0) if first else Workload(1, 9, 0, 2)
+            return replace(super().detect(frame), work=work)
+
+    det = Reusing()
+    report = run(FakeSource(5), det, [ListSink()])
+    assert det.resets == 1
+    assert report.work == {
+        "windows_computed": 14,
+        "windows_reused": 36,
+        "views_computed": 2,
+        "views_reused": 8,
+    }
+    assert report.to_dict()["work"] == report.work
+    assert any("windows computed 14, reused 36 (72%)" in line for line in report.lines())
