@@ -49,6 +49,13 @@ def test_the_full_run_compares_these_settings():
         "calibrated-overhang-peak0.8",
         "calibrated-p16-w8-s2",
         "calibrated-p16-w8-s1",
+        "dense-naclip",
+        "dense-clearclip",
+        "dense-sclip",
+        "dense-maskclip",
+        "dense-peak0.6-floor0.2",
+        "dense-no-verify",
+        "dense-coarse",
     ]
     assert set(QUICK_SETTINGS) <= set(make_settings(4, 1, 32))
 
