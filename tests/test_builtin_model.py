@@ -34,8 +34,10 @@ def detector(tmp_path_factory):
     )
 
 
-def test_the_builtin_model_suggests_fine_heatmaps(detector):
-    assert detector.config.scoring.dense and detector.config.grid.patch == 32
+def test_the_builtin_model_suggests_one_pass_with_fine_tokens(detector):
+    assert detector.config.scoring.method == "dense" and detector.config.grid.patch == 32
+    assert detector.frame_grid(360, 640).token_px == 16
+    assert detector.config.sources["method"] == "model"
 
 
 @pytest.mark.parametrize(

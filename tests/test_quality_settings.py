@@ -25,6 +25,7 @@ def resolved(name: str, run: RunSettings = RUN, **geometry: int):
 def test_the_full_run_compares_these_settings():
     assert list(make_settings(4, 1, 32)) == [
         "calibrated",
+        "windows",
         "reference",
         "calibrated-w3",
         "calibrated-w5",
@@ -53,6 +54,7 @@ def test_the_full_run_compares_these_settings():
         "dense-clearclip",
         "dense-sclip",
         "dense-maskclip",
+        "dense-peak0.95-floor0.1",
         "dense-no-verify",
         "dense-coarse",
     ]

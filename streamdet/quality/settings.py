@@ -48,43 +48,53 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
     """Every setting the full run compares, around the base ``window`` and ``stride`` (cells) and
     cell size ``patch`` (pixels), by name; settings whose geometry cannot exist are left out."""
     at = {"window": window, "stride": stride}
+    win = {**at, "method": "windows"}
     half = max(1, patch // 2)
     small = window - 1
     s = NamedSetting.of
     settings = [
+        # the model's own settings (the built-in model: one pass, ``method="dense"``) and the
+        # model's own windows-method settings; the calibrated-* variations are of windows mode
         s("calibrated", **at),
-        s("reference", **at, scoring="reference", overhang=False),
-        s(f"calibrated-w{small}", window=small, stride=min(stride, small)),
-        s(f"calibrated-w{window + 1}", window=window + 1, stride=stride),
-        s(f"calibrated-s{stride + 1}", window=window, stride=min(stride + 1, window)),
-        s(f"calibrated-scales{small}+{window + 2}", **at, scales=(small, window + 2)),
+        s("windows", **win),
+        s("reference", **win, scoring="reference", overhang=False),
+        s(f"calibrated-w{small}", method="windows", window=small, stride=min(stride, small)),
+        s(f"calibrated-w{window + 1}", method="windows", window=window + 1, stride=stride),
+        s(
+            f"calibrated-s{stride + 1}",
+            method="windows",
+            window=window,
+            stride=min(stride + 1, window),
+        ),
+        s(f"calibrated-scales{small}+{window + 2}", **win, scales=(small, window + 2)),
         s("calibrated-occlusion", **at, method="occlusion"),
-        s("calibrated-peak0", **at, peak_ratio=0.0),
-        s("calibrated-peak0.15", **at, peak_ratio=0.15),
-        s("calibrated-peak0.5", **at, peak_ratio=0.5),
-        s("calibrated-refine", **at, refine=True),
+        s("calibrated-peak0", **win, peak_ratio=0.0),
+        s("calibrated-peak0.15", **win, peak_ratio=0.15),
+        s("calibrated-peak0.5", **win, peak_ratio=0.5),
+        s("calibrated-refine", **win, refine=True),
         # the real-time preset on the base window (the run's precision: see evaluate)
         s("calibrated-fast", "fast", window=window),
-        s("calibrated-t0.98", **at, threshold=0.98),
-        s("calibrated-t0.99", **at, threshold=0.99),
-        s("calibrated-t0.999", **at, threshold=0.999),
-        s("calibrated-no-refine", **at, refine=False),
+        s("calibrated-t0.98", **win, threshold=0.98),
+        s("calibrated-t0.99", **win, threshold=0.99),
+        s("calibrated-t0.999", **win, threshold=0.999),
+        s("calibrated-no-refine", **win, refine=False),
         # window-level heatmaps (one window size, cells of the run's patch)
-        s("calibrated-no-dense", **at, scales=(), dense=False, peak_ratio=0.8),
-        s("calibrated-one-scale", **at, scales=()),
+        s("calibrated-no-dense", **win, scales=(), dense=False, peak_ratio=0.8),
+        s("calibrated-one-scale", **win, scales=()),
         # boxes as the heatmaps give them, at a threshold for unverified boxes
-        s("calibrated-no-verify", **at, verify=False, threshold=0.6),
+        s("calibrated-no-verify", **win, verify=False, threshold=0.6),
         # size words scored by the model as written, boxes of any size kept
-        s("calibrated-literal-sizes", **at, frame_sizes=False),
-        s("calibrated-overhang", **at, overhang=True),
-        s("calibrated-no-overhang-peak0", **at, overhang=False, peak_ratio=0.0),
-        s("calibrated-overhang-peak0.8", **at, overhang=True, peak_ratio=0.8),
+        s("calibrated-literal-sizes", **win, frame_sizes=False),
+        s("calibrated-overhang", **win, overhang=True),
+        s("calibrated-no-overhang-peak0", **win, overhang=False, peak_ratio=0.0),
+        s("calibrated-overhang-peak0.8", **win, overhang=True, peak_ratio=0.8),
         s(
             f"calibrated-p{patch // 2}-w{2 * window}-s{2 * stride}",
             window=2 * window,
             stride=2 * stride,
             scales=(window,),
             patch=half,
+            method="windows",
         ),
         s(
             f"calibrated-p{patch // 2}-w{2 * window}-s{stride}",
@@ -92,9 +102,13 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
             stride=stride,
             scales=(window,),
             patch=half,
+            method="windows",
         ),
         # one pass over the whole frame (``method="dense"``), one per dense head
         *(s(f"dense-{head}", **at, method="dense", dense_head=head) for head in DENSE_HEADS),
+        # the windows method's box settings on token heatmaps: why the built-in model suggests
+        # its own for the dense method (peak ratio 0.6, verify floor 0.2, tuned on seed 1)
+        s("dense-peak0.95-floor0.1", **at, method="dense", peak_ratio=0.95, verify_floor=0.1),
         s("dense-no-verify", **at, method="dense", verify=False, threshold=0.6),
         s("dense-coarse", **at, method="dense", token_scale=1.75),
     ]

@@ -121,25 +121,48 @@ def _caption_matches(table: CaptionTable, attrs: np.ndarray) -> np.ndarray:
     return colour_ok & kind_ok
 
 
-def label_patches(
-    table: CaptionTable, attrs: np.ndarray, owner: np.ndarray, grid: int
+def cell_cover(
+    table: CaptionTable, attrs: np.ndarray, owner: np.ndarray, rows: int, cols: int
 ) -> np.ndarray:
-    """(grid, grid, C) labels for the patches of one crop from its ``owner`` map (side x side int8
-    object index per pixel, -1 background) and the objects' (n, 2) colour and kind indices."""
-    labels = np.full((grid, grid, len(table.texts)), IGNORE, dtype=np.int8)
-    unsized = table.size < 0
-    cover = np.zeros((grid, grid, len(table.texts)), dtype=np.float32)
+    """(rows, cols, C) float32: the share of each of a ``rows`` x ``cols`` grid of cells over an
+    ``owner`` map (object index per pixel, -1 background) that objects matching each caption
+    cover (colour and kind; size aside), from the objects' (n, 2) colour and kind indices."""
+    cover = np.zeros((rows, cols, len(table.texts)), dtype=np.float32)
     matches = _caption_matches(table, attrs)
     for j in np.unique(owner):
         if j < 0:
             continue
         mask = (owner == j).astype(np.float32)
-        frac = cv2.resize(mask, (grid, grid), interpolation=cv2.INTER_AREA)  # (g, g)
+        frac = cv2.resize(mask, (cols, rows), interpolation=cv2.INTER_AREA)  # (rows, cols)
         cover[:, :, matches[j]] += frac[:, :, None]
-    shown, absent = cover >= PATCH_SHOWN, cover <= PATCH_ABSENT
-    labels[shown & unsized] = TRUE
-    labels[absent & unsized] = FALSE
+    return np.minimum(cover, 1.0)
+
+
+def label_cells(
+    table: CaptionTable, attrs: np.ndarray, owner: np.ndarray, rows: int, cols: int
+) -> np.ndarray:
+    """(rows, cols, C) labels for a ``rows`` x ``cols`` grid of cells over an ``owner`` map
+    (object index per pixel, -1 background) from the objects' (n, 2) colour and kind indices.
+
+    A caption is TRUE for a cell its matching objects cover at least ``PATCH_SHOWN`` of, FALSE
+    where they cover at most ``PATCH_ABSENT`` (background cells are FALSE for every caption) and
+    IGNORE in between (object borders, partly covered cells); sized captions are IGNORE, size is
+    not a cell's. Shared by the crops' patches and the whole frames' tokens.
+    """
+    cover = cell_cover(table, attrs, owner, rows, cols)
+    labels = np.full(cover.shape, IGNORE, dtype=np.int8)
+    unsized = table.size < 0
+    labels[(cover >= PATCH_SHOWN) & unsized] = TRUE
+    labels[(cover <= PATCH_ABSENT) & unsized] = FALSE
     return labels
+
+
+def label_patches(
+    table: CaptionTable, attrs: np.ndarray, owner: np.ndarray, grid: int
+) -> np.ndarray:
+    """(grid, grid, C) labels for the patches of one crop from its ``owner`` map (side x side int8
+    object index per pixel, -1 background) and the objects' (n, 2) colour and kind indices."""
+    return label_cells(table, attrs, owner, grid, grid)
 
 
 def _crop_box(
@@ -348,6 +371,8 @@ __all__ = [
     "CaptionTable",
     "SingleObjectSet",
     "caption_set",
+    "cell_cover",
+    "label_cells",
     "label_crop",
     "label_patches",
     "make_batch",

@@ -101,30 +101,34 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 
 
 #: Detector settings shipped with the model in streamdet.json (copied into meta.json "defaults").
-#: Chosen on the quality benchmark's frames (seeds 1 and 2, not the reported seed) as the best mean
-#: AP50 with at most 0.05 false boxes per frame and a margin: 128-pixel windows (4 cells of 32)
-#: plus 64-pixel ones (scale 2) for small objects, windows over the frame edges, fine heatmaps from
-#: the patch tokens (8-pixel cells), boxes cut at 95% of their region's peak (the trained patch
-#: tokens make a lone object's heatmap flat at its peak) with refined edges, a low heatmap
-#: threshold of 0.3 for candidates, and every candidate verified by crops around it
-#: (streamdet.detect.verify): confidence x best of two views, dropped below 0.1. Verification
-#: is what lets the threshold be this low: without it, a higher threshold was best, with lower
-#: AP50 and more false boxes. docs/models.md has the figures behind these choices.
+#: Chosen on the quality benchmark's frames (seeds 1 and 2, not the reported seed):
+#:
+#: * the one-pass ``dense`` method (the whole frame through the model once; recipe stage 4 taught
+#:   the tokens where objects are), which beat the windows method on AP50 at a tenth of its cost;
+#:   its token heatmaps' boxes are cut at 60% of their region's peak and verified by crops
+#:   around them, a box whose best view is below 0.2 dropped;
+#: * for the windows method (``method="windows"``, ``by_method``): 128-pixel windows (4 cells of
+#:   32) plus 64-pixel ones (scale 2) for small objects, fine heatmaps from each window's patch
+#:   tokens (8-pixel cells), boxes cut at 95% of their region's peak (the trained patch tokens
+#:   make a lone object's heatmap flat at its peak), verification floor 0.1;
+#: * for both: windows over the frame edges, refined edges, a low candidate threshold of 0.3 that
+#:   verification makes safe (without it, a higher threshold was best, with lower AP50 and more
+#:   false boxes).
+#:
+#: docs/models.md has the figures behind these choices.
 DETECTOR_DEFAULTS: dict[str, object] = {
+    "method": "dense",
     "patch": 32,
     "window": 4,
     "stride": 1,
     "scales": [2],
     "threshold": 0.3,
-    "peak_ratio": 0.95,
+    "peak_ratio": 0.6,
     "overhang": True,
     "refine": True,
-    "dense": True,
     "verify": True,
-    "verify_floor": 0.1,
-    # the one-pass method's token heatmaps are coarser and flatter than the windows' fine ones:
-    # boxes from whole regions at a lower candidate level, verification still on (docs/models.md)
-    "by_method": {"dense": {"threshold": 0.15, "peak_ratio": 0.0}},
+    "verify_floor": 0.2,
+    "by_method": {"windows": {"dense": True, "peak_ratio": 0.95, "verify_floor": 0.1}},
 }
 
 

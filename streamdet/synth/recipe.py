@@ -1,17 +1,28 @@
-"""Regenerate the built-in model in one command: three training stages, evaluation, export.
+"""Regenerate the built-in model in one command: four training stages, evaluation, export.
 
     python -m streamdet.synth.recipe --out streamdet/models/scenes-clip
     python -m streamdet.synth.recipe --out /tmp/scenes-clip --dry-run   # print the steps only
+    python -m streamdet.synth.recipe --out streamdet/models/scenes-clip --from-stage 4 \
+        --init /tmp/scenes-clip.stage3                                  # stage 4 only
 
 Each stage is a run of :mod:`streamdet.synth.train` from the previous stage's weights, with a fixed
 seed and step count, so the result is reproducible for a given torch build and thread count:
 
 1. from scratch: colours, shapes and objects on window-like crops (15,000 steps);
 2. the per-patch loss: patch tokens learn which object each pixel shows (6,000 steps);
-3. hard negatives: the most confident wrong captions pushed down (5,000 steps).
+3. hard negatives: the most confident wrong captions pushed down (5,000 steps);
+4. whole frames: every token of 640 x 360 generated frames, run in one pass through the dense
+   head (``naclip``) as the ``dense`` method does, learns which object it shows
+   (``--frame-weight``, :mod:`streamdet.synth.frames`), with the window losses kept in the mix
+   on half the crops so that the windows method does not regress (900 steps, about 20 minutes on
+   one thread).
 
-Stages 1 and 2 are written beside ``--out`` (``<out>.stage1``, ``<out>.stage2``) and kept, so an
-interrupted run can go on from a finished stage with ``--from-stage``.
+Stages 1 to 3 are written beside ``--out`` (``<out>.stage1`` ... ``<out>.stage3``) and kept, so
+an interrupted run can go on from a finished stage with ``--from-stage``; ``--init`` names another
+folder holding the previous stage's model. Stage 3's model is the built-in model as shipped before
+stage 4 existed (git: ``streamdet/models/scenes-clip`` at commit a160d80, made by this recipe's
+stages 1 to 3); to redo stage 4 alone, check that folder out somewhere and pass it as ``--init``
+with ``--from-stage 4``.
 """
 
 from __future__ import annotations
@@ -26,18 +37,28 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("stage1", "--seed 0 --steps 15000 --lr 1e-3"),
     ("stage2", "--seed 1 --steps 6000 --lr 3e-4 --patch-weight 1 --easy-until 0"),
     ("stage3", "--seed 2 --steps 5000 --lr 2e-4 --patch-weight 1 --hard-weight 1 --easy-until 0"),
+    (
+        "stage4",
+        "--seed 3 --steps 900 --batch 32 --lr 2e-4 --warmup-steps 50 --patch-weight 1"
+        " --hard-weight 1 --easy-until 0 --frame-weight 2 --frames 2",
+    ),
 )
 
 
-def stage_commands(out: Path, first: int = 1) -> list[list[str]]:
-    """The ``streamdet.synth.train`` argument lists for stages ``first``..3; the last writes
-    ``out``, the others ``<out>.stageN``."""
+def stage_commands(out: Path, first: int = 1, init: Path | None = None) -> list[list[str]]:
+    """The ``streamdet.synth.train`` argument lists for stages ``first``..last; the last writes
+    ``out``, the others ``<out>.stageN``. Stage ``first`` starts from ``init`` when given (else
+    from the previous stage's folder)."""
     folders = [out.with_name(f"{out.name}.{name}") for name, _ in STAGES[:-1]] + [out]
     commands = []
     for i, (_, args) in enumerate(STAGES):
-        if i + 1 >= first:
-            init = ["--init", str(folders[i - 1])] if i > 0 else []
-            commands.append(["--out", str(folders[i]), *init, *args.split()])
+        if i + 1 < first:
+            continue
+        start = init if (i + 1 == first and init is not None) else None
+        if start is None and i > 0:
+            start = folders[i - 1]
+        before = ["--init", str(start)] if start is not None else []
+        commands.append(["--out", str(folders[i]), *before, *args.split()])
     return commands
 
 
@@ -45,11 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
     parser.add_argument(
-        "--from-stage", type=int, default=1, choices=(1, 2, 3), help="skip the stages before"
+        "--from-stage",
+        type=int,
+        default=1,
+        choices=range(1, len(STAGES) + 1),
+        help="skip the stages before",
+    )
+    parser.add_argument(
+        "--init", type=Path, help="the previous stage's model (default: <out>.stageN-1)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the steps, run nothing")
     args = parser.parse_args(argv)
-    commands = stage_commands(args.out, args.from_stage)
+    commands = stage_commands(args.out, args.from_stage, args.init)
     steps = [["python", "-m", "streamdet.synth.train", *c] for c in commands] + [
         ["python", "-m", "streamdet.synth.evaluate", "--model", str(args.out)],
         ["streamdet", "export", str(args.out), "-o", str(args.out), "--overwrite"],

@@ -14,6 +14,10 @@ score the detector uses, p(prompt) = softmax over [prompt, background prompts] o
 * one softmax per attribute family (kind only, colour only, colour + kind), which forces kind to
   be learnt: without them colour alone satisfies the other terms.
 
+With ``--frame-weight`` (recipe stage 4) each step also renders whole frames, runs them in one
+pass through the dense head the ``dense`` method uses and applies the per-patch loss to every
+token (:mod:`streamdet.synth.frames`). The losses themselves are in :mod:`streamdet.synth.losses`.
+
 The first 30% of the steps use easy scenes only (see ``make_batch``'s ``easy_fraction``), then a
 quarter easy. Runs on the CPU with one torch thread by default: on two cores shared with other
 work, two threads ran much slower than one (threads waiting on each other). Data come from a
@@ -39,13 +43,14 @@ from transformers import CLIPConfig, CLIPModel, CLIPTokenizerFast
 from streamdet.clip.towers import dense_tokens
 from streamdet.synth.data import (
     BACKGROUND_PROMPTS,
-    IGNORE,
     TRUE,
     CaptionTable,
     caption_set,
     make_batch,
     single_object_crops,
 )
+from streamdet.synth.frames import frame_token_logits, make_frame_batch
+from streamdet.synth.losses import log_odds, patch_loss, soft_patch_loss, streamdet_loss
 from streamdet.synth.model import (
     Architecture,
     architecture_of,
@@ -75,6 +80,10 @@ class TrainConfig:
     threads: int = 1
     patch_weight: float = 0.0
     hard_weight: float = 0.0
+    frame_weight: float = 0.0
+    frames: int = 2
+    frame_head: str = "naclip"
+    frame_soft: bool = False
     init: str | None = None
     arch: Architecture = field(default_factory=Architecture)
 
@@ -83,71 +92,6 @@ def _labels_with_background(labels: np.ndarray, background: np.ndarray, n_bg: in
     """(N, C) caption labels + (N,) background label -> (N, C + n_bg) int8 tensor."""
     bg = np.repeat(background[:, None], n_bg, axis=1)
     return torch.from_numpy(np.concatenate([labels, bg], axis=1))
-
-
-def _multi_positive_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean over rows with a TRUE label of -log(softmax mass on TRUE columns), IGNORE left out."""
-    has_pos = (labels == TRUE).any(dim=1)
-    if not has_pos.any():
-        return logits.sum() * 0.0
-    all_lse = torch.logsumexp(logits.masked_fill(labels == IGNORE, -torch.inf), dim=1)
-    pos_lse = torch.logsumexp(logits.masked_fill(labels != TRUE, -torch.inf), dim=1)
-    return (all_lse - pos_lse)[has_pos].mean()
-
-
-def _mean_or_zero(values: torch.Tensor) -> torch.Tensor:
-    """The mean, or 0 for no values (a batch without positives must not make the loss NaN)."""
-    return values.mean() if values.numel() else values.sum()
-
-
-def _log_odds(logits: torch.Tensor, n_bg: int) -> torch.Tensor:
-    """The detector's log-odds per caption column: logit(caption) - logsumexp(logits of the
-    last ``n_bg`` columns, the background prompts); sigmoid of it is p(prompt) as detected."""
-    return logits[..., :-n_bg] - torch.logsumexp(logits[..., -n_bg:], dim=-1, keepdim=True)
-
-
-def _binary(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy of sigmoid(z) against TRUE/FALSE labels (IGNORE left out), positives
-    and negatives averaged separately (most pairs are negative)."""
-    return _mean_or_zero(F.softplus(-z[labels == TRUE])) + _mean_or_zero(F.softplus(z[labels == 0]))
-
-
-def streamdet_loss(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    n_bg: int,
-    softmax_weight: float,
-    families: dict[str, torch.Tensor],
-    hard_weight: float = 0.0,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss for (N, C + n_bg) logits (last n_bg columns: background prompts) and int8 labels.
-
-    ``families`` maps a name to the caption columns of one attribute family (kind only: "a
-    circle", ..., colour only, colour + kind); each adds a softmax over just that family. Without
-    them the captions that name only a colour already carry all the softmax mass a crop needs, and
-    kind never has to be learnt: text embeddings of "a circle" and "a star" stayed identical.
-    Returns the loss and its parts for logging.
-    """
-    cap_labels = labels[:, :-n_bg]
-    z = _log_odds(logits, n_bg)  # [N, C]
-    neg = cap_labels == 0
-    binary = _binary(z, cap_labels)
-    softmax = _multi_positive_ce(logits, labels)
-    loss = binary + softmax_weight * softmax
-    parts = {"binary": float(binary.detach()), "softmax": float(softmax.detach())}
-    if hard_weight > 0 and neg.any():
-        # The detector sees hundreds of windows per frame and prompt, so what makes false boxes
-        # is the rare confident negative, which the mean above barely sees: push the worst
-        # (about one per crop) down on their own.
-        worst = torch.topk(z[neg], min(len(logits), int(neg.sum()))).values
-        hard = F.softplus(worst).mean()
-        loss = loss + hard_weight * hard
-        parts["hard"] = float(hard.detach())
-    for name, cols in families.items():
-        family = _multi_positive_ce(logits[:, cols], labels[:, cols])
-        loss = loss + family
-        parts[name] = float(family.detach())
-    return loss, parts
 
 
 def _features(out: object) -> torch.Tensor:
@@ -183,11 +127,26 @@ def logits_with_patches(
     return scale * img @ txt.T, scale * patches @ txt.T
 
 
-def patch_loss(logits: torch.Tensor, labels: torch.Tensor, n_bg: int) -> torch.Tensor:
-    """Binary loss on the detector's patch score, p = softmax over [caption, backgrounds] of a
-    patch token's logits, against (N, P, C) per-patch labels; positives and negatives averaged
-    separately (most patch-caption pairs are negative)."""
-    return _binary(_log_odds(logits, n_bg), labels)
+def _frame_loss(
+    model: CLIPModel,
+    rng: np.random.Generator,
+    table: CaptionTable,
+    tokens: dict[str, torch.Tensor],
+    config: TrainConfig,
+    n_bg: int,
+) -> torch.Tensor:
+    """The per-token loss on ``config.frames`` whole generated frames, run in one pass through
+    the dense head the detector uses (:mod:`streamdet.synth.frames`): the patch loss on every
+    token of the frame instead of every patch of a crop."""
+    batch = make_frame_batch(rng, table, config.frames, soft=config.frame_soft)
+    txt, scale = _texts_and_scale(model, tokens)
+    logits = frame_token_logits(model, batch.pixels, txt, scale, config.frame_head)
+    n, c = len(batch.pixels), batch.labels.shape[-1]
+    if batch.cover is not None:
+        cover = batch.cover.copy()
+        cover[..., table.size >= 0] = np.nan  # size is not a token's
+        return soft_patch_loss(logits, torch.from_numpy(cover.reshape(n, -1, c)), n_bg)
+    return patch_loss(logits, torch.from_numpy(batch.labels.reshape(n, -1, c)), n_bg)
 
 
 def _first_of_colour(table: CaptionTable) -> np.ndarray:
@@ -229,7 +188,7 @@ def calibrate_threshold(
         ]
     )
     n_bg = len(BACKGROUND_PROMPTS)
-    p = torch.sigmoid(_log_odds(logits, n_bg)).numpy()
+    p = torch.sigmoid(log_odds(logits, n_bg)).numpy()
     unsized = table.size < 0
     labels = batch.labels[:, unsized]
     p = p[:, unsized]
@@ -341,6 +300,10 @@ def train(
             patches = patch_loss(patch_logits, per_patch, n_bg)
             loss = loss + config.patch_weight * patches
             parts["patch"] = float(patches.detach())
+        if config.frame_weight > 0:
+            frame_loss = _frame_loss(model, rng, table, tokens, config, n_bg)
+            loss = loss + config.frame_weight * frame_loss
+            parts["frame"] = float(frame_loss.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -430,6 +393,21 @@ def main(argv: list[str] | None = None) -> int:
         help="weight of a term on the most confident wrong captions (about one per crop)",
     )
     parser.add_argument(
+        "--frame-weight",
+        type=float,
+        default=0.0,
+        help="weight of the per-token loss on whole frames run in one pass (the dense method)",
+    )
+    parser.add_argument("--frames", type=int, default=2, help="whole frames per step")
+    parser.add_argument(
+        "--frame-soft",
+        action="store_true",
+        help="frame tokens learn the share of them each caption's objects cover (soft targets)",
+    )
+    parser.add_argument(
+        "--frame-head", default="naclip", help="dense last layer the frame loss runs through"
+    )
+    parser.add_argument(
         "--easy-until", type=float, default=0.3, help="share of steps on easy scenes only"
     )
     parser.add_argument("--record", type=Path, help="also write the training record (JSON) here")
@@ -457,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         patch_weight=args.patch_weight,
         hard_weight=args.hard_weight,
+        frame_weight=args.frame_weight,
+        frames=args.frames,
+        frame_head=args.frame_head,
+        frame_soft=args.frame_soft,
         easy_until=args.easy_until,
         init=None if args.init is None else str(args.init),
         arch=arch,

@@ -216,8 +216,9 @@ def test_on_a_real_static_clip_reuse_stays_within_the_stated_tolerance(media_dir
         frames.append(cv2.resize(image, (320, 180), interpolation=cv2.INTER_AREA))
     capture.release()
     prompts = ["a car", "a white car", "a person"]
-    reuse = Detector(prompts=prompts)  # the built-in model, its settings, reuse by default
-    full = Detector(prompts=prompts, reuse=False)
+    # the built-in model, its windows-method settings, reuse by default
+    reuse = Detector(prompts=prompts, method="windows")
+    full = Detector(prompts=prompts, method="windows", reuse=False)
     assert reuse.config.reuse.enabled
     diffs, computed, total = [], 0, 0
     for frame in frames:

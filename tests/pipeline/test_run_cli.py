@@ -320,7 +320,8 @@ def test_int8_precision_runs_the_same_frames(clip, tmp_path):
         "--cache-dir", str(tmp_path / "cache"),
     )  # fmt: skip
     assert code == 0 and [r["frame"] for r in read_jsonl(jl)] == list(range(12))
-    assert list((tmp_path / "cache" / "graphs").glob("*/*.onnx"))  # the int8 graph, cached
+    # the int8 frame graph of the one-pass method (the built-in model's), made once and cached
+    assert list((tmp_path / "cache" / "frames").glob("*/frame-naclip-int8.onnx"))
 
 
 def test_fast_setting_uses_fewer_windows_and_still_writes_every_frame(clip, tmp_path, monkeypatch):
@@ -337,14 +338,16 @@ def test_fast_setting_uses_fewer_windows_and_still_writes_every_frame(clip, tmp_
     monkeypatch.setattr(detector_module, "Detector", Recording)
     jl = tmp_path / "o.jsonl"
     args = [str(clip), "-p", "a car", "--cache-dir", str(tmp_path / "c"), "--overwrite"]
-    assert run_cli(*args, "--jsonl", str(jl)) == 0
+    windows = ("--method", "windows")
+    assert run_cli(*args, "--jsonl", str(jl), *windows) == 0
     assert run_cli(*args, "--jsonl", str(jl), "--fast") == 0
     assert [r["frame"] for r in read_jsonl(jl)] == list(range(12))
-    assert run_cli(*args, "--jsonl", str(jl), "--no-dense", "--no-frame-sizes", "--no-verify") == 0
+    coarse_flags = ("--no-dense", "--no-frame-sizes", "--no-verify")
+    assert run_cli(*args, "--jsonl", str(jl), *windows, *coarse_flags) == 0
     default, fast, coarse = made
-    assert default.config.scoring.dense and default.config.grid.scales == (
-        2,
-    )  # the built-in model's settings
+    # the built-in model's windows-method settings (its by_method suggestions)
+    assert default.config.scoring.dense and default.config.grid.scales == (2,)
+    assert default.config.boxes.peak_ratio == 0.95 and default.config.sources["dense"] == "model"
     assert (fast.config.scoring.method, fast.config.grid.token_scale) == ("dense", 1.5)
     assert fast.model.encoders.precision == "int8"
     # the pixels the image tower sees: one frame's worth against every window's

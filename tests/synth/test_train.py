@@ -102,6 +102,10 @@ def test_fine_tune_from_a_saved_model(tmp_path) -> None:
         "1",
         "--easy-until",
         "0",
+        "--frame-weight",
+        "1",
+        "--frames",
+        "1",
         "--checkpoint-minutes",
         "0",
         "--record",
@@ -118,6 +122,8 @@ def test_fine_tune_from_a_saved_model(tmp_path) -> None:
     run = json.loads(record.read_text())
     assert run["steps_done"] == 2 and run["config"]["init"] == str(MODEL_DIR)
     assert run["history"][0]["patch"] > 0  # the patch loss ran
+    assert run["history"][0]["frame"] > 0  # and the whole-frame token loss
+    assert run["config"]["frame_head"] == "naclip"
     assert (out / "tokenizer.json").is_file()
 
 
@@ -144,7 +150,7 @@ def test_hard_negative_term_weighs_the_worst_wrong_caption() -> None:
     )
 
 
-def test_recipe_chains_the_three_stages(tmp_path, capsys) -> None:
+def test_recipe_chains_the_four_stages(tmp_path, capsys) -> None:
     from streamdet.synth.recipe import main as recipe_main
     from streamdet.synth.recipe import stage_commands
 
@@ -153,6 +159,7 @@ def test_recipe_chains_the_three_stages(tmp_path, capsys) -> None:
     assert [c[c.index("--out") + 1] for c in commands] == [
         str(tmp_path / "model.stage1"),
         str(tmp_path / "model.stage2"),
+        str(tmp_path / "model.stage3"),
         str(out),
     ]
     assert "--init" not in commands[0]
@@ -160,6 +167,8 @@ def test_recipe_chains_the_three_stages(tmp_path, capsys) -> None:
     assert commands[2][commands[2].index("--init") + 1] == str(tmp_path / "model.stage2")
     assert "--patch-weight" in commands[1] and "--hard-weight" in commands[2]
     assert "--hard-weight" not in commands[1]
+    assert commands[3][commands[3].index("--init") + 1] == str(tmp_path / "model.stage3")
+    assert "--frame-weight" in commands[3] and "--frame-weight" not in commands[2]
     # every stage's arguments are ones the training script accepts
     from streamdet.synth.train import main as train_main
 
@@ -169,7 +178,10 @@ def test_recipe_chains_the_three_stages(tmp_path, capsys) -> None:
         assert stop.value.code == 0
     capsys.readouterr()
     assert stage_commands(out, first=3) == commands[2:]
+    # stage 4 alone, from a stage-3 model kept elsewhere
+    alone = stage_commands(out, first=4, init=tmp_path / "shipped")
+    assert alone == [[*commands[3][:3], str(tmp_path / "shipped"), *commands[3][4:]]]
     assert recipe_main(["--out", str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 5 and printed[-1].startswith("streamdet export")
+    assert len(printed) == 6 and printed[-1].startswith("streamdet export")
     assert not out.exists() and not (tmp_path / "model.stage1").exists()
