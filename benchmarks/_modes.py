@@ -72,8 +72,8 @@ MODES: Mapping[str, Mode] = MappingProxyType(
     {
         m.name: m
         for m in (
-            _mode("windows", reuse=False),
-            _mode("windows+reuse", without="windows", reuse=True),
+            _mode("windows", method="windows", reuse=False),
+            _mode("windows+reuse", without="windows", method="windows", reuse=True),
             _mode("dense", method="dense", reuse=False),
             _mode("dense+reuse", without="dense", method="dense", reuse=True),
             _mode("fast", "fast"),

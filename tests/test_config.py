@@ -233,3 +233,14 @@ def test_the_configuration_page_lists_every_setting_and_preset():
     page = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
     missing = [key for key in [*SETTINGS, *PRESETS] if f"`{key}`" not in page]
     assert not missing, f"docs/configuration.md does not describe {missing}"
+
+
+def test_an_fp32_export_runs_int8_on_a_cpu_unless_someone_chose():
+    fp32 = ModelFacts(precision="fp32")
+    config = resolve_config({}, model=fp32)
+    assert (config.runtime.precision, config.sources["precision"]) == ("int8", "built-in")
+    assert resolve_config({"precision": "fp32"}, model=fp32).runtime.precision == "fp32"
+    assert resolve_config({"device": "cuda"}, model=fp32).runtime.precision is None
+    assert resolve_config({"backend": "torch"}, model=fp32).runtime.precision is None
+    assert resolve_config({}, model=ModelFacts(precision="fp16")).runtime.precision is None
+    assert resolve_config({}).runtime.precision is None  # no model known yet: nothing assumed

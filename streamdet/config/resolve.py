@@ -40,6 +40,10 @@ def preset_source(name: str) -> str:
     return f"preset {name}"
 
 
+#: The image tower's precision on a CPU when nobody chose one (for fp32 exports run by ONNX
+#: Runtime): int8 matched fp32 on the quality benchmark and ran faster (docs/benchmarks.md).
+CPU_PRECISION = "int8"
+
 #: The key of meta.json's ``defaults`` holding per-method suggestions ({method: {setting: value}}).
 BY_METHOD = "by_method"
 
@@ -52,6 +56,8 @@ class ModelFacts:
     by_method: suggestions that hold for one method only (meta.json ``defaults.by_method``, e.g.
     the box threshold of one-pass ``dense`` heatmaps), applied above ``suggestions`` when the
     resolved method is theirs, below presets and the caller.
+    precision: the precision the model was exported in (None: not known); an fp32 export runs
+    its image tower in ``CPU_PRECISION`` on a CPU unless someone chose otherwise.
     has_tokens: whether its image graph gives per-patch tokens (None: an older export that does
     not say; assumed possible until the graph is opened).
     """
@@ -59,6 +65,7 @@ class ModelFacts:
     suggestions: Mapping[str, Any] = field(default_factory=dict)
     has_tokens: bool | None = None
     by_method: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    precision: str | None = None
 
     @classmethod
     def from_meta(cls, meta: ModelMeta) -> ModelFacts:
@@ -69,7 +76,8 @@ class ModelFacts:
         if not isinstance(by_method, Mapping):
             by_method = {}
         tokens = None if outputs is None else TOKENS_OUTPUT in outputs
-        return cls(suggested, tokens, {str(k): dict(v) for k, v in by_method.items()})
+        by = {str(k): dict(v) for k, v in by_method.items()}
+        return cls(suggested, tokens, by, meta.precision)
 
 
 Values = dict[str, Any]
@@ -274,6 +282,17 @@ def resolve_config(
         if sources[key] in (BUILTIN, MODEL):
             values[key] = value
             sources[key] = MODEL
+    if (
+        values["precision"] is None
+        and sources["precision"] in SUGGESTED
+        and facts.precision == "fp32"
+        and values["device"] == "cpu"
+        and values["backend"] != "torch"
+    ):
+        # the built-in default on a CPU: int8 was as accurate as fp32 on the quality benchmark
+        # and faster (docs/benchmarks.md); an explicit precision="fp32" keeps fp32
+        values["precision"] = CPU_PRECISION
+        sources["precision"] = BUILTIN
     if values["scoring"] == "reference" and sources["threshold"] == MODEL:
         # the model's threshold is for its calibrated probabilities, not min-max heatmaps
         values["threshold"] = builtin_defaults()["threshold"]

@@ -80,6 +80,7 @@ def test_reference_heatmaps_equal_the_write_ups_per_window_loop(
     det = Detector(
         tiny_model_dir,
         PROMPTS,
+        precision="fp32",
         patch=16,
         window=4,
         stride=1,
@@ -145,8 +146,9 @@ def test_prompt_changes_between_frames_reuse_cached_embeddings(tiny_model_dir, f
 
 
 def test_batch_splitting_and_extra_scales(tiny_model_dir, frame, tmp_path):
-    whole = Detector(tiny_model_dir, PROMPTS, patch=16, cache_dir=tmp_path, max_batch=1024)
-    split = Detector(tiny_model_dir, PROMPTS, patch=16, cache_dir=tmp_path, max_batch=7)
+    fp32 = {"patch": 16, "cache_dir": tmp_path, "precision": "fp32"}  # int8 scales per batch
+    whole = Detector(tiny_model_dir, PROMPTS, **fp32, max_batch=1024)
+    split = Detector(tiny_model_dir, PROMPTS, **fp32, max_batch=7)
     np.testing.assert_allclose(
         split.detect(frame).heatmaps, whole.detect(frame).heatmaps, atol=1e-5
     )
@@ -169,6 +171,7 @@ def test_occlusion_reference_equals_a_loop_over_occluded_frames(tiny_model_dir, 
     det = Detector(
         tiny_model_dir,
         PROMPTS,
+        precision="fp32",
         patch=32,
         window=2,
         method="occlusion",
