@@ -244,3 +244,9 @@ def test_an_fp32_export_runs_int8_on_a_cpu_unless_someone_chose():
     assert resolve_config({"backend": "torch"}, model=fp32).runtime.precision is None
     assert resolve_config({}, model=ModelFacts(precision="fp16")).runtime.precision is None
     assert resolve_config({}).runtime.precision is None  # no model known yet: nothing assumed
+
+
+def test_the_writeup_preset_is_the_windows_method_whatever_the_model_suggests():
+    facts = ModelFacts({"method": "dense"}, precision="fp32")
+    config = resolve_config({}, preset="writeup", model=facts)
+    assert config.scoring.method == "windows" and config.sources["method"] == "preset writeup"

@@ -6,8 +6,8 @@ caller's own settings.
   method) with tokens ``FAST_TOKEN_SCALE`` times as wide as a window's (about 2.3x fewer tokens),
   and the image tower in int8 on a CPU (fp16 on a GPU, where int8 does not run).
   docs/benchmarks.md has the measurements behind it.
-* ``writeup``: the original write-up's method as it describes it (64-pixel cells, windows of 4
-  cells, stride 1, its min-max "reference" scoring, one box region per prompt level, no dense
+* ``writeup``: the original write-up's method as it describes it (sliding windows of 64-pixel cells, 4
+  cells a window, stride 1, its min-max "reference" scoring, one box region per prompt level, no dense
   heatmaps, no verification, prompts scored as written, every frame computed whole), for
   comparisons.
 """
@@ -57,6 +57,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             "writeup",
             "the original write-up's method: patch 64, window 4, stride 1, reference scoring",
             settings={
+                "method": "windows",
                 "patch": 64,
                 "window": 4,
                 "stride": 1,
