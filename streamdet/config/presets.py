@@ -6,10 +6,10 @@ caller's own settings.
   method) with tokens ``FAST_TOKEN_SCALE`` times as wide as a window's (about 2.3x fewer tokens),
   and the image tower in int8 on a CPU (fp16 on a GPU, where int8 does not run).
   docs/benchmarks.md has the measurements behind it.
-* ``writeup``: the original write-up's method as it describes it (sliding windows of 64-pixel cells, 4
-  cells a window, stride 1, its min-max "reference" scoring, one box region per prompt level, no dense
-  heatmaps, no verification, prompts scored as written, every frame computed whole), for
-  comparisons.
+* ``writeup``: the original write-up's method as it describes it (sliding windows of 64-pixel
+  cells, 4 cells a window, stride 1, its min-max "reference" scoring, one box region per prompt
+  level, no dense heatmaps, no verification, prompts scored as written, every frame computed
+  whole), for comparisons.
 """
 
 from __future__ import annotations

@@ -234,15 +234,15 @@ class Detector:
         """The ``dense`` method: the whole frame through the frame tower once; (K, rows, cols)
         heatmaps of ``token_px`` cells, their cell size, the stage clock and the work done.
 
-        With reuse, the frame's windows' signatures are checked as in windows mode: when no
-        window changed, the last pass's tokens are kept and the tower is skipped (every token
-        sees the whole frame, so one changed window means a new pass)."""
+        With reuse, the frame's picture is compared with the one of the last computed pass
+        (``WindowReuse.frame_changed``): when no block changed beyond the tolerance, the last
+        pass's tokens are kept and the tower is skipped."""
         t0 = time.perf_counter()
         h, w = frame.shape[:2]
         fg = self.frame_grid(h, w)
-        plan = self._reuse.plan(frame, self.grid(h, w)) if self._reuse is not None else None
+        changed = self._reuse is None or self._reuse.frame_changed(frame, self.grid(h, w))
         kept = self._frame_tokens
-        if plan is not None and len(plan.compute) == 0 and kept is not None:
+        if not changed and kept is not None:
             t1 = time.perf_counter()
             tokens = kept
             work = Workload(frames_reused=1)
@@ -252,8 +252,6 @@ class Detector:
             tokens = self.model.embed_frame(pixels, self.config.scoring.dense_head)  # (r, c, D)
             self._frame_tokens = tokens if self._reuse is not None else None
             work = Workload(frames_computed=1)
-        if plan is not None and self._reuse is not None:
-            self._reuse.commit(plan)
         t2 = time.perf_counter()
         flat = tokens.reshape(-1, tokens.shape[-1])
         scale = self.model.logit_scale

@@ -178,6 +178,8 @@ class WindowReuse:
         self._pending: dict[int, np.ndarray] = {}
         self._full = True
         self._views: dict[bytes, _Views] = {}
+        self._pass_picture: np.ndarray | None = None  # the dense method's last computed pass
+        self._pass_frame = -1
 
     # ----------------------------------------------------------------- windows
 
@@ -243,17 +245,34 @@ class WindowReuse:
         self._pending = {}
         return self._embeddings, self._tokens
 
-    def commit(self, plan: ReusePlan) -> None:
-        """Record that the whole frame was judged by ``plan`` without keeping window embeddings
-        (the dense method keeps one pass's tokens itself): when ``plan`` computed anything, every
-        window's signature becomes this frame's, since the whole frame went through the tower."""
-        grid = self._grid
-        assert grid is not None, "plan comes before commit"
-        if len(plan.compute) or self._embeddings is None:
-            self._embeddings = np.zeros((plan.total, 0), np.float32)  # a marker: frames seen
-            self._computed_at = np.full(plan.total, self._frame, np.int64)
-            self._signatures = {s: sig.copy() for s, sig in self._pending.items()}
-        self._pending = {}
+    def frame_changed(self, frame: np.ndarray, grid: WindowGrid) -> bool:
+        """The dense method's question: must the whole frame go through the tower again? True
+        when nothing is kept yet, the kept pass is ``refresh`` frames old, or some block of the
+        frame changed beyond the tolerance since the kept pass was computed (every token sees
+        the whole frame, so one changed place means a new pass). Only the frame's picture is
+        compared, not each window's signature; verification crops reuse as in windows mode."""
+        if self._grid is None or (self._grid.frame_h, self._grid.frame_w) != (
+            grid.frame_h,
+            grid.frame_w,
+        ):
+            self.reset()
+            self._grid = grid
+            self._signer = _Signer(grid, float(self.config.threshold), self.fill)
+        signer = self._signer
+        assert signer is not None
+        self._frame += 1
+        previous, picture = self._picture, signer.picture(frame)
+        self._picture = picture
+        self._full = previous is None or signer.motion(picture, previous) > self.config.motion
+        kept = self._pass_picture
+        changed = (
+            kept is None
+            or self._frame - self._pass_frame >= self.config.refresh
+            or bool(signer.differs(picture, kept).any())
+        )
+        if changed:
+            self._pass_picture, self._pass_frame = picture, self._frame
+        return changed
 
     # ----------------------------------------------------------------- verification crops
 
