@@ -183,8 +183,11 @@ class WindowReuse:
 
     # ----------------------------------------------------------------- windows
 
-    def plan(self, frame: np.ndarray, grid: WindowGrid) -> ReusePlan:
-        """Which windows of ``frame`` (HxWx3 uint8 BGR, cut by ``grid``) need computing."""
+    def _next_frame(
+        self, frame: np.ndarray, grid: WindowGrid
+    ) -> tuple[_Signer, np.ndarray | None, np.ndarray]:
+        """Count a new frame and make its signature picture; a new frame size starts afresh.
+        Returns the signer, the previous frame's picture (None at the start) and this one's."""
         if self._grid is None or (self._grid.frame_h, self._grid.frame_w) != (
             grid.frame_h,
             grid.frame_w,
@@ -197,6 +200,11 @@ class WindowReuse:
         self._frame += 1
         previous, picture = self._picture, signer.picture(frame)
         self._picture = picture
+        return signer, previous, picture
+
+    def plan(self, frame: np.ndarray, grid: WindowGrid) -> ReusePlan:
+        """Which windows of ``frame`` (HxWx3 uint8 BGR, cut by ``grid``) need computing."""
+        signer, previous, picture = self._next_frame(frame, grid)
         sizes = grid.windows[:, 2]
         self._pending = {
             int(s): signer.windows(picture, grid.windows[sizes == s]) for s in np.unique(sizes)
@@ -251,18 +259,7 @@ class WindowReuse:
         frame changed beyond the tolerance since the kept pass was computed (every token sees
         the whole frame, so one changed place means a new pass). Only the frame's picture is
         compared, not each window's signature; verification crops reuse as in windows mode."""
-        if self._grid is None or (self._grid.frame_h, self._grid.frame_w) != (
-            grid.frame_h,
-            grid.frame_w,
-        ):
-            self.reset()
-            self._grid = grid
-            self._signer = _Signer(grid, float(self.config.threshold), self.fill)
-        signer = self._signer
-        assert signer is not None
-        self._frame += 1
-        previous, picture = self._picture, signer.picture(frame)
-        self._picture = picture
+        signer, previous, picture = self._next_frame(frame, grid)
         self._full = previous is None or signer.motion(picture, previous) > self.config.motion
         kept = self._pass_picture
         changed = (
