@@ -27,7 +27,7 @@ from typing import Any
 import streamdet
 from streamdet.clip import parity
 from streamdet.clip.files import sha256_file, source_checksum, weight_files
-from streamdet.clip.frame_graph import check_head, export_frame_graph, frame_file
+from streamdet.clip.frame_graph import frame_file, write_frame_graphs
 from streamdet.clip.meta import (
     FORMAT,
     FORMAT_VERSION,
@@ -446,13 +446,9 @@ def export_model(
         )
         parity.require(image_diff, text_diff, tolerance, out_dir)
         heads = dense_heads or (str(defaults.get("dense_head", DENSE_HEADS[0])),)
-        frame_diffs = {}
-        for head in heads:
-            frame_diffs[head] = export_frame_graph(
-                torch, model, mean, std, check_head(head), stage / frame_file(head), opset
-            )
-            if fp16:
-                _to_fp16(stage, (frame_file(head),))
+        frame_diffs = write_frame_graphs(torch, model, mean, std, heads, stage, opset)
+        if fp16:
+            _to_fp16(stage, tuple(frame_file(head) for head in heads))
         _copy_tokenizer(tokenizer, source, stage, mode)
         meta = {
             "format": FORMAT,

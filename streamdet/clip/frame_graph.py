@@ -105,6 +105,25 @@ def export_frame_graph(
     return diff
 
 
+def write_frame_graphs(
+    torch: Any,
+    model: Any,
+    mean: list[float],
+    std: list[float],
+    heads: tuple[str, ...],
+    folder: Path,
+    opset: int,
+) -> dict[str, float]:
+    """``frame-<head>.onnx`` for every head into ``folder`` (``streamdet export``); each one's
+    parity against PyTorch, by head."""
+    return {
+        head: export_frame_graph(
+            torch, model, mean, std, check_head(head), folder / frame_file(head), opset
+        )
+        for head in heads
+    }
+
+
 def _record_patch(path: Path, patch: int) -> None:
     """Write the patch size into the graph's metadata, where the runtime reads it."""
     import onnx
