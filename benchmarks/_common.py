@@ -7,6 +7,7 @@ benchmarks/ is a folder of scripts, not a package: each script runs with this fo
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import sys
@@ -125,3 +126,14 @@ def text_embeddings(model: Any, processor: Any, prompts: Sequence[str]) -> np.nd
         out = model.get_text_features(**tokens)
         out = out if isinstance(out, torch.Tensor) else out.pooler_output
         return torch.nn.functional.normalize(out).cpu().numpy()
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """A ``--size`` value: ``640x360`` -> (640, 360); argparse's error otherwise."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x360, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return w, h

@@ -42,11 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from _common import CACHE_DIR, MEDIA, PROMPTS, RESULTS_DIR, VIDEO, command_line, logger
+from _common import CACHE_DIR, MEDIA, PROMPTS, RESULTS_DIR, VIDEO, command_line, logger, parse_size
 from _common import write_report as write_json
 from _modes import MODES, Mode, ModeRun, run_mode, run_ratios
 from bench_pipeline import PROMPTS as BUILTIN_PROMPTS
-from bench_pipeline import decode_fps, encode_fps, parse_size, read_frames, transcode
+from bench_pipeline import decode_fps, encode_fps, read_frames, transcode
 from streamdet.clip.optimize import physical_cores
 from streamdet.config import DEFAULT_MODEL
 from streamdet.errors import SourceError, StreamdetError

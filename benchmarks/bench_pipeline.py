@@ -47,7 +47,7 @@ import av
 import cv2
 import numpy as np
 
-from _common import MEDIA, RESULTS_DIR, command_line, write_report
+from _common import MEDIA, RESULTS_DIR, command_line, parse_size, write_report
 from streamdet.cli.flags import add_detector_flags, settings_from_args
 from streamdet.detect.detector import Detector
 from streamdet.errors import StreamdetError
@@ -262,16 +262,6 @@ def bench_render(repeats: int) -> dict[str, float]:
             renderer.render(frame, result, ["12.0 FPS", "latency 80 ms"])
         out[f"boxes+overlay, heatmap {view}"] = round((time.perf_counter() - t0) / repeats * 1e3, 2)
     return out
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x360, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return w, h
 
 
 def build_parser() -> argparse.ArgumentParser:

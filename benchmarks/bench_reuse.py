@@ -47,7 +47,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from _common import MEDIA, RESULTS_DIR, command_line, logger, write_report
+from _common import MEDIA, RESULTS_DIR, command_line, logger, parse_size, write_report
 from streamdet.cli.flags import add_detector_flags, settings_from_args
 from streamdet.detect.boxes import box_iou
 from streamdet.detect.detector import Detector
@@ -62,16 +62,6 @@ SYNTHETIC = ("a red car", "a person", "a green tree", "a blue circle")
 #: Sensor noise added to every synthetic frame (grey levels, Gaussian sigma).
 NOISE_SIGMA = 2.0
 log = logger("bench_reuse")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x360, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return w, h
 
 
 def parse_tolerances(text: str) -> tuple[float, ...]:

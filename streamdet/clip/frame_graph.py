@@ -32,11 +32,11 @@ from streamdet.clip.frame_tower import DENSE_HEADS, frame_tower
 from streamdet.clip.meta import ModelMeta
 from streamdet.clip.optimize import (
     RECIPES,
-    _is_current,
-    _quantize,
-    _to_fp16,
-    _write_record,
     check_precision,
+    is_current,
+    quantize_int8,
+    to_fp16,
+    write_record,
 )
 from streamdet.errors import ConfigError, ExportError, MissingDependencyError, ParityError
 
@@ -168,7 +168,7 @@ def frame_graph(
         source, source_precision = shipped, meta.precision
     else:
         source, source_precision = folder / f"frame-{head}-fp32.onnx", "fp32"
-        if not _is_current(source, _record(meta.checksum, head, "fp32")):
+        if not is_current(source, _record(meta.checksum, head, "fp32")):
             _export_cached(meta, head, source, weights)
     if precision == source_precision:
         return source
@@ -178,16 +178,16 @@ def frame_graph(
         )
     target = folder / f"frame-{head}-{precision}.onnx"
     record = _record(sha256_file(source), head, precision)
-    if not _is_current(target, record):
+    if not is_current(target, record):
         folder.mkdir(parents=True, exist_ok=True)
         temp = folder / f".{target.name}.{os.getpid()}.tmp.onnx"
         try:
-            (_quantize if precision == "int8" else _to_fp16)(source, temp)
+            (quantize_int8 if precision == "int8" else to_fp16)(source, temp)
             os.replace(temp, target)
         finally:
             temp.unlink(missing_ok=True)
         record["sha256"] = sha256_file(target)
-        _write_record(target, record)
+        write_record(target, record)
     return target
 
 
@@ -240,7 +240,7 @@ def _export_cached(
     record = _record(meta.checksum, head, "fp32")
     record["sha256"] = sha256_file(target)
     record["parity_max_abs_diff"] = diff
-    _write_record(target, record)
+    write_record(target, record)
     logger.info(
         "streamdet: made the %s frame graph of %s in %.1f s (parity %.1e, cached in %s)",
         head,

@@ -191,7 +191,7 @@ def image_graph(
     folder = Path(cache_dir).expanduser() / GRAPHS_DIR / checksum
     target = folder / graph_name(precision, fuse, embeddings_only, batch)
     record = _record(checksum, precision, fuse, embeddings_only, [recipe for _, recipe, _ in steps])
-    if _is_current(target, record):
+    if is_current(target, record):
         return target
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
@@ -205,7 +205,7 @@ def image_graph(
             step = out
         os.replace(step, target)
         record["sha256"] = sha256_file(target)
-        _write_record(target, record)
+        write_record(target, record)
     finally:
         for path in scratch:
             path.unlink(missing_ok=True)
@@ -238,7 +238,7 @@ def _steps(
     if embeddings_only:
         steps.append(("embeddings", RECIPES["embeddings"], _prune_to_embeddings))
     if precision != source_precision:
-        convert = _quantize if precision == "int8" else _to_fp16
+        convert = _quantize if precision == "int8" else to_fp16
         steps.append((precision, RECIPES[precision], convert))
     if batch is not None:
         fix = functools.partial(_fix_batch, batch=batch)
@@ -265,7 +265,7 @@ def _record_path(target: Path) -> Path:
     return target.with_suffix(".json")
 
 
-def _is_current(target: Path, record: dict[str, Any]) -> bool:
+def is_current(target: Path, record: dict[str, Any]) -> bool:
     """True if `target` exists, was made by this recipe from this source, and is undamaged."""
     try:
         saved = json.loads(_record_path(target).read_text(encoding="utf-8"))
@@ -278,7 +278,8 @@ def _is_current(target: Path, record: dict[str, Any]) -> bool:
     return saved.get("sha256") == sha256_file(target)
 
 
-def _write_record(target: Path, record: dict[str, Any]) -> None:
+def write_record(target: Path, record: dict[str, Any]) -> None:
+    """Write ``target``'s cache record beside it, atomically (after the graph itself)."""
     path = _record_path(target)
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     temp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -382,7 +383,8 @@ class _DropMessage(logging.Filter):
         return self.text not in record.getMessage()
 
 
-def _to_fp16(source: Path, out: Path) -> None:
+def to_fp16(source: Path, out: Path) -> None:
+    """``source`` with fp16 weights and compute at ``out`` (inputs and outputs stay float32)."""
     onnx = _need_onnx("precision fp16")
     from onnxruntime.transformers.float16 import convert_float_to_float16
 

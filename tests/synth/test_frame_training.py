@@ -19,28 +19,17 @@ from streamdet.synth.frames import (  # noqa: E402
     make_frame_batch,
     mean_fill,
 )
-from streamdet.synth.model import CLIP_MEAN, CLIP_STD, Architecture, build_model  # noqa: E402
+from streamdet.synth.model import CLIP_MEAN, CLIP_STD, build_model  # noqa: E402
 from streamdet.synth.scenes import render_scene  # noqa: E402
 from streamdet.synth.train import patch_loss  # noqa: E402
 
 TABLE = CaptionTable.build(caption_set())
-TINY = Architecture(
-    image_size=32,
-    patch_size=8,
-    vision_width=32,
-    vision_layers=2,
-    vision_heads=2,
-    text_width=16,
-    text_layers=1,
-    text_heads=1,
-    projection_dim=16,
-)
 
 
 @pytest.mark.parametrize("head", ["naclip", "maskclip"])
-def test_training_pass_gives_the_frame_towers_tokens(head: str) -> None:
+def test_training_pass_gives_the_frame_towers_tokens(head: str, tiny_arch) -> None:
     torch.manual_seed(0)
-    model = build_model(TINY).eval()
+    model = build_model(tiny_arch).eval()
     for p in model.parameters():  # make the position embeddings matter
         p.data += 0.05 * torch.randn_like(p)
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 24, 56, 3)).astype(np.float32)
@@ -52,8 +41,8 @@ def test_training_pass_gives_the_frame_towers_tokens(head: str) -> None:
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-def test_training_pass_reaches_the_patch_and_position_embeddings() -> None:
-    model = build_model(TINY)
+def test_training_pass_reaches_the_patch_and_position_embeddings(tiny_arch) -> None:
+    model = build_model(tiny_arch)
     pixels = torch.from_numpy(np.full((1, 16, 24, 3), 90.0, np.float32))
     frame_tokens(model, pixels, "naclip")[..., 0].sum().backward()
     embeddings = model.vision_model.embeddings
@@ -89,7 +78,7 @@ def test_frame_batch_is_what_the_detector_feeds() -> None:
     assert (1, 184, 320, 3) in sizes and len(sizes) > 1  # mostly 640 x 360, some other sizes
 
 
-def test_frame_loss_teaches_the_tokens() -> None:
+def test_frame_loss_teaches_the_tokens(tiny_arch) -> None:
     from transformers import CLIPTokenizerFast
 
     from streamdet.synth.train import DEFAULT_TOKENIZER, _texts_and_scale
@@ -97,7 +86,7 @@ def test_frame_loss_teaches_the_tokens() -> None:
     if not (DEFAULT_TOKENIZER / "tokenizer.json").is_file():
         pytest.skip("no tokenizer folder")
     torch.manual_seed(0)
-    model = build_model(TINY)
+    model = build_model(tiny_arch)
     names = ["a red circle", "a blue square", "a car", "background", "an empty background"]
     cols = [TABLE.texts.index(t) for t in names[:3]]
     tokens = dict(CLIPTokenizerFast.from_pretrained(DEFAULT_TOKENIZER)(names, padding=True))

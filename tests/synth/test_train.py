@@ -12,7 +12,7 @@ pytest.importorskip("transformers")
 
 from streamdet.clip.hub import BUILTIN_MODELS  # noqa: E402
 from streamdet.synth.data import BACKGROUND_PROMPTS, CaptionTable, caption_set, make_batch  # noqa: E402
-from streamdet.synth.model import Architecture, build_model, to_pixels  # noqa: E402
+from streamdet.synth.model import build_model, to_pixels  # noqa: E402
 from streamdet.synth.train import (  # noqa: E402
     logits_for,
     logits_with_patches,
@@ -21,17 +21,6 @@ from streamdet.synth.train import (  # noqa: E402
 )
 
 MODEL_DIR = BUILTIN_MODELS["streamdet/scenes-clip"]
-TINY = Architecture(
-    image_size=32,
-    patch_size=8,
-    vision_width=32,
-    vision_layers=2,
-    vision_heads=2,
-    text_width=16,
-    text_layers=1,
-    text_heads=1,
-    projection_dim=16,
-)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +34,9 @@ def tokens():
     return dict(tokenizer(texts, padding=True, return_tensors="pt"))
 
 
-def test_patch_logits_come_with_the_same_crop_logits(tokens) -> None:
+def test_patch_logits_come_with_the_same_crop_logits(tokens, tiny_arch) -> None:
     torch.manual_seed(0)
-    model = build_model(TINY).eval()
+    model = build_model(tiny_arch).eval()
     pixels = to_pixels(np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), np.uint8))
     with torch.no_grad():
         crops, patches = logits_with_patches(model, pixels, tokens)
@@ -55,9 +44,9 @@ def test_patch_logits_come_with_the_same_crop_logits(tokens) -> None:
     assert patches.shape == (3, 16, 6)  # 4 x 4 patches, 3 captions + 3 backgrounds
 
 
-def test_patch_loss_teaches_where_objects_are(tokens) -> None:
+def test_patch_loss_teaches_where_objects_are(tokens, tiny_arch) -> None:
     torch.manual_seed(0)
-    model = build_model(TINY)
+    model = build_model(tiny_arch)
     table = CaptionTable.build(caption_set())
     batch = make_batch(np.random.default_rng(0), table, 32, image_size=32, patch_grid=4)
     cols = [table.texts.index(t) for t in ("a red circle", "a blue square", "a car")]
