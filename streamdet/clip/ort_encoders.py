@@ -19,7 +19,7 @@ import numpy as np
 from streamdet.clip.base import DEFAULT_MAX_BATCH_CPU, DEFAULT_MAX_BATCH_GPU, Encoders
 from streamdet.clip.crops import DeviceCropper
 from streamdet.clip.cudagraph import CUDA_GRAPH_OPTIONS, FixedBatchRunner
-from streamdet.clip.frame_graph import frame_graph
+from streamdet.clip.frame_graph import frame_graph, graph_patch, sized_graph
 from streamdet.clip.meta import IMAGE_OUTPUT, TOKENS_OUTPUT, ModelMeta, load_meta
 from streamdet.clip.optimize import check_precision, image_graph, physical_cores, session_options
 from streamdet.errors import ConfigError, ModelFormatError, ProviderError
@@ -37,6 +37,8 @@ DEVICE_PROVIDERS: dict[str, tuple[str, ...]] = {
     "tensorrt": (TENSORRT, CUDA, CPU),
 }
 _DEVICE_LABEL = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT"}
+#: Frame-graph sessions kept, one per input size (a video has one; a folder of clips may change).
+FRAME_SESSIONS = 2
 
 
 class OrtEncoders(Encoders):
@@ -129,9 +131,11 @@ class OrtEncoders(Encoders):
         #: Whether the image graph also gives per-patch embeddings (``encode_images_dense``).
         self.has_tokens = TOKENS_OUTPUT in outputs
         self._cropper: DeviceCropper | None = None  # made on first use of encode_windows
-        # One-pass frame sessions by dense head, opened on first use; ``weights`` finds the
-        # Hugging Face folder a frame graph is made from when the export does not hold it.
-        self._frames: dict[str, tuple[Any, int]] = {}
+        # One-pass frame graphs by dense head: (path, patch), found or made on first use;
+        # ``weights`` finds the Hugging Face folder a frame graph is made from when the export
+        # does not hold it. Their sessions, one per (head, input shape), newest last.
+        self._frames: dict[str, tuple[Path, int]] = {}
+        self._frame_sessions: dict[tuple[str, tuple[int, ...]], Any] = {}
         self._weights = weights or (lambda: None)
         self.max_batch = max_batch or (
             DEFAULT_MAX_BATCH_CPU if self._io_device is None else DEFAULT_MAX_BATCH_GPU
@@ -156,13 +160,16 @@ class OrtEncoders(Encoders):
             return [CPU]
         return [p for p in wanted if p in available]
 
-    def _open(self, path: Path, providers: list[Any], device: str, allow_fallback: bool) -> Any:
+    def _open(
+        self, path: Path | bytes, providers: list[Any], device: str, allow_fallback: bool
+    ) -> Any:
         """A session on `providers` (names, or (name, options) pairs); a provider that does not
         start is refused (or, with ``allow_fallback``, replaced by the CPU) in one line."""
         import onnxruntime as ort
 
         options = session_options(self._threads, spin=self._spin)
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        model = path if isinstance(path, bytes) else str(path)
+        session = ort.InferenceSession(model, sess_options=options, providers=providers)
         first = providers[0] if isinstance(providers[0], str) else providers[0][0]
         if session.get_providers()[0] != first:
             # ONNX Runtime falls back silently when a provider fails to initialise.
@@ -171,7 +178,7 @@ class OrtEncoders(Encoders):
                 f"onnxruntime could not start it and fell back to {session.get_providers()}",
                 allow_fallback,
             )
-            session = ort.InferenceSession(str(path), sess_options=options, providers=[CPU])
+            session = ort.InferenceSession(model, sess_options=options, providers=[CPU])
         return session
 
     @staticmethod
@@ -298,22 +305,40 @@ class OrtEncoders(Encoders):
         ]
         return [np.concatenate(p).astype(np.float32, copy=False) for p in zip(*parts, strict=True)]
 
-    def _frame_session(self, head: str) -> tuple[Any, int]:
-        """(session, patch size) of the frame graph for ``head`` in this precision."""
+    def _frame_graph(self, head: str) -> tuple[Path, int]:
+        """(path, patch size) of the frame graph for ``head`` in this precision."""
         if head not in self._frames:
             path = frame_graph(self.meta, head, self.precision, self._cache_dir, self._weights)
-            session = self._open(path, list(self._providers), self._device, self._allow_fallback)
-            patch = int(session.get_modelmeta().custom_metadata_map.get("patch", 0))
+            patch = graph_patch(path)
             if patch < 1:
                 raise ModelFormatError(f"frame graph '{path}' does not record its patch size")
-            self._frames[head] = (session, patch)
+            self._frames[head] = (path, patch)
         return self._frames[head]
 
     def frame_patch(self, head: str) -> int:
-        return self._frame_session(head)[1]
+        return self._frame_graph(head)[1]
+
+    def _frame_session(self, head: str, shape: tuple[int, ...]) -> Any:
+        """A session of ``head``'s frame graph with its input fixed to ``shape`` (see
+        ``frame_graph.sized_graph``: the size-dependent part is folded once). A video has one
+        frame size; the last ``FRAME_SESSIONS`` sizes are kept, the oldest closed first."""
+        key = (head, shape)
+        session = self._frame_sessions.pop(key, None)
+        if session is None:
+            path, _ = self._frame_graph(head)
+            session = self._open(
+                sized_graph(path, *shape[:3]),
+                list(self._providers),
+                self._device,
+                self._allow_fallback,
+            )
+            while len(self._frame_sessions) >= FRAME_SESSIONS:
+                self._frame_sessions.pop(next(iter(self._frame_sessions)))
+        self._frame_sessions[key] = session  # newest last
+        return session
 
     def _embed_frame(self, pixels: np.ndarray, head: str) -> np.ndarray:
-        session, _ = self._frame_session(head)
+        session = self._frame_session(head, tuple(pixels.shape))
         return self._run(session, {"pixels": pixels})[0]
 
     def _embed_texts(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ transformers = pytest.importorskip("transformers")
 from streamdet.clip.frame_graph import FRAMES_DIR, frame_file, frame_graph, frame_parity  # noqa: E402
 from streamdet.clip.frame_tower import dense_last_layer, frame_tower  # noqa: E402
 from streamdet.clip.meta import load_meta  # noqa: E402
-from streamdet.clip.ort_encoders import OrtEncoders  # noqa: E402
+from streamdet.clip.ort_encoders import FRAME_SESSIONS, OrtEncoders  # noqa: E402
 from streamdet.clip.towers import load_clip, normalisation  # noqa: E402
 from streamdet.config import DENSE_HEADS  # noqa: E402
 from streamdet.errors import ConfigError  # noqa: E402
@@ -150,6 +150,30 @@ def test_encoders_run_the_frame_graph_at_any_size(tiny_model_dir: Path, tmp_path
         np.testing.assert_allclose(np.linalg.norm(tokens, axis=-1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="multiples of 8"):
         encoders.encode_frame(np.zeros((1, 20, 16, 3), np.float32), DENSE_HEADS[0])
+
+
+def test_sessions_fixed_to_a_frame_size_equal_the_size_free_graph(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The runtime runs the frame graph with its input fixed per frame size (the position
+    interpolation folded to a constant): same numbers as the graph that takes any size, one
+    session per size, the oldest closed beyond FRAME_SESSIONS."""
+    import onnxruntime as ort
+
+    encoders = OrtEncoders(tiny_model_dir, cache_dir=tmp_path, threads=1)
+    head = DENSE_HEADS[0]
+    path = frame_graph(encoders.meta, head, "fp32", tmp_path, lambda: None)
+    free = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(2)
+    shapes = [(1, 16, 40, 3), (1, 56, 24, 3), (1, 16, 40, 3), (1, 32, 32, 3)]
+    for shape in shapes:
+        pixels = rng.uniform(0, 255, shape).astype(np.float32)
+        (expected,) = free.run(None, {"pixels": pixels})
+        got = encoders.encode_frame(pixels, head)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        assert (head, shape) in encoders._frame_sessions
+    assert len(encoders._frame_sessions) == FRAME_SESSIONS
+    assert (head, shapes[1]) not in encoders._frame_sessions  # least recently used went first
 
 
 def test_int8_frame_graph_stays_close_to_fp32(tiny_model_dir: Path, tmp_path: Path) -> None:
