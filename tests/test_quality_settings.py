@@ -57,6 +57,11 @@ def test_the_full_run_compares_these_settings():
         "dense-peak0.95-floor0.1",
         "dense-no-verify",
         "dense-coarse",
+        "dense-ts1.25",
+        "dense-views1.5",
+        "dense-views1.75",
+        "dense-views2.0",
+        "dense-views1.5+2",
     ]
     assert set(QUICK_SETTINGS) <= set(make_settings(4, 1, 32))
 

@@ -28,6 +28,16 @@ from streamdet.config import (
 from streamdet.errors import ConfigError
 
 
+def _margins(text: str) -> tuple[float, ...]:
+    """``--verify-margins 1.5,2`` (crop sides as multiples of a box's longer side)."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected crop sizes as multiples of a box's side such as 1.5,2 , got {text!r}"
+        ) from None
+
+
 def _scales(text: str) -> tuple[int, ...]:
     """``--scales 2,6`` (extra window sizes in cells) or ``--scales none``."""
     if text.strip().lower() in ("", "none"):
@@ -141,6 +151,10 @@ FLAGS: tuple[_Flag, ...] = (
     _Flag("nms_iou", {"type": float, "help": "overlap above which a weaker box is dropped"}),
     _Flag("verify", _switch("score a crop around every box again" + MODELS)),
     _Flag("verify_floor", {"type": float, "help": "lowest verified probability kept, 0..1"}),
+    _Flag(
+        "verify_margins",
+        {"type": _margins, "help": "verification crop sizes, x a box's longer side, e.g. 1.5,2"},
+    ),
     _Flag(
         "reuse",
         {

@@ -109,6 +109,17 @@ def _scales(key: str, value: Any) -> tuple[int, ...]:
     return tuple(dict.fromkeys(_whole(f"every entry of {key}", v) for v in items))
 
 
+def _margins(key: str, value: Any) -> tuple[float, ...]:
+    items = _sequence(key, [value] if isinstance(value, numbers.Real) else value)
+    out = tuple(dict.fromkeys(_positive(f"every entry of {key}", v) for v in items))
+    if not out or any(v < 1.0 or v > 8.0 for v in out):
+        raise ConfigError(
+            f"{key} must be one or more crop sizes from 1 to 8 times a box's longer side "
+            f"(e.g. [1.5, 2.0]), but got {value!r}"
+        )
+    return out
+
+
 def _templates(key: str, value: Any) -> tuple[str, ...]:
     items = tuple(_sequence(key, [value] if isinstance(value, str) else value))
     if not items or any(not isinstance(t, str) or t.count("{}") != 1 for t in items):
@@ -167,6 +178,7 @@ CHECKS: dict[str, Check] = {
     "nms_iou": fraction,
     "verify": _flag,
     "verify_floor": fraction,
+    "verify_margins": _margins,
     "reuse": _reuse,
     "reuse_refresh": _whole,
     "reuse_motion": _open_fraction,

@@ -128,10 +128,12 @@ class BoxConfig:
 @dataclass(frozen=True)
 class VerifyConfig:
     """Score crops around every box again (``enabled``); boxes whose best view is below ``floor``
-    are dropped."""
+    are dropped. ``margins``: each box is seen in one square crop per margin, ``margin`` x its
+    longer side (``streamdet.detect.verify``); every margin is one more crop per box."""
 
     enabled: bool = False
     floor: float = 0.1
+    margins: tuple[float, ...] = (1.5, 2.0)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     **{f.name: ("boxes", f.name) for f in fields(BoxConfig)},
     "verify": ("verify", "enabled"),
     "verify_floor": ("verify", "floor"),
+    "verify_margins": ("verify", "margins"),
     "reuse": ("reuse", "threshold"),
     "reuse_refresh": ("reuse", "refresh"),
     "reuse_motion": ("reuse", "motion"),

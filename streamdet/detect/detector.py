@@ -33,7 +33,7 @@ from streamdet.detect.prompts import normalise_prompts
 from streamdet.detect.reuse import ReusePlan, WindowReuse
 from streamdet.detect.scoring import prompt_vs_background, reference_normalise, window_logits
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
-from streamdet.detect.verify import VIEW_MARGINS, box_views, rescore, strongest
+from streamdet.detect.verify import box_views, rescore, strongest
 from streamdet.detect.windows import WindowGrid, crop_windows
 from streamdet.errors import PromptError
 from streamdet.types import Detections, FrameResult, Timings, Workload
@@ -102,7 +102,7 @@ class Detector:
         self._grid_for = lru_cache(maxsize=8)(self._build_grid)
         self._frame_grid_for = lru_cache(maxsize=8)(self._build_frame_grid)
         self._reuse = (
-            WindowReuse(cfg.reuse, self.model.fill)
+            WindowReuse(cfg.reuse, self.model.fill, cfg.verify.margins)
             if cfg.reuse.enabled and cfg.scoring.method in ("windows", "dense")
             else None
         )
@@ -313,8 +313,8 @@ class Detector:
         )
         work = replace(
             work,
-            views_computed=len(VIEW_MARGINS) * len(views.compute),
-            views_reused=len(VIEW_MARGINS) * views.reused,
+            views_computed=len(self.config.verify.margins) * len(views.compute),
+            views_reused=len(self.config.verify.margins) * views.reused,
         )
         return FrameResult(detections, heatmaps, state.prompts, (h, w), patch, timings, work)
 
@@ -332,7 +332,8 @@ class Detector:
             plan = self._reuse.plan_views(xyxy)
         size, fill = self.model.image_size, self.model.fill
         if len(plan.compute):
-            emb = self.model.embed_images(box_views(frame, xyxy[plan.compute], size, fill))
+            margins = self.config.verify.margins
+            emb = self.model.embed_images(box_views(frame, xyxy[plan.compute], size, fill, margins))
         else:
             emb = np.zeros((0, self.model.encoders.embed_dim), np.float32)
         if self._reuse is not None:

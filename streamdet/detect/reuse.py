@@ -158,11 +158,17 @@ class WindowReuse:
     ``plan_views`` and ``merge_views``, after ``merge``.
     """
 
-    def __init__(self, config: ReuseConfig, fill: tuple[float, float, float]) -> None:
+    def __init__(
+        self,
+        config: ReuseConfig,
+        fill: tuple[float, float, float],
+        margins: tuple[float, ...] = VIEW_MARGINS,
+    ) -> None:
         if not config.enabled:
             raise ValueError("WindowReuse needs reuse enabled (a tolerance, not False)")
         self.config = config
         self.fill = fill
+        self.margins = margins  # the verification crops' (``verify_margins``)
         self.reset()
 
     def reset(self) -> None:
@@ -277,7 +283,7 @@ class WindowReuse:
         """The signature of everything a box's widest verification crop shows."""
         assert self._signer is not None and self._picture is not None
         x1, y1, x2, y2 = (float(v) for v in box)
-        half = max(max(x2 - x1, y2 - y1) * max(VIEW_MARGINS), 1.0) / 2.0 + 1.0  # +1: resampling
+        half = max(max(x2 - x1, y2 - y1) * max(self.margins), 1.0) / 2.0 + 1.0  # +1: resampling
         cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
         return self._signer.region(self._picture, cx - half, cy - half, cx + half, cy + half)
 
@@ -306,7 +312,7 @@ class WindowReuse:
         ``verify.box_views`` lays them out: (views * m, D)); return every box's (views * n, D).
         Only this frame's boxes stay kept."""
         n, m = len(xyxy), len(plan.compute)
-        views = len(VIEW_MARGINS)
+        views = len(self.margins)
         dim = embeddings.shape[-1]
         fresh = embeddings.reshape(views, m, dim)
         out = np.empty((views, n, dim), np.float32)

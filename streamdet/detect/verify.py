@@ -24,10 +24,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from streamdet.config.settings import VerifyConfig
 from streamdet.types import Detections
 
-#: Crop sides as multiples of a box's longer side.
-VIEW_MARGINS = (1.5, 2.0)
+#: Crop sides as multiples of a box's longer side: the ``verify_margins`` setting's default.
+VIEW_MARGINS = VerifyConfig.margins
 #: At most this many boxes per frame are verified (the most confident); the rest are dropped.
 MAX_VERIFIED = 32
 

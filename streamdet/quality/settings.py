@@ -111,6 +111,13 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         s("dense-peak0.95-floor0.1", **at, method="dense", peak_ratio=0.95, verify_floor=0.1),
         s("dense-no-verify", **at, method="dense", verify=False, threshold=0.6),
         s("dense-coarse", **at, method="dense", token_scale=1.75),
+        s("dense-ts1.25", **at, method="dense", token_scale=1.25),
+        # verification crops: one size per box instead of two (half the verification work)
+        *(
+            s(f"dense-views{m}", **at, method="dense", verify_margins=(m,))
+            for m in (1.5, 1.75, 2.0)
+        ),
+        s("dense-views1.5+2", **at, method="dense", verify_margins=(1.5, 2.0)),
     ]
     return {x.name: x for x in settings if _possible(x)}
 

@@ -111,17 +111,33 @@ def test_detector_confidence_is_peak_times_best_view(circle: np.ndarray, tmp_pat
     assert len(before.detections) == len(after.detections) == 1
     np.testing.assert_array_equal(before.detections.xyxy, after.detections.xyxy)
     session = verified.model
-    views = box_views(circle, before.detections.xyxy, session.image_size, session.fill)
+    margins = verified.config.verify.margins  # the model's own (one crop per box)
+    views = box_views(circle, before.detections.xyxy, session.image_size, session.fill, margins)
     state = verified._state
     probs = prompt_vs_background(
         session.embed_images(views), state.embeddings, state.background, session.logit_scale
     )
     best = probs[:, 0].max()
-    assert probs.shape == (len(VIEW_MARGINS), 1) and best > 0.5
+    assert probs.shape == (len(margins), 1) and best > 0.5
     assert after.detections.confidence[0] == pytest.approx(
         before.detections.confidence[0] * best, rel=1e-5
     )
     assert after.timings.verify_ms > 0 and before.timings.verify_ms == 0
+    assert after.work.views_computed == len(margins) and before.work.views_computed == 0
+
+
+@needs_builtin
+def test_more_margins_mean_more_crops_per_box(circle: np.ndarray, tmp_path) -> None:
+    """``verify_margins`` sets how many crops each box gets; every setting checks each view."""
+    one = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path)
+    two = Detector(
+        "streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path, verify_margins=[1.5, 2.0]
+    )
+    a, b = one.detect(circle), two.detect(circle)
+    assert one.config.verify.margins == (1.5,) and two.config.verify.margins == (1.5, 2.0)
+    assert (a.work.views_computed, b.work.views_computed) == (1, 2)
+    assert len(a.detections) == len(b.detections) == 1
+    assert b.detections.confidence[0] >= a.detections.confidence[0]  # best of more views
 
 
 @needs_builtin
