@@ -59,12 +59,12 @@ def _check_target(target: Path, overwrite: bool) -> None:
         )
 
 
-def _create_new(path: Path, *, taken: str) -> None:
-    """Create ``path`` empty, only if absent (``taken``: the error when it exists). Creating it
-    is the writability check: it is real (``os.access`` can lie on network shares and for root)
-    and it happens before anything is encoded."""
+def _create_new(path: Path, *, taken: str) -> int:
+    """Create ``path`` empty, only if absent (``taken``: the error when it exists); its open file
+    descriptor. Creating it is the writability check: it is real (``os.access`` can lie on
+    network shares and for root) and it happens before anything is encoded."""
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileExistsError:
         raise OutputExistsError(taken) from None
     except OSError as err:
@@ -81,11 +81,11 @@ class PartialFile:
         target = Path(path)
         _check_target(target, overwrite)
         partial = target.parent / f".{target.name}.{os.getpid()}.partial"
-        _create_new(
-            partial,
-            taken=f"partial file '{partial}' exists: another sink in this process is writing "
-            f"'{target}'; close it first",
+        taken = (
+            f"partial file '{partial}' exists: another sink in this process is writing "
+            f"'{target}'; close it first"
         )
+        os.close(_create_new(partial, taken=taken))
         self.target = target
         self.partial = partial
         self.overwrite = overwrite
@@ -130,7 +130,9 @@ class LiveFile:
 
     The target is created empty when the sink opens: only if absent (an atomic check), or, with
     ``overwrite``, by moving a fresh empty file over the old one, so the old file is replaced
-    whole (another name linked to it keeps it) rather than truncated under a reader.
+    whole (another name linked to it keeps it) rather than truncated under a reader. The file
+    stays open here until the sink closes, so that ``discard`` can tell it from a file someone
+    else put at the path since (an open file's inode number cannot be reused).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, overwrite: bool) -> None:
@@ -141,13 +143,16 @@ class LiveFile:
         )
         if overwrite and target.exists():
             fresh = target.parent / f".{target.name}.{os.getpid()}.partial"
-            _create_new(fresh, taken=taken)
+            self._fd: int | None = _create_new(fresh, taken=taken)
             os.replace(fresh, target)
         else:
-            _create_new(target, taken=taken)
-        stat = target.stat()
-        self._identity = (stat.st_dev, stat.st_ino)
+            self._fd = _create_new(target, taken=taken)
         self.target = target
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     @property
     def writing(self) -> Path:
@@ -156,19 +161,25 @@ class LiveFile:
 
     def publish(self) -> None:
         """Nothing to move: the file has been at its path all along."""
+        self._release()
 
     def discard(self) -> None:
         """Nothing was written: remove the empty file this sink created (only if it is still
         the one at the path: a file put there by someone else since is left alone)."""
-        try:
-            stat = self.target.stat()
-        except FileNotFoundError:
+        if self._fd is None:
             return
-        if (stat.st_dev, stat.st_ino) == self._identity:
-            self.target.unlink(missing_ok=True)
+        try:
+            ours, there = os.fstat(self._fd), self.target.stat()
+            if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino):
+                self.target.unlink()
+        except FileNotFoundError:
+            pass
+        finally:
+            self._release()
 
     def abandon(self) -> None:
         """Finishing failed: keep what was written, usable up to its last whole piece."""
+        self._release()
 
 
 class PublishedOnClose(abc.ABC):
