@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -220,3 +221,23 @@ def test_a_hard_kill_leaves_both_usable_up_to_the_last_piece(tmp_path: Path) -> 
     assert len(lines) - 48 <= n <= len(lines)
     assert times == pytest.approx([i / 24 for i in range(n)], abs=1e-4)
     assert leftovers(tmp_path) == []
+
+
+def ffprobe_frames(path: Path) -> tuple[int, str]:
+    """Frames the ffmpeg CLI's prober counts in ``path``, and what it complained about."""
+    command = ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0"]
+    command += ["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    return int(done.stdout.strip() or 0), done.stderr.strip()
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="the ffmpeg CLI is not installed")
+def test_ffprobe_reads_a_live_mp4_cleanly_mid_run_and_after_close(tmp_path: Path) -> None:
+    out = tmp_path / "probe.mp4"
+    sink = Mp4Sink(out, fps=FPS, live=True, keyframe_interval=0.5)
+    for i in range(60):
+        sink.write(frame(i, pts=i / FPS))
+    mid, complaints = ffprobe_frames(out)
+    assert complaints == "" and 0 < mid < 60
+    sink.close()
+    assert ffprobe_frames(out) == (60, "")
