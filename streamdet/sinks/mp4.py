@@ -190,6 +190,10 @@ class Mp4Sink(PublishedOnClose):
         options = {}
         if self._encoder in ("libx264", "libx265"):
             options = {"crf": str(self._crf), "preset": self._preset}
+        if self.live and (self._encoder == "libx264" or self._encoder.endswith("_nvenc")):
+            # A forced keyframe must be an IDR frame (NVENC otherwise makes a plain I frame, which
+            # the MP4 muxer does not see as a keyframe, so no fragment would start there).
+            options["forced-idr"] = "1"
         try:
             stream = container.add_stream(self._encoder, rate=self._fps, options=options)
             stream.width = width + width % 2

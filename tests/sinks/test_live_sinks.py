@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from sink_helpers import decode, frame, leftovers, make_result
+from sink_helpers import decode, frame, leftovers, make_result, pattern
 
 from streamdet.errors import ConfigError, OutputExistsError
 from streamdet.sinks import JsonlSink, Mp4Sink, probe_video
@@ -241,3 +241,25 @@ def test_ffprobe_reads_a_live_mp4_cleanly_mid_run_and_after_close(tmp_path: Path
     assert complaints == "" and 0 < mid < 60
     sink.close()
     assert ffprobe_frames(out) == (60, "")
+
+
+@pytest.mark.gpu
+def test_a_live_nvenc_mp4_gets_its_forced_keyframes_and_fragments(tmp_path: Path) -> None:
+    """NVENC turns a forced keyframe into a plain I frame unless told otherwise; the live sink
+    asks for IDR frames so each starts a fragment. Skipped where NVENC cannot open."""
+    if "h264_nvenc" not in av.codecs_available:
+        pytest.skip("this PyAV build has no h264_nvenc")
+    out = tmp_path / "nv.mp4"
+    sink = Mp4Sink(out, fps=FPS, codec="h264_nvenc", live=True, keyframe_interval=0.5)
+    try:
+        sink.write(frame(0, pattern(0, 320, 192), pts=0.0))
+    except ConfigError:
+        sink.close()
+        pytest.skip("NVENC cannot open here (no NVIDIA GPU or driver)")
+    for i in range(1, 48):
+        sink.write(frame(i, pattern(i, 320, 192), pts=i / FPS))
+    mid, _ = decodable(out)
+    assert 0 < mid < 48
+    assert sink.close() == (str(out), 48)
+    assert probe_video(out).frames == 48
+    assert keyframe_times(out) == pytest.approx([0.0, 0.5, 1.0, 1.5])
