@@ -35,8 +35,8 @@ DEFAULT_TIME_BASE = Fraction(1, 90000)
 DEFAULT_FPS = 30
 
 #: A live MP4's longest stretch between keyframes, in seconds of video: each keyframe starts a
-#: fragment, so this is about how far the playable file trails the run (plus the encoder's few
-#: frames of delay) and what a hard kill can lose.
+#: fragment, so this is about how far the playable file trails the run (plus the encoder's delay:
+#: about 11 frames for libx264 veryfast, which is 11 s at 1 fps) and what a hard kill can lose.
 LIVE_KEYFRAME_INTERVAL = 1.0
 
 #: The live MP4's layout: an empty index first, then one self-contained fragment (``moof`` +
