@@ -32,6 +32,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             max_fps=args.max_fps,
             timeout=args.timeout,
             reconnect_timeout=args.reconnect_timeout,
+            live_outputs=args.live_outputs,
         )
     )
     detector = Detector(
@@ -69,6 +70,12 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stats", action="store_true", help="print live per-stage stats every second")
     p.add_argument("--report", help="write the run's summary (stats, outputs) as JSON here")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--live-outputs",
+        action="store_true",
+        help="write -o/--jsonl at their paths as the run goes (fragmented MP4, one flushed line "
+        "per frame), as for cameras and streams; files otherwise appear when complete",
+    )
     p.add_argument(
         "--codec",
         default="libx264",

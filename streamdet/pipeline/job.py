@@ -60,7 +60,8 @@ class RunJob:
     find (the file is re-read when it changes). video_out / jsonl_out: where the annotated video
     and the per-frame JSON lines go ("-" for stdout). max_fps samples a live source; timeout is
     the stream connect/read timeout and reconnect_timeout how long a dropped stream may stay
-    away (0: forever).
+    away (0: forever). live_outputs writes a file source's MP4 and JSONL at their paths as the
+    run goes, as a live source's always are (``streamdet.sinks.publish``: the live rule).
     """
 
     source: str
@@ -79,6 +80,7 @@ class RunJob:
     max_fps: float | None = None
     timeout: float = 10.0
     reconnect_timeout: float = 60.0
+    live_outputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,20 +166,25 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
 
 
 def _sinks_for(
-    plan: InputPlan, fps: float | None, job: RunJob, stop: threading.Event
+    plan: InputPlan, fps: float | None, job: RunJob, stop: threading.Event, *, live: bool
 ) -> list[Sink]:
+    """The run's sinks; ``live``: the MP4 and JSONL are written at their paths as it goes."""
     sinks: list[Sink] = []
     try:
         if plan.video is not None:
             ensure_folder(plan.video.parent)
             if plan.video.suffix.lower() in (".mp4", ".m4v", ".mov"):
-                sinks.append(Mp4Sink(plan.video, fps=fps, overwrite=job.overwrite, codec=job.codec))
+                sinks.append(
+                    Mp4Sink(
+                        plan.video, fps=fps, overwrite=job.overwrite, codec=job.codec, live=live
+                    )
+                )
             else:
                 sinks.append(ImageSink(plan.video, overwrite=job.overwrite))
         if plan.jsonl is not None:
             if plan.jsonl != STDOUT:
                 ensure_folder(Path(plan.jsonl).parent)
-            sinks.append(JsonlSink(plan.jsonl, overwrite=job.overwrite))
+            sinks.append(JsonlSink(plan.jsonl, overwrite=job.overwrite, live=live))
         if job.show:
             sinks.append(WindowSink("streamdet", stop.set))
     except BaseException:
@@ -199,7 +206,8 @@ def _run_one(
         reconnect=reconnect,
         hwaccel=job.hwaccel,
     ) as source:
-        sinks = _sinks_for(plan, source.fps, job, stop)
+        live = source.live or job.live_outputs
+        sinks = _sinks_for(plan, source.fps, job, stop, live=live)
         terminal = Terminal(source.name, source.live)
         if job.max_fps and not source.live:
             _log.warning(

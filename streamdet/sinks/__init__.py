@@ -3,10 +3,13 @@ annotated image, a live window; all behind one protocol, :class:`Sink`.
 
 Every sink takes the source frame, the detector's result and the rendered picture
 (``write(frame, result, picture)``) and says on ``close`` what it wrote. The sinks that write a
-file share one crash rule (``publish``): they write a hidden partial file and publish it on
-close, so a file at the target path is always a finished one, also after Ctrl-C.
+file share two write rules (``publish``): by default they write a hidden partial file and publish
+it on close, so a file at the target path is a finished one; with ``live=True`` (cameras and
+streams) the MP4 and JSONL are written at the target path as the run goes, in pieces each usable
+as it lands (fragments, whole lines). Either way Ctrl-C leaves every output finalised.
 
-    sinks = [Mp4Sink("out.mp4", fps=source.fps), JsonlSink("out.jsonl")]
+    live = source.live
+    sinks = [Mp4Sink("out.mp4", fps=source.fps, live=live), JsonlSink("out.jsonl", live=live)]
     report = run(source, detector, sinks)  # streamdet.pipeline.runner.run closes them
 """
 

@@ -1,4 +1,5 @@
-"""One JSON line per processed frame, to a file (published on close) or to standard output."""
+"""One JSON line per processed frame, to a file or to standard output, each line whole and flushed
+as it is written."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import operator
 import os
 import sys
-from typing import IO
 
 import numpy as np
 
@@ -34,22 +34,28 @@ class JsonlSink(PublishedOnClose):
 
     Line: ``{"frame": int, "pts": float seconds or null, "detections": [{"label": str,
     "prompt_index": int, "box": [x1, y1, x2, y2], "score": float}, ...]}`` (``FrameResult
-    .to_records()``). ``path`` ``"-"`` writes to standard output; any other path gets the
-    partial-file and crash rules of ``streamdet.sinks.publish``: lines go to the partial file
-    (``partial_path``) one by one, so a live consumer can ``tail -f`` it, and ``close`` moves it
-    to ``path``. After Ctrl-C the JSONL holds as many lines as the MP4 beside it holds frames.
+    .to_records()``). ``path`` ``"-"`` writes to standard output; any other path gets the write
+    rules of ``streamdet.sinks.publish``: by default lines go to the hidden partial file
+    (``partial_path``) and ``close`` moves it to ``path``; with ``live=True`` (cameras, streams)
+    they go to ``path`` itself, so ``tail -f path`` follows the run. Each line reaches the file
+    in one write and is flushed at once, so a reader never finds a half line between frames and
+    a hard kill leaves every line written before it. After Ctrl-C the JSONL holds as many lines
+    as the MP4 beside it holds frames.
     """
 
     needs_picture = False
 
-    def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, overwrite: bool = False, live: bool = False
+    ) -> None:
         to_stdout = isinstance(path, str) and path == STDOUT
-        super().__init__(None if to_stdout else path, overwrite=overwrite, where="<stdout>")
-        self._out: IO[str]
-        if self.partial_path is None:
-            self._out = sys.stdout
-        else:
-            self._out = open(self.partial_path, "w", encoding="utf-8")  # noqa: SIM115
+        super().__init__(
+            None if to_stdout else path, overwrite=overwrite, where="<stdout>", live=live
+        )
+        # Unbuffered binary: each line is one write() to the file, nothing waits in a buffer.
+        self._fd: int | None = None
+        if self.writing_path is not None:
+            self._fd = os.open(self.writing_path, os.O_WRONLY | os.O_APPEND)
         self._lines = 0
 
     @property
@@ -69,12 +75,19 @@ class JsonlSink(PublishedOnClose):
             raise FrameTypeError(
                 f"a frame's index must be an int, but got {type(frame.index).__name__}"
             ) from None
-        self._out.write(jsonl_line(index, check_pts(frame.pts), result))
-        self._out.flush()
+        line = jsonl_line(index, check_pts(frame.pts), result)
+        if self._fd is None:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        else:
+            data = memoryview(line.encode("utf-8"))
+            while data:  # a short write (a full disk, a signal) continues where it stopped
+                data = data[os.write(self._fd, data) :]
         self._lines += 1
 
     def _finish(self) -> int:
         """Close the file (standard output stays open); the number of lines written."""
-        if self.partial_path is not None:
-            self._out.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         return self._lines

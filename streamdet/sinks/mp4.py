@@ -1,7 +1,10 @@
 """Annotated frames to a browser-playable H.264 MP4, finalised however a run ends.
 
-PyAV is used because OpenCV's wheels cannot encode H.264. The partial-file and crash rules are
-those of ``streamdet.sinks.publish``.
+PyAV is used because OpenCV's wheels cannot encode H.264. The write rules are those of
+``streamdet.sinks.publish``: a file source's MP4 is an ordinary one (``faststart``: the index
+first) written beside the target and moved there on close; a live source's is a fragmented MP4
+written at the target as the run goes, so it plays while the run goes on and a hard kill keeps
+every fragment written.
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ DEFAULT_TIME_BASE = Fraction(1, 90000)
 
 #: The frame rate written when the source has none (a camera that does not say, an image).
 DEFAULT_FPS = 30
+
+#: A live MP4's longest stretch between keyframes, in seconds of video: each keyframe starts a
+#: fragment, so this is about how far the playable file trails the run (plus the encoder's delay:
+#: about 11 frames for libx264 veryfast, which is 11 s at 1 fps) and what a hard kill can lose.
+LIVE_KEYFRAME_INTERVAL = 1.0
+
+#: The live MP4's layout: an empty index first, then one self-contained fragment (``moof`` +
+#: ``mdat``) per keyframe, each fragment's offsets relative to itself (what browsers' Media
+#: Source Extensions and players expect of a fragmented MP4).
+LIVE_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 
 
 def _h264_encoders() -> list[str]:
@@ -96,6 +109,15 @@ class Mp4Sink(PublishedOnClose):
     ``fps`` is the nominal rate (None: ``DEFAULT_FPS``). ``codec``: libx264, or a hardware encoder
     PyAV offers (e.g. ``h264_nvenc`` on NVIDIA). ``crf`` and ``preset`` are libx264/libx265
     settings and are not passed to other encoders.
+
+    ``live=False`` (files): an ordinary MP4 with its index first (``+faststart``), written to a
+    hidden partial file and moved to ``path`` on close. ``live=True`` (cameras, streams): a
+    fragmented MP4 (``LIVE_MOVFLAGS``) written at ``path`` from the first frame, with a keyframe
+    forced at least every ``keyframe_interval`` seconds of video (by timestamp, so a sampled or
+    slow source still gets them) and each fragment flushed to the file as it is finished: the
+    file plays (browsers, ffprobe, PyAV) while the run goes on, trailing it by about one interval;
+    ``close`` (also after Ctrl-C) writes the last fragment; a hard kill keeps every fragment
+    written before it. ``keyframe_interval`` is used only when ``live``.
     """
 
     needs_picture = True
@@ -110,6 +132,8 @@ class Mp4Sink(PublishedOnClose):
         preset: str = "veryfast",
         time_base: Fraction | None = None,
         overwrite: bool = False,
+        live: bool = False,
+        keyframe_interval: float = LIVE_KEYFRAME_INTERVAL,
     ) -> None:
         rate = _frame_rate(fps)
         if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
@@ -117,13 +141,24 @@ class Mp4Sink(PublishedOnClose):
         tb = DEFAULT_TIME_BASE if time_base is None else Fraction(time_base)
         if tb <= 0:
             raise ConfigError(f"time_base must be a positive fraction, but got {time_base}")
+        if (
+            isinstance(keyframe_interval, bool)
+            or not isinstance(keyframe_interval, numbers.Real)
+            or not (math.isfinite(keyframe_interval) and keyframe_interval > 0)
+        ):
+            raise ConfigError(
+                f"keyframe_interval must be a positive number of seconds, but got "
+                f"{keyframe_interval!r}"
+            )
         self._encoder = _resolve_encoder(codec)
         self._fps = rate
         self._crf = crf
         self._preset = preset
         self._time_base = tb
         self._step = max(1, round(1 / (self._fps * tb)))  # one nominal frame interval, in ticks
-        super().__init__(path, overwrite=overwrite)
+        self._key_every = max(1, round(Fraction(keyframe_interval) / tb))  # in ticks
+        self._last_key: int | None = None  # ticks of the last forced keyframe (live only)
+        super().__init__(path, overwrite=overwrite, live=live)
         self._container: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
         self._size: tuple[int, int] | None = None  # (height, width) of the first picture
@@ -145,13 +180,20 @@ class Mp4Sink(PublishedOnClose):
 
     def _open(self, height: int, width: int) -> None:
         """Open the container and stream once the first picture gives the size."""
-        assert self.partial_path is not None
-        container = av.open(
-            str(self.partial_path), "w", format="mp4", container_options={"movflags": "+faststart"}
-        )
+        assert self.writing_path is not None
+        if self.live:
+            # flush_packets: each finished fragment goes to the file at once, not to a buffer.
+            layout = {"movflags": LIVE_MOVFLAGS, "flush_packets": "1"}
+        else:
+            layout = {"movflags": "+faststart"}
+        container = av.open(str(self.writing_path), "w", format="mp4", container_options=layout)
         options = {}
         if self._encoder in ("libx264", "libx265"):
             options = {"crf": str(self._crf), "preset": self._preset}
+        if self.live and (self._encoder == "libx264" or self._encoder.endswith("_nvenc")):
+            # A forced keyframe must be an IDR frame (NVENC otherwise makes a plain I frame, which
+            # the MP4 muxer does not see as a keyframe, so no fragment would start there).
+            options["forced-idr"] = "1"
         try:
             stream = container.add_stream(self._encoder, rate=self._fps, options=options)
             stream.width = width + width % 2
@@ -215,6 +257,9 @@ class Mp4Sink(PublishedOnClose):
         video_frame = video_frame.reformat(format="yuv420p")
         video_frame.pts = ticks
         video_frame.time_base = self._time_base
+        if self.live and (self._last_key is None or ticks - self._last_key >= self._key_every):
+            video_frame.pict_type = av.video.frame.PictureType.I  # a keyframe starts a fragment
+            self._last_key = ticks
         assert self._container is not None and self._stream is not None
         try:
             packets = self._stream.encode(video_frame)
