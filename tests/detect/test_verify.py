@@ -9,7 +9,7 @@ import pytest
 from streamdet import Detector
 from streamdet.clip.hub import BUILTIN_MODELS
 from streamdet.detect.scoring import prompt_vs_background
-from streamdet.detect.verify import VIEW_MARGINS, box_views, rescore, strongest
+from streamdet.detect.verify import box_views, rescore, strongest
 from streamdet.errors import ConfigError
 from streamdet.types import Detections
 
