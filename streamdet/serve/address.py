@@ -110,7 +110,7 @@ def bind_error(address: ServeAddress, err: OSError) -> ConfigError:
             "pick another port, or 0 for any free one"
         )
     if err.errno == errno.EACCES:
-        return ConfigError(f"--serve: not allowed to listen on {where} (ports below 1024 need root)")
+        return ConfigError(f"--serve: not allowed to listen on {where} (ports below 1024: root)")
     return ConfigError(f"--serve: cannot listen on {where}: {err.strerror or err}")
 
 

@@ -15,6 +15,7 @@ Viewers live on the server's asyncio loop; the encoder wakes them with one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -60,7 +61,9 @@ class FrameHub:
         self._viewers = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._encode_loop, name="streamdet-jpeg", daemon=True)
+        self._thread = threading.Thread(
+            target=self._encode_loop, name="streamdet-jpeg", daemon=True
+        )
         self._thread.start()
 
     # ------------------------------------------------------------------ pipeline side
@@ -129,10 +132,8 @@ class FrameHub:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed in between
             loop.call_soon_threadsafe(self._wake_on_loop)
-        except RuntimeError:  # the loop closed in between
-            pass
 
     def _wake_on_loop(self) -> None:
         event, self._event = self._event, asyncio.Event()

@@ -63,7 +63,8 @@ class LabelDetector:
         for value in (thresholds or {}).values():
             if not 0 <= value <= 1:
                 raise ConfigError("bad threshold")
-        self.thresholds = {p: (thresholds or {}).get(p, self.thresholds.get(p, 0.5)) for p in prompts}
+        chosen = {**self.thresholds, **(thresholds or {})}
+        self.thresholds = {p: chosen.get(p, 0.5) for p in prompts}
         self.prompts = prompts
 
     def prompt_thresholds(self) -> dict[str, float]:
