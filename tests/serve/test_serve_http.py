@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import socket
 import time
@@ -68,6 +69,14 @@ async def _mjpeg_frames(url: str, n: int) -> list[bytes]:
             out.append(await reader.readexactly(int(headers["content-length"])))
             await reader.readexactly(2)
     return out
+
+
+def _stalled_viewer(host: str, port: str) -> socket.socket:
+    """An MJPEG viewer that asks for the stream and never reads a byte of it."""
+    s = socket.create_connection((host, int(port)))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(f"GET /stream.mjpg HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    return s
 
 
 def test_the_state_has_the_documented_fields_and_masks_the_camera_password():
@@ -178,7 +187,7 @@ def test_mjpeg_gives_the_annotated_frames_and_they_advance():
         jpegs = asyncio.run(_mjpeg_frames(lr.base + "/stream.mjpg", 4))
         pictures = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR) for j in jpegs]
         assert all(p.shape == (H, W, 3) for p in pictures)
-        assert any(np.abs(a.astype(int) - b).mean() > 1 for a, b in zip(pictures, pictures[1:]))
+        assert any(np.abs(a.astype(int) - b).mean() > 1 for a, b in itertools.pairwise(pictures))
         # the box of prompt 0 is drawn (red-ish, the renderer's first colour) at x 10..30
         box_edge = pictures[-1][10:40, 10].astype(int)
         assert (box_edge[:, 2] - box_edge[:, 1]).mean() > 80
@@ -188,11 +197,8 @@ def test_many_viewers_and_a_stalled_one_never_slow_the_pipeline():
     with live_run(fps=40) as lr:
         host, port = lr.base.removeprefix("http://").split(":")
         stalled = []
-        for _ in range(3):  # open MJPEG streams that never read a byte
-            s = socket.create_connection((host, int(port)))
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.sendall(f"GET /stream.mjpg HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-            stalled.append(s)
+        for _ in range(3):
+            stalled.append(_stalled_viewer(host, port))
         try:
 
             async def many():
