@@ -26,6 +26,7 @@
   let shown = { prompts: [], thresholds: {}, colors: {} };
   let shownKey = "";
   let dragging = false;
+  let awaited = null; // an accepted prompt edit the state does not show yet
   let retry = 500;
 
   function setStatus(text, cls) {
@@ -67,7 +68,12 @@
     } else if (msg.type === "state") {
       showState(msg);
     } else if (msg.type === "prompts") {
+      // accepted: show it now, and ignore states that predate it until it is applied
       $("prompt-error").textContent = "";
+      const thresholds = { ...pick(shown.thresholds, msg.prompts), ...msg.thresholds };
+      shown = { prompts: msg.prompts, thresholds: thresholds, colors: shown.colors };
+      awaited = { prompts: JSON.stringify(msg.prompts), until: Date.now() + 2000 };
+      showPrompts();
     } else if (msg.type === "error") {
       $("prompt-error").textContent = msg.error;
     }
@@ -170,6 +176,10 @@
       dd.dataset.stat = name;
       stats.append(dt, dd);
     }
+    if (awaited && JSON.stringify(state.prompts) !== awaited.prompts && Date.now() < awaited.until) {
+      return; // an accepted edit is not applied yet: this state is older than the page
+    }
+    awaited = null;
     const key = JSON.stringify([state.prompts, state.thresholds]);
     if (key !== shownKey && !dragging) {
       shownKey = key;
