@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import hmac
 import json
-import logging
 from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -39,8 +38,6 @@ from streamdet.errors import StreamdetError
 from streamdet.pipeline.prompt_control import check_update
 from streamdet.serve.address import ServeAddress, is_loopback
 from streamdet.serve.view import LiveView
-
-_log = logging.getLogger("streamdet.serve")
 
 #: Frames a WebSocket client that acknowledges may have unacknowledged.
 IN_FLIGHT = 2
