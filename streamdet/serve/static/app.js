@@ -176,7 +176,8 @@
       dd.dataset.stat = name;
       stats.append(dt, dd);
     }
-    if (awaited && JSON.stringify(state.prompts) !== awaited.prompts && Date.now() < awaited.until) {
+    const stale = awaited && JSON.stringify(state.prompts) !== awaited.prompts;
+    if (stale && Date.now() < awaited.until) {
       return; // an accepted edit is not applied yet: this state is older than the page
     }
     awaited = null;
@@ -247,6 +248,9 @@
     }
     socket.send(JSON.stringify({ type: "prompts", prompts: prompts, thresholds: thresholds }));
   }
+
+  // a click on a slider that moved nothing fires no "change": end the drag on any release
+  window.addEventListener("pointerup", () => setTimeout(() => (dragging = false), 0));
 
   $("add-form").addEventListener("submit", (event) => {
     event.preventDefault();
