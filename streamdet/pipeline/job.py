@@ -31,7 +31,6 @@ from streamdet.pipeline.prompt_file import PromptFile
 from streamdet.pipeline.runner import FrameDetector, Progress, RunOptions, run
 from streamdet.pipeline.stats import RunReport
 from streamdet.render import Renderer
-from streamdet.serve.address import ServeAddress
 from streamdet.sinks import (
     ImageSink,
     JsonlSink,
@@ -49,8 +48,8 @@ from streamdet.sources import (
     open_source,
 )
 
-if TYPE_CHECKING:
-    from streamdet.serve import LiveView
+if TYPE_CHECKING:  # the live view loads only when --serve is given
+    from streamdet.serve import LiveView, ServeAddress
 
 _log = logging.getLogger("streamdet.run")
 
