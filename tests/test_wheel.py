@@ -57,8 +57,10 @@ def _pip(cmd: list[str], what: str, *, timeout: float, **kwargs) -> None:
 
 
 def _expected_files() -> set[str]:
-    """The package's files a wheel must hold: modules of every package, py.typed, the model."""
+    """The package's files a wheel must hold: modules of every package, py.typed, the model,
+    the live view's static files."""
     files = {"streamdet/py.typed"}
+    files |= {p.relative_to(REPO).as_posix() for p in (PACKAGE / "serve" / "static").iterdir()}
     for init in PACKAGE.rglob("__init__.py"):
         files |= {p.relative_to(REPO).as_posix() for p in init.parent.glob("*.py")}
     meta = json.loads((MODEL / "meta.json").read_text(encoding="utf-8"))

@@ -33,6 +33,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             reconnect_timeout=args.reconnect_timeout,
             live_outputs=args.live_outputs,
+            serve=args.serve,
+            serve_token=args.serve_token,
         )
     )
     detector = Detector(
@@ -95,6 +97,18 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=60.0,
         help="give up on a dropped stream after this many seconds (0: never; default 60)",
+    )
+    p.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve a live web view (page, MJPEG, JSON API, WebSocket) on this port; "
+        "127.0.0.1 unless a host is named (0: any free port). Needs streamdet[serve]",
+    )
+    p.add_argument(
+        "--serve-token",
+        metavar="TOKEN",
+        help="require this token for the web view (Bearer or ?token=); a host other than "
+        "127.0.0.1 always needs one, generated and printed when not given",
     )
     p.add_argument(
         "-v",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from streamdet.config import DetectorConfig, ModelFacts, resolve_config
+from streamdet.config.checks import fraction
 from streamdet.detect.boxes import heatmaps_to_detections
 from streamdet.detect.dense import DenseGrid
 from streamdet.detect.frames import as_bgr
@@ -35,7 +36,7 @@ from streamdet.detect.scoring import prompt_vs_background, reference_normalise, 
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
 from streamdet.detect.verify import box_views, rescore, strongest
 from streamdet.detect.windows import WindowGrid, crop_windows
-from streamdet.errors import PromptError
+from streamdet.errors import ConfigError, PromptError
 from streamdet.types import Detections, FrameResult, Timings, Workload
 
 log = logging.getLogger("streamdet")
@@ -117,13 +118,15 @@ class Detector:
         )
         empty = np.zeros((0, dim), np.float32)
         self._state = _PromptState((), (), empty, self._background_all, np.zeros(0, np.float32))
+        self._chosen_thresholds: dict[str, float] = {}  # set_prompts(thresholds=...)
         if prompts:
             self.set_prompts(prompts)
 
     # ----------------------------------------------------------------- configuration
 
     def _thresholds_for(self, prompts: tuple[str, ...]) -> np.ndarray:
-        return np.asarray([self.config.boxes.for_prompt(p) for p in prompts], np.float32)
+        boxes, chosen = self.config.boxes, self._chosen_thresholds
+        return np.asarray([chosen.get(p, boxes.for_prompt(p)) for p in prompts], np.float32)
 
     @property
     def prompts(self) -> tuple[str, ...]:
@@ -139,11 +142,30 @@ class Detector:
         (``CUDAExecutionProvider``) or PyTorch and its device (``torch-cuda``)."""
         return self.model.encoders.provider
 
-    def set_prompts(self, prompts: str | Iterable[str]) -> None:
-        """Replace the prompts. Known prompts cost nothing; new ones one text-tower batch."""
+    def prompt_thresholds(self) -> dict[str, float]:
+        """Each prompt's box threshold, read from one prompt state (consistent with a
+        concurrent ``set_prompts``)."""
+        state = self._state
+        return {p: float(t) for p, t in zip(state.prompts, state.thresholds, strict=True)}
+
+    def set_prompts(
+        self, prompts: str | Iterable[str], thresholds: Mapping[str, float] | None = None
+    ) -> None:
+        """Replace the prompts. Known prompts cost nothing; new ones one text-tower batch.
+
+        thresholds: box thresholds (0..1) for some of the prompts, e.g. ``{"a car": 0.4}``;
+        they are kept for those prompts from now on (also across later calls), above the
+        configuration's ``threshold``/``prompt_thresholds``. Checked before anything changes.
+        """
         texts = normalise_prompts(prompts)
         if not texts:
             raise PromptError("no prompts given; pass at least one, e.g. ['a red car']")
+        chosen = dict(self._chosen_thresholds)
+        for key, value in (thresholds or {}).items():
+            name = " ".join(key.split()) if isinstance(key, str) else key
+            if name not in texts:
+                raise ConfigError(f"thresholds names {key!r}, which is not one of the prompts")
+            chosen[name] = fraction(f"the threshold of '{name}'", value)
         sized = tuple(
             split_size(t) if self.config.scoring.frame_sizes else SizedPrompt(t, None)
             for t in texts
@@ -153,6 +175,7 @@ class Detector:
             scored, self.config.scoring.templates
         )  # (K, D)
         keep = [i for i, b in enumerate(self.config.scoring.background_prompts) if b not in scored]
+        self._chosen_thresholds = chosen
         self._state = _PromptState(
             prompts=texts,
             sized=sized,

@@ -21,12 +21,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamdet.errors import ConfigError, PromptError, SourceError, StreamdetError
 from streamdet.pipeline.plan import STDOUT, InputPlan, plan_outputs
 from streamdet.pipeline.progress import Terminal
+from streamdet.pipeline.prompt_control import PromptSources
 from streamdet.pipeline.prompt_file import PromptFile
-from streamdet.pipeline.runner import FrameDetector, RunOptions, run
+from streamdet.pipeline.runner import FrameDetector, Progress, RunOptions, run
 from streamdet.pipeline.stats import RunReport
 from streamdet.render import Renderer
 from streamdet.sinks import (
@@ -46,6 +48,9 @@ from streamdet.sources import (
     open_source,
 )
 
+if TYPE_CHECKING:  # the live view loads only when --serve is given
+    from streamdet.serve import LiveView, ServeAddress
+
 _log = logging.getLogger("streamdet.run")
 
 #: Exit code of a run stopped by Ctrl-C / SIGTERM (128 + SIGINT, as shells do).
@@ -62,6 +67,8 @@ class RunJob:
     the stream connect/read timeout and reconnect_timeout how long a dropped stream may stay
     away (0: forever). live_outputs writes a file source's MP4 and JSONL at their paths as the
     run goes, as a live source's always are (``streamdet.sinks.publish``: the live rule).
+    serve: ``[HOST:]PORT`` of the live web view (``streamdet.serve``), with
+    serve_token its token.
     """
 
     source: str
@@ -81,17 +88,21 @@ class RunJob:
     timeout: float = 10.0
     reconnect_timeout: float = 60.0
     live_outputs: bool = False
+    serve: str | None = None
+    serve_token: str | None = None
 
 
 @dataclass(frozen=True)
 class PlannedJob:
-    """A checked job: its inputs with their outputs, and the prompts to start with."""
+    """A checked job: its inputs with their outputs, the prompts to start with, and where the
+    live view listens (None: no view)."""
 
     job: RunJob
     plans: tuple[InputPlan, ...]
     many: bool
     prompt_file: PromptFile | None
     initial_prompts: tuple[str, ...]
+    serve: ServeAddress | None = None
 
 
 def _positive(name: str, value: float | None, *, zero_ok: bool = False) -> None:
@@ -120,9 +131,11 @@ def plan_job(job: RunJob) -> PlannedJob:
     _positive("--max-fps", job.max_fps)
     _positive("--timeout", job.timeout)
     _positive("--reconnect-timeout", job.reconnect_timeout, zero_ok=True)
-    if not (job.video_out or job.jsonl_out or job.show):
+    serve = _plan_serve(job)
+    if not (job.video_out or job.jsonl_out or job.show or serve):
         raise ConfigError(
-            "nothing to write: give -o out.mp4, --jsonl out.jsonl (or '-' for stdout) or --show"
+            "nothing to write: give -o out.mp4, --jsonl out.jsonl (or '-' for stdout), --show "
+            "or --serve PORT"
         )
     if job.show:
         check_display()
@@ -136,7 +149,21 @@ def plan_job(job: RunJob) -> PlannedJob:
         overwrite=job.overwrite,
     )
     hardware_decoder(job.hwaccel)  # an unknown decoder fails before the model loads
-    return PlannedJob(job, tuple(plans), many, prompt_file, prompts)
+    return PlannedJob(job, tuple(plans), many, prompt_file, prompts, serve)
+
+
+def _plan_serve(job: RunJob) -> ServeAddress | None:
+    """The live view's checked address (the web server installed, the port free), or None."""
+    if job.serve is None:
+        if job.serve_token is not None:
+            raise ConfigError("--serve-token needs --serve [HOST:]PORT")
+        return None
+    from streamdet.serve import check_port_free, parse_serve, require_aiohttp
+
+    address = parse_serve(job.serve, job.serve_token)
+    require_aiohttp()
+    check_port_free(address)
+    return address
 
 
 @contextlib.contextmanager
@@ -163,6 +190,26 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def _serving(planned: PlannedJob, detector: FrameDetector) -> Iterator[LiveView | None]:
+    """The live view for the whole job (every input), its URL printed once; closed (every
+    connection) when the job ends, however it ends."""
+    if planned.serve is None:
+        yield None
+        return
+    from streamdet.serve import LiveView, ViewServer
+
+    view = LiveView(detector)
+    server = ViewServer(view, planned.serve)
+    url = server.start()
+    note = " (the token is in the link: share it only with viewers)" if planned.serve.token else ""
+    print(f"streamdet: live view at {url}{note}", file=sys.stderr, flush=True)
+    try:
+        yield view
+    finally:
+        server.stop()
 
 
 def _sinks_for(
@@ -195,7 +242,11 @@ def _sinks_for(
 
 
 def _run_one(
-    plan: InputPlan, detector: FrameDetector, planned: PlannedJob, stop: threading.Event
+    plan: InputPlan,
+    detector: FrameDetector,
+    planned: PlannedJob,
+    stop: threading.Event,
+    view: LiveView | None = None,
 ) -> RunReport:
     job = planned.job
     reconnect = ReconnectPolicy(give_up_after=job.reconnect_timeout or None)
@@ -217,6 +268,16 @@ def _run_one(
             max_fps=job.max_fps if source.live else None,
             stats_interval=1.0 if job.stats else None,
         )
+        on_progress = terminal.progress
+        prompts: PromptSources | PromptFile | None = planned.prompt_file
+        if view is not None:
+            sinks.append(view.start_run(source.name, source.live))
+            prompts = PromptSources([planned.prompt_file, view.prompts])
+
+            def on_progress(snapshot: Progress) -> None:
+                terminal.progress(snapshot)
+                view.progress(snapshot)
+
         try:
             return run(
                 source,
@@ -225,12 +286,15 @@ def _run_one(
                 renderer=Renderer(heatmap=job.heatmap, overlay=job.overlay),
                 options=options,
                 stop=stop,
-                prompts=planned.prompt_file,
-                on_progress=terminal.progress,
+                prompts=prompts,
+                on_progress=on_progress,
                 on_stats=terminal.live_stats,
+                clock=view.clock if view is not None else None,
             )
         finally:
             terminal.end()
+            if view is not None:
+                view.end_run()
 
 
 def run_job(planned: PlannedJob, detector: FrameDetector) -> int:
@@ -238,12 +302,12 @@ def run_job(planned: PlannedJob, detector: FrameDetector) -> int:
     stop = threading.Event()
     reports: list[RunReport] = []
     failed: list[str] = []
-    with _stop_on_signals(stop) as signalled:
+    with _stop_on_signals(stop) as signalled, _serving(planned, detector) as view:
         for plan in planned.plans:
             if stop.is_set():
                 break
             try:
-                report = _run_one(plan, detector, planned, stop)
+                report = _run_one(plan, detector, planned, stop, view)
             except SourceError as err:
                 if not planned.many:
                     raise

@@ -35,7 +35,7 @@ import numpy as np
 
 from streamdet.errors import PipelineError, StreamdetError
 from streamdet.pipeline.capture import POLL_S, Capture, EndOfStream
-from streamdet.pipeline.prompt_file import PromptFile
+from streamdet.pipeline.prompt_control import PromptSource, apply_update
 from streamdet.pipeline.stats import RunReport, StageClock
 from streamdet.render import Renderer
 from streamdet.sinks import Sink
@@ -55,7 +55,7 @@ class FrameDetector(Protocol):
 
     def detect(self, frame: np.ndarray) -> FrameResult: ...
 
-    def set_prompts(self, prompts: Sequence[str]) -> None: ...
+    def set_prompts(self, prompts: Sequence[str]) -> None: ...  # may take thresholds=
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class _Inference:
         halt: threading.Event,
         failure: _Failure,
         clock: StageClock,
-        prompts: PromptFile | None,
+        prompts: PromptSource | None,
     ) -> None:
         self.capture = capture
         self.detector = detector
@@ -159,7 +159,7 @@ class _Inference:
                 if self.prompts is not None:
                     changed = self.prompts.poll()
                     if changed is not None:
-                        self.detector.set_prompts(changed)
+                        apply_update(self.detector, changed)
                 result = self.detector.detect(frame.image)
                 t = result.timings
                 self.clock.add("preprocess", t.preprocess_ms)
@@ -182,9 +182,10 @@ def run(
     renderer: Renderer | None = None,
     options: RunOptions | None = None,
     stop: threading.Event | None = None,
-    prompts: PromptFile | None = None,
+    prompts: PromptSource | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     on_stats: Callable[[Progress, StageClock], None] | None = None,
+    clock: StageClock | None = None,
 ) -> RunReport:
     """Run ``source`` through ``detector`` into ``sinks`` until the end, a stop or an error.
 
@@ -192,13 +193,17 @@ def run(
     signal handler or another thread) ends the run after the frame being written; the report
     then says ``interrupted``. A ``KeyboardInterrupt`` on the calling thread does the same and is
     re-raised after the sinks are closed.
+
+    prompts: polled between frames for prompt changes (a ``PromptFile``, the live view's
+    mailbox, ``PromptSources`` of both). clock: a ``StageClock`` to record the stage times in,
+    for a caller that shows them while the run goes on (the live view); default: a new one.
     """
     renderer = renderer or Renderer()
     options = options or RunOptions()
     stop = stop or threading.Event()
     halt = threading.Event()
     failure = _Failure()
-    clock = StageClock()
+    clock = clock if clock is not None else StageClock()
     reset = getattr(detector, "reset", None)
     if callable(reset):
         reset()  # a new stream: nothing kept from another one is reused (temporal reuse)

@@ -78,10 +78,12 @@ class FakeDetector:
         self.prompts: tuple[str, ...] = ("a thing",)
         self.seen: list[int] = []  # frame markers, in order
         self.prompt_changes: list[tuple[str, ...]] = []
+        self.thresholds: dict[str, float] = {}
 
-    def set_prompts(self, prompts) -> None:
+    def set_prompts(self, prompts, thresholds=None) -> None:
         self.prompts = tuple(prompts)
         self.prompt_changes.append(self.prompts)
+        self.thresholds.update(thresholds or {})
 
     def detect(self, frame: np.ndarray) -> FrameResult:
         if self.fail_at is not None and len(self.seen) == self.fail_at:
