@@ -8,7 +8,8 @@ its true box and how much of it is inside the frame. A light sensor noise (sigma
 is added to every frame, as a camera has.
 
 Scoring (``mot_metrics``) uses motmetrics (``pip install 'streamdet[bench]'``), the reference
-implementation of the CLEAR-MOT metrics (MOTA) and IDF1, with the MOTChallenge conventions: a
+implementation of the CLEAR-MOT metrics (MOTA) and IDF1 (its accumulator and metrics; the IoU
+distances are computed here, as its ``iou_matrix`` does), with the MOTChallenge conventions: a
 hypothesis matches a truth at IoU >= 0.5; objects less than half inside the frame are ignore
 regions (not truth, and a box on one is neither a hit nor a false box); one accumulator per (clip,
 prompt), since a box of one prompt can only be that prompt's object.
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from streamdet.detect.boxes import box_iou
 from streamdet.errors import MissingDependencyError
 from streamdet.synth.scenes import Placement, parse_prompt, random_background, render_scene
 from streamdet.types import FrameResult
@@ -91,21 +93,21 @@ def _scripts(width: int, height: int) -> dict[str, tuple[tuple[str, ...], list[_
     w, h = float(width), float(height)
     big = 0.27 * h  # "large" objects: 0.22 .. 0.40 of the shorter side
     return {
-        "cross-same": (  # two red cars of one prompt cross; a person crosses both
+        "cross-same": (  # two red cars of one prompt cross; a person walks in, across both, out
             ("a red car", "a person"),
             [
                 _Mover("car", "red", big, _line(0.12 * w, 0.36 * h, 0.011 * w, 0.0)),
                 _Mover("car", "red", big, _line(0.88 * w, 0.62 * h, -0.011 * w, 0.0), flip=True),
-                _Mover("person", "orange", big, _line(0.45 * w, 0.15 * h, 0.0, 0.011 * h)),
+                _Mover("person", "orange", big, _line(0.45 * w, -0.1 * h, 0.0, 0.025 * h)),
                 _Mover("tree", "green", big, _line(0.85 * w, 0.2 * h, 0.0, 0.0)),
             ],
         ),
-        "cross-shapes": (  # two blue stars cross diagonally; a yellow square passes
+        "cross-shapes": (  # two blue stars cross diagonally, one over the other; a square drifts
             ("a blue star", "a yellow square"),
             [
                 _Mover("star", "blue", big, _line(0.15 * w, 0.2 * h, 0.011 * w, 0.008 * h)),
                 _Mover("star", "blue", big, _line(0.85 * w, 0.38 * h, -0.011 * w, 0.006 * h)),
-                _Mover("square", "yellow", big, _line(0.5 * w, 0.85 * h, 0.004 * w, -0.009 * h)),
+                _Mover("square", "yellow", big, _line(0.45 * w, 0.82 * h, 0.004 * w, -0.002 * h)),
                 _Mover("circle", "white", big, _line(0.1 * w, 0.8 * h, 0.003 * w, 0.0)),
             ],
         ),
@@ -181,9 +183,13 @@ def _require_motmetrics() -> Any:
     return motmetrics
 
 
-def _xywh(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+def _distances(truths: Sequence[Sequence[float]], boxes: np.ndarray) -> np.ndarray:
+    """motmetrics' IoU distances: 1 - IoU, NaN (no match) below ``MATCH_IOU``. The same as
+    ``motmetrics.distances.iou_matrix``, which motmetrics 1.4.0 cannot run on NumPy 2."""
+    a = np.asarray(truths, np.float64).reshape(-1, 4)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    iou = box_iou(a, b)
+    return np.where(iou >= MATCH_IOU, 1.0 - iou, np.nan)
 
 
 #: The metrics reported, by motmetrics' names.
@@ -213,7 +219,7 @@ def mot_metrics(clips: Sequence[Clip], results: Sequence[Sequence[FrameResult]])
         for prompt in clip.prompts:
             acc = mm.MOTAccumulator(auto_id=True)
             for truth, result in zip(clip.truths, frames, strict=True):
-                _add_frame(mm, acc, truth, result, prompt)
+                _add_frame(acc, truth, result, prompt)
             accumulators.append(acc)
             names.append(f"{clip.name}/{prompt}")
     host = mm.metrics.create()
@@ -231,7 +237,7 @@ def _number(value: Any) -> float | int | None:
     return value
 
 
-def _add_frame(mm: Any, acc: Any, truth: Sequence[TruthBox], result: FrameResult, prompt: str):
+def _add_frame(acc: Any, truth: Sequence[TruthBox], result: FrameResult, prompt: str):
     """One frame of one prompt into ``acc``; boxes on ignore regions are dropped first."""
     d = result.detections
     if d.track_id is None:
@@ -241,12 +247,7 @@ def _add_frame(mm: Any, acc: Any, truth: Sequence[TruthBox], result: FrameResult
     real = [t for t in truth if t.prompt == prompt and t.visible >= MIN_VISIBLE]
     ignored = [t for t in truth if t.prompt == prompt and t.visible < MIN_VISIBLE]
     if ignored and len(boxes):
-        to_ignored = mm.distances.iou_matrix(
-            _xywh([t.box for t in ignored]), _xywh(boxes), max_iou=MATCH_IOU
-        )
-        keep = np.isnan(to_ignored).all(axis=0)
+        keep = np.isnan(_distances([t.box for t in ignored], boxes)).all(axis=0)
         boxes, ids = boxes[keep], ids[keep]
-    distances = mm.distances.iou_matrix(
-        _xywh([t.box for t in real]), _xywh(boxes), max_iou=MATCH_IOU
-    )
+    distances = _distances([t.box for t in real], boxes)
     acc.update([t.object_id for t in real], ids.tolist(), distances)

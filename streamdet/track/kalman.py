@@ -73,10 +73,22 @@ class BoxKalman:
         self.mean = self.mean + gain @ (z - _H @ self.mean)
         self.covariance = (np.eye(8) - gain @ _H) @ self.covariance
 
-    def hold_inside(self, width: int, height: int) -> None:
-        """Keep the centre inside a width x height frame and stop the motion that left it, so that
-        an object that walked out is looked for where it left (it usually comes back there)."""
-        for axis, limit in ((0, width), (1, height)):
-            if not 0 <= self.mean[axis] <= limit:
-                self.mean[axis] = min(max(self.mean[axis], 0.0), float(limit))
-                self.mean[4 + axis] = 0.0
+    def keep_size(self) -> None:
+        """Stop the size from changing (for a track that was not found: its box was often
+        shrinking as the object left the frame or went behind another, and would otherwise keep
+        shrinking to nothing while nobody sees it; ByteTrack does the same for the height)."""
+        self.mean[6:8] = 0.0
+
+    def hold_inside(self, width: int, height: int, size: np.ndarray | None = None) -> None:
+        """Keep the centre inside a width x height frame, and stop there once it reached the
+        edge: an object that walked out is looked for where it left (where it comes back in,
+        if it does), not somewhere along a path nobody can see. ``size`` (w, h): the object's
+        size when last seen whole, which the box takes back there (its boxes shrank as the
+        frame edge cut them, and the first boxes of its return are cut the same way)."""
+        centre = self.mean[:2]
+        inside = np.clip(centre, 0.0, [float(width), float(height)])
+        if not np.array_equal(centre, inside):
+            self.mean[:2] = inside
+            self.mean[4:] = 0.0
+            if size is not None:
+                self.mean[2:4] = size

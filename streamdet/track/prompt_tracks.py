@@ -2,10 +2,12 @@
 
 Per frame (``PromptTracks.update``):
 
-1. every track's Kalman filter predicts where its box is now; a lost track whose prediction left
-   the frame is held at the edge (it is looked for where it went out);
+1. every track's Kalman filter predicts where its box is now; a lost track keeps its size, and
+   one whose prediction left the frame is held at the edge with the size it had when last seen
+   whole (it is looked for where it went out, as it comes back in);
 2. boxes scoring at least ``high`` are matched first, to the confirmed tracks, found or lost
-   (most total IoU, at least ``iou``);
+   (most total IoU, at least ``iou``, with the predicted boxes cut by the frame edge as the
+   found ones are);
 3. weaker boxes are matched to the confirmed tracks found in the previous frame that are still
    unmatched: a weak box where an object just was is that object (ByteTrack's second stage), but
    a weak box alone starts nothing;
@@ -42,14 +44,19 @@ class _Track:
     kalman: BoxKalman
     shown: np.ndarray  # the smoothed box, cxcywh
     score: float
+    whole: np.ndarray | None = None  # (w, h) when last found clear of the frame edges
     hits: int = 1
     missed: int = 0  # frames in a row without a box
     confirmed: bool = False
 
-    def found(self, box: np.ndarray, score: float, config: TrackConfig) -> None:
-        """A box of this track in this frame (after ``predict``)."""
+    def found(
+        self, box: np.ndarray, score: float, config: TrackConfig, frame: tuple[int, int]
+    ) -> None:
+        """A box of this track in this frame (after ``predict``); ``frame``: (height, width)."""
         moved = self.shown + self.kalman.velocity
         fresh = to_cxcywh(box)
+        if not touches_edge(box, frame):
+            self.whole = fresh[2:4]
         if self.missed > config.hold:  # back after an unseen gap: start the smoothing over
             moved = fresh
         self.kalman.update(box)
@@ -64,6 +71,13 @@ class _Track:
         """No box in this frame: the shown box moves on with the track's velocity."""
         self.missed += 1
         self.shown = self.shown + self.kalman.velocity
+
+
+def touches_edge(box: np.ndarray, frame: tuple[int, int]) -> bool:
+    """Whether an xyxy box reaches the edge of a (height, width) frame (within a pixel)."""
+    height, width = frame
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return x1 <= 1 or y1 <= 1 or x2 >= width - 1 or y2 >= height - 1
 
 
 @dataclass(frozen=True)
@@ -95,9 +109,11 @@ class PromptTracks:
         cfg = self.config
         height, width = frame_shape
         for track in self.tracks:
+            if track.missed:
+                track.kalman.keep_size()
             track.kalman.predict()
             if track.missed:
-                track.kalman.hold_inside(width, height)
+                track.kalman.hold_inside(width, height, track.whole)
         strong = np.flatnonzero(scores >= cfg.high)
         weak = np.flatnonzero(scores < cfg.high)
         confirmed = [t for t in self.tracks if t.confirmed]
@@ -106,10 +122,12 @@ class PromptTracks:
 
         def pair(tracks: list[_Track], picks: np.ndarray) -> list[int]:
             """Match ``tracks`` with boxes[picks]; update the matched; the boxes left over."""
+            # boxes are cut by the frame edge, so the predictions they are compared with are too
             predicted = np.array([t.kalman.box for t in tracks]).reshape(-1, 4)
+            predicted = np.clip(predicted, 0.0, [width, height, width, height])
             pairs, _, left = match(predicted, boxes[picks], cfg.iou)
             for t, b in pairs:
-                tracks[t].found(boxes[picks[b]], float(scores[picks[b]]), cfg)
+                tracks[t].found(boxes[picks[b]], float(scores[picks[b]]), cfg, frame_shape)
                 matched.add(tracks[t].track_id)
             return [int(picks[b]) for b in left]
 
@@ -129,6 +147,8 @@ class PromptTracks:
         for b in left_strong:
             box = boxes[b]
             track = _Track(self._new_id(), BoxKalman(box), to_cxcywh(box), float(scores[b]))
+            if not touches_edge(box, frame_shape):
+                track.whole = track.shown[2:4].copy()
             track.confirmed = first_frame or cfg.min_hits <= 1
             kept.append(track)
         self.tracks = kept
