@@ -53,10 +53,11 @@ log = logger("bench_tracking")
 #: The settings ``--sweep`` tries, one change at a time from the defaults (flat names).
 SWEEP: tuple[dict[str, Any], ...] = (
     {"track_min_hits": 1},
-    {"track_min_hits": 2},
+    {"track_min_hits": 3},
     {"track_min_hits": 5},
     {"track_hold": 0},
     {"track_hold": 1},
+    {"track_hold": 3},
     {"track_hold": 5},
     {"track_smoothing": 0.0},
     {"track_smoothing": 0.3},
@@ -66,6 +67,7 @@ SWEEP: tuple[dict[str, Any], ...] = (
     {"track_high": 0.3},
     {"track_high": 0.7},
     {"track_max_missed": 10},
+    {"track_max_missed": 60},
 )
 
 

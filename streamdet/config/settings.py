@@ -182,9 +182,9 @@ class TrackConfig:
     detector's boxes as they are). The defaults are measured (docs/configuration.md)."""
 
     enabled: bool = True
-    min_hits: int = 3
+    min_hits: int = 2
     max_missed: int = 30
-    hold: int = 3
+    hold: int = 2
     iou: float = 0.2
     high: float = 0.5
     smoothing: float = 0.5
