@@ -201,12 +201,14 @@ def run(
 ) -> RunReport:
     """Run ``source`` through ``detector`` into ``sinks`` until the end, a stop or an error.
 
-    When the detector's ``track`` setting is on and the source is a video or a stream, each frame's
-    result goes through a ``streamdet.track.Tracker`` after the detector (``track_id`` on every
-    box). Sinks are always closed (finalised) before this returns or raises. ``stop`` (set it from a
-    signal handler or another thread) ends the run after the frame being written; the report then
-    says ``interrupted``. A ``KeyboardInterrupt`` on the calling thread does the same and is
+    Sinks are always closed (finalised) before this returns or raises. ``stop`` (set it from a
+    signal handler or another thread) ends the run after the frame being written; the report
+    then says ``interrupted``. A ``KeyboardInterrupt`` on the calling thread does the same and is
     re-raised after the sinks are closed.
+
+    When the detector's ``track`` setting is on and the source is a video or a stream, each
+    frame's result goes through a ``streamdet.track.Tracker`` after the detector (``track_id``
+    on every box; the ``_Inference._track`` hook).
     """
     renderer = renderer or Renderer()
     options = options or RunOptions()
