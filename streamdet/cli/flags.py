@@ -204,7 +204,7 @@ FLAGS: tuple[_Flag, ...] = (
         "track_high",
         {
             "type": float,
-            "help": "boxes scoring this may start tracks; weaker ones only continue "
+            "help": "boxes scoring this are matched first; weaker ones then to tracks just seen "
             f"(default {_TRACK.high})",
         },
     ),

@@ -177,7 +177,7 @@ class TrackConfig:
     ``min_hits``-th matched frame on; a missed track keeps its id for ``max_missed`` frames and
     stays shown, at its predicted box, for the first ``hold`` of them; boxes match tracks when
     their IoU with the predicted box is at least ``iou``; boxes scoring at least ``high`` are
-    matched first and may start tracks, weaker ones only continue one (ByteTrack's two stages);
+    matched first, weaker ones then to the tracks just seen (ByteTrack's two stages);
     ``smoothing`` is the weight of the track's motion-predicted box against the new box (0: the
     detector's boxes as they are). The defaults are measured (docs/configuration.md)."""
 

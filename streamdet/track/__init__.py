@@ -5,8 +5,9 @@ A small ByteTrack-style tracker (Zhang et al., 2022) written for streamdet, nump
 * ``kalman``: a constant-velocity Kalman filter per box;
 * ``match``: IoU and an exact assignment (Hungarian method);
 * ``prompt_tracks``: one prompt's tracks: two-stage association (strong boxes first, then weak
-  ones against the tracks just seen), tentative tracks confirmed after ``min_hits`` finds, a
-  lost-track buffer (``max_missed``), short misses bridged (``hold``) and box smoothing;
+  ones against the tracks just seen, then the rest), tentative tracks confirmed after
+  ``min_hits`` finds, a lost-track buffer (``max_missed``), short misses bridged (``hold``) and
+  box smoothing;
 * ``tracker``: ``Tracker``, per prompt text over whole ``FrameResult``s, and ``tracker_for``,
   what the streaming pipeline uses.
 

@@ -9,12 +9,14 @@ Per frame (``PromptTracks.update``):
    (most total IoU, at least ``iou``, with the predicted boxes cut by the frame edge as the
    found ones are);
 3. weaker boxes are matched to the confirmed tracks found in the previous frame that are still
-   unmatched: a weak box where an object just was is that object (ByteTrack's second stage), but
-   a weak box alone starts nothing;
-4. strong boxes left over are matched to the tentative tracks (not yet ``min_hits`` finds); a
-   tentative track that misses a frame is dropped, and strong boxes still left start tentative
-   tracks (confirmed at once in the tracker's first frame: what is there when a stream starts is
-   shown from its first frame, as in ByteTrack);
+   unmatched: a weak box where an object just was is that object (ByteTrack's second stage);
+4. boxes left over, strong ones first, are matched to the tentative tracks (not yet ``min_hits``
+   finds); a tentative track that misses a frame is dropped, and boxes still left start
+   tentative tracks (confirmed at once in the tracker's first frame: what is there when a stream
+   starts is shown from its first frame, as in ByteTrack). Unlike ByteTrack, a weak box may start
+   a track too: ByteTrack's weak boxes are those its detector would have dropped, while every
+   box streamdet's detector returns is above the threshold the user chose, so none is hidden for
+   its score alone (``min_hits`` still hides one-frame boxes);
 5. a confirmed track missed in this frame keeps its id for ``max_missed`` frames and is still
    shown, at the box its motion predicts, for the first ``hold`` of them (a short miss does not
    blink); then it is dropped.
@@ -133,8 +135,11 @@ class PromptTracks:
 
         left_strong = pair(confirmed, strong)
         recent = [t for t in confirmed if t.track_id not in matched and t.missed == 0]
-        pair(recent, weak)
-        left_strong = pair(tentative, np.asarray(left_strong, dtype=np.intp))
+        left_weak = pair(recent, weak)
+        # what is left, strong boxes first, continues or starts tentative tracks: every box the
+        # detector gave (it is above the user's threshold) can become a track
+        left = np.asarray(left_strong + left_weak, dtype=np.intp)
+        left_boxes = pair(tentative, left)
         kept: list[_Track] = []
         for track in self.tracks:
             if track.track_id in matched:
@@ -144,7 +149,7 @@ class PromptTracks:
                 if track.missed <= cfg.max_missed:
                     kept.append(track)
             # a tentative track that missed a frame is dropped
-        for b in left_strong:
+        for b in left_boxes:
             box = boxes[b]
             track = _Track(self._new_id(), BoxKalman(box), to_cxcywh(box), float(scores[b]))
             if not touches_edge(box, frame_shape):

@@ -137,13 +137,34 @@ def test_without_smoothing_the_boxes_are_the_detectors():
         assert out.detections.confidence[0] == pytest.approx(0.77)
 
 
-def test_weak_boxes_continue_tracks_but_start_none():
+def test_strong_boxes_are_matched_first_and_weak_ones_continue_the_tracks_just_seen():
+    tracker = Tracker(track_high=0.5, track_min_hits=1, track_iou=0.2)
+    out = tracker.update(result([box_at(100, 100)], scores=[0.9]))
+    (track,) = out.detections.track_id.tolist()
+    # a weak box on the object and a strong one overlapping it less: the strong one wins it...
+    out = tracker.update(result([box_at(104, 100), box_at(118, 100)], scores=[0.3, 0.9]))
+    ids = dict(
+        zip(
+            [round(float(c), 1) for c in out.detections.confidence],
+            out.detections.track_id.tolist(),
+            strict=True,
+        )
+    )
+    assert ids[0.9] == track and ids[0.3] != track
+    # ...and a weak box alone, where the object just was, continues it
     tracker = Tracker(track_high=0.5, track_min_hits=1)
-    out = tracker.update(result([box_at(100, 100), box_at(400, 100)], scores=[0.9, 0.3]))
-    assert len(out.detections) == 1  # the weak box alone starts nothing
-    track = out.detections.track_id[0]
-    out = tracker.update(result([box_at(104, 100)], scores=[0.3]))  # weak, where it just was
+    (track,) = tracker.update(result([box_at(100, 100)], scores=[0.9])).detections.track_id
+    out = tracker.update(result([box_at(104, 100)], scores=[0.3]))
     assert out.detections.track_id.tolist() == [track]
+
+
+def test_boxes_of_any_score_can_start_tracks():
+    """Every box the detector returns is above the user's threshold: none is hidden for its
+    score alone (min hits still applies)."""
+    tracker = Tracker(track_high=0.5, track_min_hits=2)
+    for t in range(3):
+        out = tracker.update(result([box_at(100, 100), box_at(400, 100 + t)], scores=[0.2, 0.9]))
+    assert sorted([round(float(c), 1) for c in out.detections.confidence]) == [0.2, 0.9]
 
 
 def test_bad_tracking_settings_are_one_line_errors():
