@@ -3,6 +3,8 @@
     from streamdet import Detector
     det = Detector("streamdet/scenes-clip", ["a red car", "a person"])
     result = det.detect(frame)  # frame: HxWx3 uint8 BGR
+    tracker = Tracker()          # from streamdet import Tracker: ids across a video's frames
+    result = tracker.update(result)  # result.detections.track_id
 
 Importing the package is cheap; the detector and its ONNX Runtime session load on first use.
 """
@@ -19,6 +21,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from streamdet.detect.classify import Classifier
     from streamdet.detect.detector import Detector
+    from streamdet.track import Tracker
 
 __all__ = [
     "Classifier",
@@ -28,6 +31,7 @@ __all__ = [
     "FrameResult",
     "StreamdetError",
     "Timings",
+    "Tracker",
     "Workload",
     "__version__",
 ]
@@ -43,4 +47,8 @@ def __getattr__(name: str):
         from streamdet.detect.classify import Classifier
 
         return Classifier
+    if name == "Tracker":
+        from streamdet.track import Tracker
+
+        return Tracker
     raise AttributeError(f"module 'streamdet' has no attribute {name!r}")

@@ -85,24 +85,29 @@ def draw_dimmed(frame: np.ndarray, result: FrameResult, index: int | None = 0) -
 
 
 def draw_boxes(frame: np.ndarray, result: FrameResult, thickness: int = 2) -> np.ndarray:
-    """Boxes with "prompt score" labels, a colour per prompt."""
+    """Boxes with "prompt score" labels ("#7 prompt score" when tracked), a colour per prompt."""
     out = frame.copy()
     _boxes_into(out, result, thickness)
     return out
 
 
+def box_label(prompt: str, score: float, track_id: int | None = None) -> str:
+    """A box's label: "a red car 0.82", or "#7 a red car 0.82" for track 7."""
+    text = f"{prompt} {score:.2f}"
+    return text if track_id is None else f"#{track_id} {text}"
+
+
 def _boxes_into(out: np.ndarray, result: FrameResult, thickness: int = 2) -> None:
     scale = max(0.4, min(out.shape[:2]) / 900)
-    for (x1, y1, x2, y2), score, k in zip(
-        result.detections.xyxy,
-        result.detections.confidence,
-        result.detections.class_id,
-        strict=True,
+    d = result.detections
+    tracks = [None] * len(d) if d.track_id is None else d.track_id.tolist()
+    for (x1, y1, x2, y2), score, k, track in zip(
+        d.xyxy, d.confidence, d.class_id, tracks, strict=True
     ):
         colour = colour_of(int(k))
         p1, p2 = (int(x1), int(y1)), (int(x2) - 1, int(y2) - 1)
         cv2.rectangle(out, p1, p2, colour, thickness)
-        text = f"{result.prompts[int(k)]} {score:.2f}"
+        text = box_label(result.prompts[int(k)], float(score), track)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         ty = max(int(y1), th + base + 2)
         cv2.rectangle(out, (p1[0], ty - th - base - 2), (p1[0] + tw + 4, ty), colour, -1)

@@ -56,17 +56,22 @@ class Detections:
     xyxy: (n, 4) float32 pixel corners (x1, y1, x2, y2) in the input frame, x2/y2 exclusive.
     confidence: (n,) float32 in [0, 1].
     class_id: (n,) int64, index into the prompts of the frame.
+    track_id: (n,) int64 identities kept across frames by ``streamdet.track.Tracker`` (unique
+    within a run, across prompts), or None for untracked boxes (what ``Detector.detect`` returns).
     """
 
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
+    track_id: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check_array("xyxy", self.xyxy, (None, 4))
         n = len(self.xyxy)
         _check_array("confidence", self.confidence, (n,))
         _check_array("class_id", self.class_id, (n,))
+        if self.track_id is not None:
+            _check_array("track_id", self.track_id, (n,))
 
     @classmethod
     def empty(cls) -> Detections:
@@ -78,12 +83,23 @@ class Detections:
 
     @classmethod
     def merge(cls, parts: list[Detections]) -> Detections:
+        """The parts' boxes in order. Track ids are kept when every part has them; merging
+        tracked with untracked boxes (that are not empty) is a ValueError, since the result
+        could not say which boxes are which."""
         if not parts:
             return cls.empty()
+        tracked = [p.track_id is not None for p in parts if len(p) or p.track_id is not None]
+        if any(tracked) and not all(tracked):
+            raise ValueError("cannot merge tracked and untracked detections (track_id is None)")
+        track_id = None
+        if tracked and all(tracked):
+            ids = [p.track_id for p in parts if p.track_id is not None]
+            track_id = np.concatenate(ids).astype(np.int64, copy=False)
         return cls(
             xyxy=np.concatenate([p.xyxy for p in parts]).astype(np.float32, copy=False),
             confidence=np.concatenate([p.confidence for p in parts]).astype(np.float32, copy=False),
             class_id=np.concatenate([p.class_id for p in parts]).astype(np.int64, copy=False),
+            track_id=track_id,
         )
 
     def __len__(self) -> int:
@@ -92,7 +108,8 @@ class Detections:
     def __getitem__(self, index: np.ndarray | slice | int) -> Detections:
         if isinstance(index, int | np.integer):
             index = slice(int(index), int(index) + 1)
-        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index])
+        track_id = None if self.track_id is None else self.track_id[index]
+        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], track_id)
 
     def to_supervision(self, prompts: Sequence[str] | None = None) -> Any:
         """These boxes as a ``supervision.Detections``, for its annotators and trackers.
@@ -115,6 +132,7 @@ class Detections:
             xyxy=self.xyxy.astype(np.float32, copy=True),
             confidence=self.confidence.astype(np.float32, copy=True),
             class_id=self.class_id.astype(np.int64, copy=True),
+            tracker_id=None if self.track_id is None else self.track_id.astype(np.int64, copy=True),
             data=data,
         )
 
@@ -124,7 +142,8 @@ class Detections:
         ``confidence`` and ``class_id`` attributes (duck-typed: supervision is not imported).
 
         A ``confidence`` of None counts as 1.0 for every box and a ``class_id`` of None as 0
-        (supervision leaves them None for boxes that come from annotations, not a model).
+        (supervision leaves them None for boxes that come from annotations, not a model). A
+        ``tracker_id`` (supervision's trackers set it) becomes ``track_id``.
         """
         if not hasattr(detections, "xyxy"):
             raise TypeError(
@@ -145,10 +164,12 @@ class Detections:
         whole = kind in "iu" or (kind == "f" and bool((class_id == class_id.round()).all()))
         if class_id.size and not whole:
             raise ValueError(f"class_id must hold whole numbers, but got dtype {class_id.dtype}")
+        tracker_id = getattr(detections, "tracker_id", None)
         return cls(
             xyxy=xyxy,
             confidence=_as_array("confidence", confidence, np.float32),
             class_id=class_id.astype(np.int64),
+            track_id=None if tracker_id is None else _as_array("tracker_id", tracker_id, np.int64),
         )
 
 
@@ -245,9 +266,10 @@ class FrameResult:
         return self.detections.to_supervision(prompts=self.prompts)
 
     def to_records(self) -> list[dict]:
-        """JSON-ready detections: label, prompt index, box and score."""
+        """JSON-ready detections: label, prompt index, box and score, and ``track_id`` when the
+        boxes are tracked."""
         d = self.detections
-        return [
+        records = [
             {
                 "label": self.prompts[int(k)],
                 "prompt_index": int(k),
@@ -256,3 +278,7 @@ class FrameResult:
             }
             for box, s, k in zip(d.xyxy, d.confidence, d.class_id, strict=True)
         ]
+        if d.track_id is not None:
+            for record, track in zip(records, d.track_id.tolist(), strict=True):
+                record["track_id"] = int(track)
+        return records

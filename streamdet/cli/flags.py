@@ -24,6 +24,7 @@ from streamdet.config import (
     PRESETS,
     SCORINGS,
     SETTINGS,
+    TrackConfig,
 )
 from streamdet.errors import ConfigError
 
@@ -92,6 +93,7 @@ def _switch(help_text: str) -> dict[str, Any]:
 
 
 MODELS = " (default: the model's suggestion)"
+_TRACK = TrackConfig()  # the built-in tracking defaults, shown in the flags' help
 
 FLAGS: tuple[_Flag, ...] = (
     _Flag("patch", {"type": int, "help": "cell size in pixels" + MODELS}),
@@ -180,6 +182,52 @@ FLAGS: tuple[_Flag, ...] = (
             "type": float,
             "help": "compute the whole frame when its change since the last frame touches "
             "more than this fraction of its cells (a moving camera); default 0.25",
+        },
+    ),
+    _Flag("track", _switch("keep box identities across a video's frames (default on)")),
+    _Flag(
+        "track_min_hits",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": f"show a track from its N-th found frame (default {_TRACK.min_hits})",
+        },
+    ),
+    _Flag(
+        "track_max_missed",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": f"a missed track keeps its id N frames (default {_TRACK.max_missed})",
+        },
+    ),
+    _Flag(
+        "track_hold",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "a missed track stays drawn, where it is heading, N frames "
+            f"(default {_TRACK.hold})",
+        },
+    ),
+    _Flag(
+        "track_iou",
+        {"type": float, "help": f"least IoU of a box with its track (default {_TRACK.iou})"},
+    ),
+    _Flag(
+        "track_high",
+        {
+            "type": float,
+            "help": "boxes scoring this are matched first; weaker ones then to tracks just seen "
+            f"(default {_TRACK.high})",
+        },
+    ),
+    _Flag(
+        "track_smoothing",
+        {
+            "type": float,
+            "help": "0..1: weight of a track's predicted box against the new box "
+            f"(default {_TRACK.smoothing})",
         },
     ),
     _Flag("device", {"help": f"where the model runs: {', '.join(DEVICES)} (default: cpu)"}, True),

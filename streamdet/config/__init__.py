@@ -27,6 +27,7 @@ from streamdet.config.settings import (
     ReuseConfig,
     RuntimeConfig,
     ScoringConfig,
+    TrackConfig,
     VerifyConfig,
     builtin_defaults,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "ReuseConfig",
     "RuntimeConfig",
     "ScoringConfig",
+    "TrackConfig",
     "VerifyConfig",
     "builtin_defaults",
     "get_preset",

@@ -87,6 +87,22 @@ def _open_fraction(key: str, value: Any) -> float:
     return float(value)
 
 
+def _count(key: str, value: Any) -> int:
+    """A whole number of 0 or more (frames)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
+        raise ConfigError(f"{key} must be a whole number of 0 or more, but got {value!r}")
+    return int(value)
+
+
+def _below_one(key: str, value: Any) -> float:
+    """A number in [0, 1) (a smoothing weight: 1 would never follow the object)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ConfigError(
+            f"{key} must be a number from 0 up to (not including) 1, but got {value!r}"
+        )
+    return float(value)
+
+
 def _choice(options: tuple[str, ...], optional: bool = False) -> Check:
     def check(key: str, value: Any) -> Any:
         if value is None and optional:
@@ -190,6 +206,13 @@ CHECKS: dict[str, Check] = {
     "threads": _optional_whole,
     "cache_dir": _path,
     "crop_on_device": _optional_flag,
+    "track": _flag,
+    "track_min_hits": _whole,
+    "track_max_missed": _whole,
+    "track_hold": _count,
+    "track_iou": _open_fraction,
+    "track_high": fraction,
+    "track_smoothing": _below_one,
 }
 assert CHECKS.keys() == SETTINGS.keys(), "every setting has exactly one check"
 

@@ -9,7 +9,7 @@ caller's own settings.
 * ``writeup``: the original write-up's method as it describes it (sliding windows of 64-pixel
   cells, 4 cells a window, stride 1, its min-max "reference" scoring, one box region per prompt
   level, no dense heatmaps, no verification, prompts scored as written, every frame computed
-  whole), for comparisons.
+  whole, every frame's boxes as found: no tracking), for comparisons.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "verify": False,
                 "frame_sizes": False,
                 "reuse": False,
+                "track": False,
             },
         ),
     }

@@ -1,6 +1,6 @@
 """The detector's settings as frozen dataclasses, one per concern, and the one table of their names.
 
-A ``DetectorConfig`` is made of six groups:
+A ``DetectorConfig`` is made of seven groups:
 
 * ``GridConfig``: where the windows go (cell size, window sizes, stride, windows over the edges);
 * ``ScoringConfig``: how windows are scored against the prompts (method, scoring, dense heatmaps,
@@ -8,7 +8,9 @@ A ``DetectorConfig`` is made of six groups:
 * ``BoxConfig``: how heatmaps become boxes (thresholds, peak ratio, sub-cell edges, NMS);
 * ``VerifyConfig``: the second look at every box (on/off, the lowest view probability kept);
 * ``ReuseConfig``: temporal reuse of window embeddings between frames (tolerance, refresh, motion);
-* ``RuntimeConfig``: what runs the model and where (device, backend, precision, threads, ...).
+* ``RuntimeConfig``: what runs the model and where (device, backend, precision, threads, ...);
+* ``TrackConfig``: identities across the frames of a video (``streamdet.track``), applied by the
+  streaming pipeline after the detector (the detector itself stays per-frame).
 
 The field defaults below are THE built-in defaults (the original write-up's settings where it has
 one); nothing else in streamdet holds a default for these settings. Every setting also has a flat
@@ -171,6 +173,25 @@ class RuntimeConfig:
     crop_on_device: bool | None = None
 
 
+@dataclass(frozen=True)
+class TrackConfig:
+    """Tracking (``streamdet.track``): ``enabled`` for video runs; a track is shown from its
+    ``min_hits``-th matched frame on; a missed track keeps its id for ``max_missed`` frames and
+    stays shown, at its predicted box, for the first ``hold`` of them; boxes match tracks when
+    their IoU with the predicted box is at least ``iou``; boxes scoring at least ``high`` are
+    matched first, weaker ones then to the tracks just seen (ByteTrack's two stages);
+    ``smoothing`` is the weight of the track's motion-predicted box against the new box (0: the
+    detector's boxes as they are). The defaults are measured (docs/configuration.md)."""
+
+    enabled: bool = True
+    min_hits: int = 2
+    max_missed: int = 30
+    hold: int = 2
+    iou: float = 0.2
+    high: float = 0.5
+    smoothing: float = 0.5
+
+
 #: Group name in DetectorConfig -> its dataclass.
 GROUPS: dict[str, type] = {
     "grid": GridConfig,
@@ -179,6 +200,7 @@ GROUPS: dict[str, type] = {
     "verify": VerifyConfig,
     "reuse": ReuseConfig,
     "runtime": RuntimeConfig,
+    "track": TrackConfig,
 }
 
 #: Flat setting name -> (group, field). The flat names are the keyword arguments of ``Detector``,
@@ -194,6 +216,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "reuse_refresh": ("reuse", "refresh"),
     "reuse_motion": ("reuse", "motion"),
     **{f.name: ("runtime", f.name) for f in fields(RuntimeConfig)},
+    "track": ("track", "enabled"),
+    **{f"track_{f.name}": ("track", f.name) for f in fields(TrackConfig) if f.name != "enabled"},
 }
 
 
@@ -218,6 +242,7 @@ class DetectorConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     reuse: ReuseConfig = field(default_factory=ReuseConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
     preset: str = DEFAULT_PRESET
     sources: Mapping[str, str] = field(
         default_factory=lambda: MappingProxyType({}), repr=False, hash=False, compare=False

@@ -40,6 +40,7 @@ from streamdet.pipeline.stats import RunReport, StageClock
 from streamdet.render import Renderer
 from streamdet.sinks import Sink
 from streamdet.sources import Source
+from streamdet.track import Tracker, tracker_for
 from streamdet.types import Frame, FrameResult, Workload
 
 _log = logging.getLogger("streamdet.pipeline")
@@ -124,6 +125,7 @@ class _Inference:
         failure: _Failure,
         clock: StageClock,
         prompts: PromptSource | None,
+        tracker: Tracker | None = None,
     ) -> None:
         self.capture = capture
         self.detector = detector
@@ -132,6 +134,7 @@ class _Inference:
         self.failure = failure
         self.clock = clock
         self.prompts = prompts
+        self.tracker = tracker  # None: the frames' boxes go out as the detector found them
         self.work = Workload()  # summed over the run (written by this worker's thread only)
         self.thread = threading.Thread(target=self._run, name="streamdet-inference", daemon=True)
 
@@ -143,6 +146,15 @@ class _Inference:
             except queue.Full:
                 continue
         return False
+
+    def _track(self, result: FrameResult) -> FrameResult:
+        """The tracking hook: ids and steadier boxes (``streamdet.track``), timed as "track"."""
+        if self.tracker is None:
+            return result
+        t0 = time.perf_counter()
+        result = self.tracker.update(result)
+        self.clock.add("track", (time.perf_counter() - t0) * 1e3)
+        return result
 
     def _run(self) -> None:
         try:
@@ -166,6 +178,7 @@ class _Inference:
                 self.clock.add("encode", t.encode_ms)
                 self.clock.add("score", t.score_ms + t.boxes_ms + t.verify_ms)
                 self.work = self.work + getattr(result, "work", Workload())
+                result = self._track(result)
                 if not self._put((frame, result)):
                     return
         except BaseException as exc:  # kept, raised on the calling thread
@@ -197,6 +210,9 @@ def run(
     prompts: polled between frames for prompt changes (a ``PromptFile``, the live view's
     mailbox, ``PromptSources`` of both). clock: a ``StageClock`` to record the stage times in,
     for a caller that shows them while the run goes on (the live view); default: a new one.
+    When the detector's ``track`` setting is on and the source is a video or a stream, each
+    frame's result goes through a ``streamdet.track.Tracker`` after the detector (``track_id``
+    on every box; the ``_Inference._track`` hook).
     """
     renderer = renderer or Renderer()
     options = options or RunOptions()
@@ -209,7 +225,8 @@ def run(
         reset()  # a new stream: nothing kept from another one is reused (temporal reuse)
     capture = Capture(source, halt, queue_size=options.queue_size, max_fps=options.max_fps)
     results: queue.Queue = queue.Queue(maxsize=max(1, options.result_queue))
-    worker = _Inference(capture, detector, results, halt, failure, clock, prompts)
+    tracker = tracker_for(detector, source)  # per run: ids start at 1 for every stream
+    worker = _Inference(capture, detector, results, halt, failure, clock, prompts, tracker)
     needs_picture = any(s.needs_picture for s in sinks)
     expected = None if source.live else source.frame_count
     processed = 0

@@ -2,10 +2,10 @@
 
 Stages (milliseconds per frame): ``capture_wait`` (inference waiting for a frame: near zero means
 inference is the bottleneck), ``preprocess``, ``encode``, ``score`` (scoring and boxes, from the
-detector's own ``Timings``), ``render``, ``write`` (all sinks), and ``latency``: from the moment
-the frame was read from the source to the moment its output was written, the number a live user
-feels. Percentiles come from the last ``WINDOW`` frames so that a long live run keeps a fixed
-memory; means and counts cover the whole run.
+detector's own ``Timings``), ``track`` (the tracker, when the run tracks), ``render``, ``write``
+(all sinks), and ``latency``: from the moment the frame was read from the source to the moment its
+output was written, the number a live user feels. Percentiles come from the last ``WINDOW`` frames
+so that a long live run keeps a fixed memory; means and counts cover the whole run.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ STAGES: tuple[str, ...] = (
     "preprocess",
     "encode",
     "score",
+    "track",
     "render",
     "write",
     "latency",

@@ -89,13 +89,18 @@ class Track:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Still frames (for AP and false boxes) and video frames (for stability), with images."""
+    """Still frames (for AP and false boxes) and video frames (for stability), with images.
+
+    ``truths`` are the still frames' true boxes; ``video_truths`` the video frames' (the same
+    objects as ``tracks``, with ignore regions), for AP on videos (``benchmarks/bench_tracking``).
+    """
 
     stills: tuple[FrameInfo, ...]
     videos: tuple[FrameInfo, ...]
     truths: tuple[GtBox, ...]
     tracks: tuple[Track, ...]
     images: Mapping[int, np.ndarray] = field(repr=False)
+    video_truths: tuple[GtBox, ...] = ()
 
     @property
     def prompts(self) -> tuple[str, ...]:
@@ -234,6 +239,7 @@ def build_dataset(
     videos: list[FrameInfo] = []
     truths: list[GtBox] = []
     tracks: list[Track] = []
+    video_truths: list[GtBox] = []
     images: dict[int, np.ndarray] = {}
     next_id = 1
     for s, prompts in enumerate(prompt_sets.values()):
@@ -256,10 +262,13 @@ def build_dataset(
             ids = list(range(next_id, next_id + len(scenes)))
             for image_id, scene in zip(ids, scenes, strict=True):
                 videos.append(FrameInfo(image_id, prompts, "video", None, width, height))
+                video_truths.extend(ground_truth(image_id, scene, prompts))
                 images[image_id] = scene.image
             tracks.extend(video_tracks(ids, scenes, prompts))
             next_id += len(scenes)
-    return Dataset(tuple(stills), tuple(videos), tuple(truths), tuple(tracks), images)
+    return Dataset(
+        tuple(stills), tuple(videos), tuple(truths), tuple(tracks), images, tuple(video_truths)
+    )
 
 
 def dataset_info(dataset: Dataset) -> dict[str, Any]:
