@@ -9,9 +9,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
+from streamdet.config.settings import TrackConfig
 from streamdet.errors import ConfigError
 from streamdet.pipeline.runner import run
 from streamdet.pipeline.stats import RunReport
@@ -78,6 +80,12 @@ class LabelDetector:
         return FrameResult(dets, heat, self.prompts, frame.shape[:2], 32, Timings(encode_ms=2.0))
 
 
+class TrackedLabelDetector(LabelDetector):
+    """A LabelDetector whose settings turn tracking on, as the real Detector's do by default."""
+
+    config = SimpleNamespace(track=TrackConfig(), to_dict=lambda: {"track": {"enabled": True}})
+
+
 @dataclass
 class LiveRun:
     """A running view: its URL (with the token when there is one) and parts to poke at."""
@@ -94,10 +102,13 @@ class LiveRun:
 
 @contextlib.contextmanager
 def live_run(
-    spec: str = "127.0.0.1:0", token: str | None = None, fps: float = 20.0
+    spec: str = "127.0.0.1:0",
+    token: str | None = None,
+    fps: float = 20.0,
+    detector: LabelDetector | None = None,
 ) -> Iterator[LiveRun]:
     """Serve a live run until the block ends; then stop it and check it ended cleanly."""
-    detector = LabelDetector()
+    detector = detector or LabelDetector()
     view = LiveView(detector)
     server = ViewServer(view, parse_serve(spec, token))
     url = server.start()

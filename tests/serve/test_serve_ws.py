@@ -13,7 +13,7 @@ import aiohttp
 import cv2
 import numpy as np
 import pytest
-from serve_helpers import H, W, live_run
+from serve_helpers import H, TrackedLabelDetector, W, live_run
 
 pytestmark = pytest.mark.network
 
@@ -172,3 +172,18 @@ def test_a_viewer_that_leaves_changes_nothing_for_the_run_or_the_others():
 
         viewers, before = asyncio.run(go())
         assert viewers == 1 and lr.view.hub.offered > before
+
+
+def test_tracked_runs_send_each_box_with_its_track_id():
+    """With tracking on (the real Detector's default), the view's detections carry the same
+    ``track_id`` frame after frame for a box that stays, as the JSONL and the drawn labels do."""
+    with live_run(detector=TrackedLabelDetector()) as lr:
+
+        async def go():
+            async with aiohttp.ClientSession() as s, s.ws_connect(lr.base + "/ws") as ws:
+                return await _frames(ws, 4)
+
+        frames = asyncio.run(go())
+        ids = [[d.get("track_id") for d in meta["detections"]] for meta, _ in frames]
+        assert all(len(i) == 1 and isinstance(i[0], int) for i in ids), ids
+        assert len({i[0] for i in ids}) == 1  # one object, one id
