@@ -1,11 +1,13 @@
-"""The Detector: text prompts in, boxes and heatmaps out, one frame at a time.
+"""The Detector: text prompts in, boxes and heatmaps out, for one frame or several at once.
 
-Per frame (shapes as comments in ``detect``): validate the frame, cut all windows in one vectorised
-step, run the image tower over all of them as one batch (split only above ``max_batch``), score the
-window embeddings against the cached prompt embeddings, average into cell heatmaps, extract boxes,
-and (``verify``) score a crop around each box again in one more small batch. With temporal reuse
-(``reuse``, ``streamdet.detect.reuse``) only the windows whose pixels changed go through the tower;
-the others keep their embeddings from an earlier frame.
+Per frame: validate the frame, cut all windows in one vectorised step (or, ``dense``, prepare the
+whole frame), run the image tower over all of them as one batch (split only above ``max_batch``),
+score the embeddings against the cached prompt embeddings into heatmaps
+(``streamdet.detect.heatmaps``), extract boxes, and (``verify``) score crops around each box again
+in one more small batch. ``detect_many`` does the same for frames of several streams (cameras)
+with one tower call per stage for all of them. With temporal reuse (``reuse``,
+``streamdet.detect.reuse``) only the windows whose pixels changed go through the tower; the others
+keep their embeddings from an earlier frame of the same stream.
 Prompts are embedded once; ``set_prompts`` swaps them between frames by replacing one reference, so
 a running detector never sees half a prompt change.
 """
@@ -14,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,12 +29,19 @@ from streamdet.config.checks import fraction
 from streamdet.detect.boxes import heatmaps_to_detections
 from streamdet.detect.dense import DenseGrid
 from streamdet.detect.frames import as_bgr
+from streamdet.detect.heatmaps import (
+    PromptState,
+    fine_heatmaps,
+    occlusion_heatmaps,
+    token_heatmaps,
+    window_heatmaps,
+)
 from streamdet.detect.model import DEFAULT_MODEL, LoadedModel, find_model
-from streamdet.detect.occlusion import occluded_batch, occlusion_drops
+from streamdet.detect.occlusion import occluded_batch
 from streamdet.detect.onepass import FrameGrid, token_px
 from streamdet.detect.prompts import normalise_prompts
 from streamdet.detect.reuse import ReusePlan, WindowReuse
-from streamdet.detect.scoring import prompt_vs_background, reference_normalise, window_logits
+from streamdet.detect.scoring import prompt_vs_background
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
 from streamdet.detect.verify import box_views, rescore, strongest
 from streamdet.detect.windows import WindowGrid, crop_windows
@@ -41,20 +50,30 @@ from streamdet.types import Detections, FrameResult, Timings, Workload
 
 log = logging.getLogger("streamdet")
 
-#: Dense heatmaps skip windows whose probability is at most this for every prompt (and at most
-#: the lowest level a box is cut at): they cannot raise a cell to where it matters.
-DENSE_FLOOR = 0.05
+
+@dataclass
+class _Stream:
+    """What the detector keeps of one stream between frames (temporal reuse)."""
+
+    reuse: WindowReuse | None
+    frame_tokens: np.ndarray | None = None  # the dense method's last pass, with reuse
 
 
-@dataclass(frozen=True)
-class _PromptState:
-    """Prompts with everything derived from them; replaced as a whole by ``set_prompts``."""
+@dataclass
+class _Job:
+    """One frame on its way through ``detect_many``: filled in stage by stage."""
 
-    prompts: tuple[str, ...]
-    sized: tuple[SizedPrompt, ...]  # what the model scores, and the frame size boxes must have
-    embeddings: np.ndarray  # (K, D)
-    background: np.ndarray  # (B, D), background prompts that are not among the prompts
-    thresholds: np.ndarray  # (K,)
+    frame: np.ndarray
+    stream: _Stream
+    plan: ReusePlan | None = None  # windows: which to compute (reuse)
+    pixels: np.ndarray | None = None  # what goes through the tower (None: nothing)
+    corners: np.ndarray | None = None  # windows cut on the device instead of ``pixels``
+    emb: np.ndarray | None = None
+    tokens: np.ndarray | None = None
+    heatmaps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
+    patch: int = 1
+    detections: Detections = field(default_factory=Detections.empty)
+    work: Workload = field(default_factory=Workload)
 
 
 class Detector:
@@ -102,12 +121,7 @@ class Detector:
         self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
         self._grid_for = lru_cache(maxsize=8)(self._build_grid)
         self._frame_grid_for = lru_cache(maxsize=8)(self._build_frame_grid)
-        self._reuse = (
-            WindowReuse(cfg.reuse, self.model.fill, cfg.verify.margins)
-            if cfg.reuse.enabled and cfg.scoring.method in ("windows", "dense")
-            else None
-        )
-        self._frame_tokens: np.ndarray | None = None  # the dense method's last pass, with reuse
+        self._streams: dict[Hashable, _Stream] = {}  # by stream key; None: ``detect``'s
         templates = cfg.scoring.templates
         background = cfg.scoring.background_prompts
         dim = self.model.encoders.embed_dim
@@ -117,7 +131,7 @@ class Detector:
             else np.zeros((0, dim), np.float32)
         )
         empty = np.zeros((0, dim), np.float32)
-        self._state = _PromptState((), (), empty, self._background_all, np.zeros(0, np.float32))
+        self._state = PromptState((), (), empty, self._background_all, np.zeros(0, np.float32))
         self._chosen_thresholds: dict[str, float] = {}  # set_prompts(thresholds=...)
         if prompts:
             self.set_prompts(prompts)
@@ -176,7 +190,7 @@ class Detector:
         )  # (K, D)
         keep = [i for i, b in enumerate(self.config.scoring.background_prompts) if b not in scored]
         self._chosen_thresholds = chosen
-        self._state = _PromptState(
+        self._state = PromptState(
             prompts=texts,
             sized=sized,
             embeddings=embeddings,
@@ -187,9 +201,7 @@ class Detector:
     def reset(self) -> None:
         """Forget the embeddings kept for temporal reuse: call it between unrelated streams
         (a new frame size does it by itself). Prompts and settings stay."""
-        if self._reuse is not None:
-            self._reuse.reset()
-        self._frame_tokens = None
+        self._streams.clear()
 
     def _build_grid(self, height: int, width: int) -> WindowGrid:
         return WindowGrid.build(height, width, self.config.grid)
@@ -205,87 +217,164 @@ class Detector:
 
     def detect(self, frame: np.ndarray) -> FrameResult:
         """Find every prompt in one HxWx3 uint8 BGR frame."""
-        state = self._state  # read once: a concurrent set_prompts applies from the next frame
+        return self.detect_many([frame])[0]
+
+    def detect_many(
+        self, frames: Sequence[np.ndarray], streams: Sequence[Hashable] | None = None
+    ) -> list[FrameResult]:
+        """Find every prompt in several frames at once, one result per frame, in order.
+
+        The image tower runs once for all of them: the frames' windows (or same-sized whole
+        frames, ``dense``) in one batch, then every frame's verification crops in one more.
+        streams: which stream each frame comes from (any hashable key; default: the one stream
+        ``detect`` uses). Temporal reuse compares a frame only with earlier frames of its own
+        stream, so frames of several cameras can be batched; one stream may appear once per
+        call. Each result's timings are the batch's: the time each frame waited for its result.
+        """
+        state = self._state  # read once: a concurrent set_prompts applies from the next call
         if not state.prompts:
             raise PromptError("no prompts set; call set_prompts(['a red car', ...]) first")
+        keys = [None] * len(frames) if streams is None else list(streams)
+        if len(keys) != len(frames) or len(set(keys)) != len(keys):
+            raise ValueError("streams must name each frame's stream, each stream at most once")
         t0 = time.perf_counter()
-        frame = as_bgr(frame)
-        h, w = frame.shape[:2]
-        if self.config.scoring.method == "dense":
-            heatmaps, patch, clock, work = self._one_pass(frame, state)
-            return self._finish(frame, heatmaps, patch, clock, state, t0, work)
-        grid = self.grid(h, w)
-        size, fill = self.model.image_size, self.model.fill
-        plan = self._reuse.plan(frame, grid) if self._reuse is not None else None
-        only = None if plan is None or plan.reused == 0 else plan.compute  # None: every window
-        if only is not None and len(only) == 0:
-            t1 = time.perf_counter()
-            emb, tokens = None, None  # nothing changed: every embedding is kept
-        elif self.crop_on_device:
-            # the frame crosses to the device once; windows are cut there (streamdet.clip.crops)
-            corners = grid.corners() if only is None else grid.corners()[only]
-            t1 = time.perf_counter()
-            emb, tokens = self.model.embed_windows(frame, corners, dense=self.config.scoring.dense)
-        else:
-            if self.config.scoring.method == "windows":
-                pixels = crop_windows(frame, grid, size, fill, only)  # (N or changed, S, S, 3)
-            else:
-                pixels = occluded_batch(frame, grid, size, fill)  # (1 + N, S, S, 3)
-            t1 = time.perf_counter()
-            if self.config.scoring.dense:
-                emb, tokens = self.model.embed_images_dense(pixels)  # (N, D), (N, g, g, D)
-            else:
-                emb, tokens = self.model.embed_images(pixels), None  # (N or 1 + N, D)
-        if plan is not None and self._reuse is not None:
-            emb, tokens = self._reuse.merge(plan, emb, tokens)  # every window's, kept or new
+        jobs = [self._job(as_bgr(f), self._stream(k)) for f, k in zip(frames, keys, strict=True)]
+        t1 = time.perf_counter()
+        self._encode(jobs)
         t2 = time.perf_counter()
+        for job in jobs:
+            self._heat(job, state)
+        t3 = time.perf_counter()
+        for job in jobs:
+            h, w = job.frame.shape[:2]
+            found = heatmaps_to_detections(
+                job.heatmaps,
+                state.thresholds,
+                job.patch,
+                (h, w),
+                per_region=self.config.scoring.scoring != "reference",
+                iou_threshold=self.config.boxes.nms_iou,
+                peak_ratio=self.config.boxes.peak_ratio,
+                refine=self.config.boxes.refine,
+            )
+            job.detections = keep_sized(found, state.sized, (h, w))
+        t4 = t5 = time.perf_counter()
+        if self.config.verify.enabled and any(len(j.detections) for j in jobs):
+            self._verify(jobs, state)
+            t5 = time.perf_counter()
+        timings = Timings(
+            preprocess_ms=(t1 - t0) * 1e3,
+            encode_ms=(t2 - t1) * 1e3,
+            score_ms=(t3 - t2) * 1e3,
+            boxes_ms=(t4 - t3) * 1e3,
+            verify_ms=(t5 - t4) * 1e3,
+        )
+        return [
+            FrameResult(
+                j.detections, j.heatmaps, state.prompts, j.frame.shape[:2], j.patch, timings, j.work
+            )
+            for j in jobs
+        ]
+
+    def _stream(self, key: Hashable) -> _Stream:
+        """The reuse state of one stream, made on first use."""
+        if key not in self._streams:
+            cfg = self.config
+            reuse = (
+                WindowReuse(cfg.reuse, self.model.fill, cfg.verify.margins)
+                if cfg.reuse.enabled and cfg.scoring.method in ("windows", "dense")
+                else None
+            )
+            self._streams[key] = _Stream(reuse)
+        return self._streams[key]
+
+    def _job(self, frame: np.ndarray, stream: _Stream) -> _Job:
+        """What this frame needs from the image tower: its pixels, or nothing where temporal
+        reuse keeps the last embeddings (``WindowReuse.frame_changed`` / ``plan``)."""
+        h, w = frame.shape[:2]
+        job = _Job(frame, stream)
+        size, fill, reuse = self.model.image_size, self.model.fill, stream.reuse
+        method = self.config.scoring.method
+        if method == "dense":
+            changed = reuse is None or reuse.frame_changed(frame, self.grid(h, w))
+            if changed or stream.frame_tokens is None:
+                job.pixels = self.frame_grid(h, w).pixels(frame, fill)
+            return job
+        grid = self.grid(h, w)
+        job.plan = reuse.plan(frame, grid) if reuse is not None else None
+        only = None if job.plan is None or job.plan.reused == 0 else job.plan.compute
+        if only is not None and len(only) == 0:
+            return job  # nothing changed: every embedding is kept
+        if self.crop_on_device:  # the frame crosses to the device once; windows are cut there
+            job.corners = grid.corners() if only is None else grid.corners()[only]
+        elif method == "windows":
+            job.pixels = crop_windows(frame, grid, size, fill, only)  # (N or changed, S, S, 3)
+        else:
+            job.pixels = occluded_batch(frame, grid, size, fill)  # (1 + N, S, S, 3)
+        return job
+
+    def _encode(self, jobs: list[_Job]) -> None:
+        """Run the image tower for every job that needs it, batched across jobs: whole frames
+        of one size together (``dense``), every job's windows together (``windows``)."""
+        cfg, model = self.config.scoring, self.model
+        if cfg.method == "dense":
+            by_shape: dict[tuple[int, ...], list[_Job]] = {}
+            for job in jobs:
+                if job.pixels is not None:
+                    by_shape.setdefault(job.pixels.shape, []).append(job)
+            for group in by_shape.values():
+                tokens = model.embed_frames(np.stack([j.pixels for j in group]), cfg.dense_head)
+                for job, t in zip(group, tokens, strict=True):
+                    job.tokens = t  # (rows, cols, D)
+            return
+        todo = [j for j in jobs if j.pixels is not None or j.corners is not None]
+        if self.crop_on_device:
+            for job in todo:
+                job.emb, job.tokens = model.embed_windows(job.frame, job.corners, dense=cfg.dense)
+        elif todo:
+            pixels = np.concatenate([j.pixels for j in todo])
+            if cfg.dense:
+                emb, tokens = model.embed_images_dense(pixels)  # (N, D), (N, g, g, D)
+            else:
+                emb, tokens = model.embed_images(pixels), None  # (N, D)
+            at = np.cumsum([0] + [len(j.pixels) for j in todo])
+            for job, a, b in zip(todo, at[:-1], at[1:], strict=True):
+                job.emb = emb[a:b]
+                job.tokens = None if tokens is None else tokens[a:b]
+
+    def _heat(self, job: _Job, state: PromptState) -> None:
+        """The job's heatmaps and cell size, and the work its frame took."""
+        h, w = job.frame.shape[:2]
+        scale, reference = self.model.logit_scale, self.config.scoring.scoring == "reference"
+        stream = job.stream
+        if self.config.scoring.method == "dense":
+            if job.tokens is not None:
+                stream.frame_tokens = job.tokens if stream.reuse is not None else None
+                job.work = Workload(frames_computed=1)
+            else:
+                job.tokens = stream.frame_tokens
+                job.work = Workload(frames_reused=1)
+            job.heatmaps = token_heatmaps(job.tokens, state, scale, reference)
+            job.patch = self.frame_grid(h, w).token_px
+            return
+        grid = self.grid(h, w)
+        emb, tokens = job.emb, job.tokens
+        if job.plan is not None and stream.reuse is not None:
+            emb, tokens = stream.reuse.merge(job.plan, emb, tokens)  # every window's
         assert emb is not None
         if tokens is not None:
             dense_grid = self._dense_grid_for(h, w, tokens.shape[1])
-            heatmaps = self._dense_heatmaps(emb, tokens, dense_grid, state)  # (K, fine r, fine c)
-            patch = dense_grid.patch
+            peak = self.config.boxes.peak_ratio
+            job.heatmaps = fine_heatmaps(emb, tokens, dense_grid, state, scale, peak)
+            job.patch = dense_grid.patch
+        elif self.config.scoring.method == "windows":
+            job.heatmaps = window_heatmaps(emb, grid, state, scale, reference)
+            job.patch = grid.patch
         else:
-            heatmaps = self._heatmaps(emb, grid, state)  # (K, rows, cols) in [0, 1]
-            patch = grid.patch
-        computed = len(emb) if plan is None else len(plan.compute)
-        work = Workload(windows_computed=computed, windows_reused=len(emb) - computed)
-        return self._finish(frame, heatmaps, patch, (t0, t1, t2), state, t0, work)
-
-    def _one_pass(
-        self, frame: np.ndarray, state: _PromptState
-    ) -> tuple[np.ndarray, int, tuple[float, float, float], Workload]:
-        """The ``dense`` method: the whole frame through the frame tower once; (K, rows, cols)
-        heatmaps of ``token_px`` cells, their cell size, the stage clock and the work done.
-
-        With reuse, the frame's picture is compared with the one of the last computed pass
-        (``WindowReuse.frame_changed``): when no block changed beyond the tolerance, the last
-        pass's tokens are kept and the tower is skipped."""
-        t0 = time.perf_counter()
-        h, w = frame.shape[:2]
-        fg = self.frame_grid(h, w)
-        changed = self._reuse is None or self._reuse.frame_changed(frame, self.grid(h, w))
-        kept = self._frame_tokens
-        if not changed and kept is not None:
-            t1 = time.perf_counter()
-            tokens = kept
-            work = Workload(frames_reused=1)
-        else:
-            pixels = fg.pixels(frame, self.model.fill)
-            t1 = time.perf_counter()
-            tokens = self.model.embed_frame(pixels, self.config.scoring.dense_head)  # (r, c, D)
-            self._frame_tokens = tokens if self._reuse is not None else None
-            work = Workload(frames_computed=1)
-        t2 = time.perf_counter()
-        flat = tokens.reshape(-1, tokens.shape[-1])
-        scale = self.model.logit_scale
-        if self.config.scoring.scoring == "reference":
-            logits = window_logits(flat, state.embeddings, scale)  # (rows * cols, K)
-            cells = logits.T.reshape(len(state.prompts), fg.rows, fg.cols)
-            heatmaps = reference_normalise(cells)
-        else:
-            probs = prompt_vs_background(flat, state.embeddings, state.background, scale)
-            heatmaps = probs.T.reshape(len(state.prompts), fg.rows, fg.cols).astype(np.float32)
-        return heatmaps, fg.token_px, (t0, t1, t2), work
+            job.heatmaps = occlusion_heatmaps(emb, grid, state, scale, reference)
+            job.patch = grid.patch
+        computed = len(emb) if job.plan is None else len(job.plan.compute)
+        job.work = Workload(windows_computed=computed, windows_reused=len(emb) - computed)
 
     def _build_frame_grid(self, height: int, width: int) -> FrameGrid:
         head = self.config.scoring.dense_head
@@ -297,108 +386,37 @@ class Detector:
         """How frames of this size go through the frame tower (``dense`` method; cached)."""
         return self._frame_grid_for(height, width)
 
-    def _finish(
-        self,
-        frame: np.ndarray,
-        heatmaps: np.ndarray,
-        patch: int,
-        clock: tuple[float, float, float],
-        state: _PromptState,
-        t0: float,
-        work: Workload,
-    ) -> FrameResult:
-        """Heatmaps to boxes, size words, verification, timings: every method ends here."""
-        h, w = frame.shape[:2]
-        _, t1, t2 = clock
-        t3 = time.perf_counter()
-        detections = heatmaps_to_detections(
-            heatmaps,
-            state.thresholds,
-            patch,
-            (h, w),
-            per_region=self.config.scoring.scoring != "reference",
-            iou_threshold=self.config.boxes.nms_iou,
-            peak_ratio=self.config.boxes.peak_ratio,
-            refine=self.config.boxes.refine,
-        )
-        detections = keep_sized(detections, state.sized, (h, w))
-        t4 = t5 = time.perf_counter()
-        views = ReusePlan(np.zeros(0, np.int64), 0, "changed")
-        if self.config.verify.enabled and len(detections):
-            detections, views = self._verify(frame, detections, state)
-            t5 = time.perf_counter()
-        timings = Timings(
-            preprocess_ms=(t1 - t0) * 1e3,
-            encode_ms=(t2 - t1) * 1e3,
-            score_ms=(t3 - t2) * 1e3,
-            boxes_ms=(t4 - t3) * 1e3,
-            verify_ms=(t5 - t4) * 1e3,
-        )
-        work = replace(
-            work,
-            views_computed=len(self.config.verify.margins) * len(views.compute),
-            views_reused=len(self.config.verify.margins) * views.reused,
-        )
-        return FrameResult(detections, heatmaps, state.prompts, (h, w), patch, timings, work)
-
-    def _verify(
-        self, frame: np.ndarray, detections: Detections, state: _PromptState
-    ) -> tuple[Detections, ReusePlan]:
-        """Re-score every box by crops around it (``streamdet.detect.verify``), in one batch;
-        with reuse, boxes found again where their crops did not change keep their crops'
-        embeddings. Returns the boxes kept and which boxes' crops were computed."""
-        detections = strongest(detections)
-        xyxy = detections.xyxy
-        if self._reuse is None:
-            plan = ReusePlan(np.arange(len(xyxy), dtype=np.int64), len(xyxy), "changed")
-        else:
-            plan = self._reuse.plan_views(xyxy)
+    def _verify(self, jobs: list[_Job], state: PromptState) -> None:
+        """Re-score every box by crops around it (``streamdet.detect.verify``), the crops of
+        every job in one batch; with reuse, boxes found again where their crops did not change
+        keep their crops' embeddings. Each job keeps the boxes that hold, and counts its crops."""
         size, fill = self.model.image_size, self.model.fill
-        if len(plan.compute):
-            margins = self.config.verify.margins
-            emb = self.model.embed_images(box_views(frame, xyxy[plan.compute], size, fill, margins))
-        else:
-            emb = np.zeros((0, self.model.encoders.embed_dim), np.float32)
-        if self._reuse is not None:
-            emb = self._reuse.merge_views(plan, xyxy, emb)  # (views * n, D)
-        probs = prompt_vs_background(
-            emb, state.embeddings, state.background, self.model.logit_scale
-        )
-        return rescore(detections, probs, self.config.verify.floor), plan
-
-    def _dense_heatmaps(
-        self, emb: np.ndarray, tokens: np.ndarray, dense_grid: DenseGrid, state: _PromptState
-    ) -> np.ndarray:
-        """Fine heatmaps: window probability x patch probability, max over covering windows."""
-        scale = self.model.logit_scale
-        probs = prompt_vs_background(emb, state.embeddings, state.background, scale)  # (N, K)
-        probs = dense_grid.context_gate(probs)  # small windows only as sure as their context
-        lowest = float(state.thresholds.min()) * (self.config.boxes.peak_ratio or 1.0)
-        active = np.flatnonzero(probs.max(axis=1) > min(DENSE_FLOOR, lowest))
-        side, dim = tokens.shape[1], tokens.shape[3]
-        flat = tokens[active].reshape(-1, dim)  # (n_active * g * g, D)
-        patch_probs = prompt_vs_background(flat, state.embeddings, state.background, scale)
-        patch_probs = patch_probs.reshape(len(active), side, side, len(state.prompts))
-        return dense_grid.heatmaps(active, probs[active], patch_probs, len(state.prompts))
-
-    def _heatmaps(self, emb: np.ndarray, grid: WindowGrid, state: _PromptState) -> np.ndarray:
-        scale = self.model.logit_scale
-        if self.config.scoring.method == "windows":
-            if self.config.scoring.scoring == "reference":
-                logits = window_logits(emb, state.embeddings, scale)  # (N, K)
-                return reference_normalise(grid.cell_mean(logits))
-            probs = prompt_vs_background(emb, state.embeddings, state.background, scale)
-            return grid.cell_mean(probs).astype(np.float32)
-        # Occlusion: row 0 is the whole frame, rows 1.. the occluded copies.
-        drops = occlusion_drops(window_logits(emb, state.embeddings, scale))  # (N, K)
-        cells = grid.cell_mean(drops)  # (K, rows, cols)
-        if self.config.scoring.scoring == "reference":
-            return reference_normalise(cells)
-        # Calibrated: the shape of the drop map, scaled by how likely the prompt is in the frame.
-        present = prompt_vs_background(emb[:1], state.embeddings, state.background, scale)[0]
-        cells = np.clip(cells, 0.0, None)
-        peak = cells.reshape(len(cells), -1).max(axis=1)
-        shape = np.divide(
-            cells, peak[:, None, None], out=np.zeros_like(cells), where=peak[:, None, None] > 0
-        )
-        return (shape * present[:, None, None]).astype(np.float32)
+        margins = self.config.verify.margins
+        plans: list[ReusePlan] = []
+        crops: list[np.ndarray] = []
+        for job in jobs:
+            job.detections = strongest(job.detections)
+            xyxy, reuse = job.detections.xyxy, job.stream.reuse
+            if reuse is None:
+                plan = ReusePlan(np.arange(len(xyxy), dtype=np.int64), len(xyxy), "changed")
+            else:
+                plan = reuse.plan_views(xyxy)
+            plans.append(plan)
+            crops.append(box_views(job.frame, xyxy[plan.compute], size, fill, margins))
+        pixels = np.concatenate(crops)
+        dim = self.model.encoders.embed_dim
+        emb = self.model.embed_images(pixels) if len(pixels) else np.zeros((0, dim), np.float32)
+        at = 0
+        for job, plan, part in zip(jobs, plans, crops, strict=True):
+            mine, at = emb[at : at + len(part)], at + len(part)
+            if job.stream.reuse is not None and len(job.detections):
+                mine = job.stream.reuse.merge_views(plan, job.detections.xyxy, mine)
+            probs = prompt_vs_background(
+                mine, state.embeddings, state.background, self.model.logit_scale
+            )
+            job.detections = rescore(job.detections, probs, self.config.verify.floor)
+            job.work = replace(
+                job.work,
+                views_computed=len(margins) * len(plan.compute),
+                views_reused=len(margins) * plan.reused,
+            )

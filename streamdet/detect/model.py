@@ -207,4 +207,8 @@ class LoadedModel:
     def embed_frame(self, pixels: np.ndarray, head: str) -> np.ndarray:
         """(H, W, 3) float32 BGR 0..255, H and W multiples of ``frame_patch`` -> (h, w, D)
         patch-token embeddings of the whole frame in one pass (``streamdet.clip.frame_tower``)."""
-        return self.encoders.encode_frame(pixels[None], head)[0]
+        return self.embed_frames(pixels[None], head)[0]
+
+    def embed_frames(self, pixels: np.ndarray, head: str) -> np.ndarray:
+        """(N, H, W, 3) same-sized frames -> (N, h, w, D), one pass each, in one batch."""
+        return self.encoders.encode_frame(pixels, head)
