@@ -265,7 +265,7 @@ def run(
                 break
             frame, result = item
             try:
-                _write_frame(frame, result, sinks, renderer, needs_picture, clock, snapshot)
+                write_frame(frame, result, sinks, renderer, needs_picture, clock, snapshot)
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -319,12 +319,12 @@ def run(
         outputs=written,
         interrupted=interrupted,
         provider=detector.provider,
-        config=_config_record(detector),
+        config=config_record(detector),
         work=worker.work.to_dict(),
     )
 
 
-def _config_record(detector: FrameDetector) -> dict | None:
+def config_record(detector: FrameDetector) -> dict | None:
     """The detector's resolved configuration for the report (test doubles may have none)."""
     config = getattr(detector, "config", None)
     return config.to_dict() if config is not None else None
@@ -345,7 +345,7 @@ def _overlay_lines(progress: Progress) -> list[str]:
     return lines
 
 
-def _write_frame(
+def write_frame(
     frame: Frame,
     result: FrameResult,
     sinks: Sequence[Sink],

@@ -101,6 +101,8 @@ class RunReport:
     #: Image-tower work summed over the run: windows and verification crops computed and
     #: reused (``streamdet.types.Workload.to_dict()``).
     work: dict[str, int] | None = None
+    #: Why the source ended early (a many-stream run goes on without it), in one line.
+    error: str | None = None
 
     @property
     def fps(self) -> float:
@@ -122,11 +124,14 @@ class RunReport:
             "provider": self.provider,
             "config": self.config,
             "work": self.work,
+            "error": self.error,
         }
 
     def lines(self) -> list[str]:
         """The human summary printed at the end of a run."""
         how = "stopped" if self.interrupted else "done"
+        if self.error is not None:
+            how = f"ended early ({self.error})"
         head = (
             f"{self.source}: {how}: {self.frames_processed} frames in {self.seconds:.1f} s "
             f"({self.fps:.1f} FPS, {self.provider})"
