@@ -4,8 +4,10 @@ sub-command's parser at start-up, and ``run``'s code loads only when ``run`` is 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from streamdet.cli.flags import add_detector_flags, settings_from_args
+from streamdet.errors import ConfigError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -14,9 +16,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from streamdet.pipeline.job import RunJob, plan_job, run_job
 
     settings = settings_from_args(args)
+    sources = [*args.source, *_read_sources(args.sources)]
+    if not sources:
+        raise ConfigError("give a source: a file, folder, camera index or stream URL")
     planned = plan_job(
         RunJob(
-            source=args.source,
+            source=sources[0],
+            together=tuple(sources[1:]),
             prompts=tuple(args.prompt),
             prompts_file=args.prompts_file,
             video_out=args.output,
@@ -43,6 +49,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_job(planned, detector)
 
 
+def _read_sources(path: str | None) -> list[str]:
+    """The sources listed in a file, one per line (blank lines and ``#`` comments skipped)."""
+    if path is None:
+        return []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read the sources file '{path}': {err}") from None
+    found = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not found:
+        raise ConfigError(f"the sources file '{path}' lists no sources; write one per line")
+    return found
+
+
 def add_run_parser(sub: argparse._SubParsersAction) -> None:
     """The ``run`` sub-command's options."""
     p = sub.add_parser(
@@ -51,7 +71,17 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
         description="Detect prompts in a video file, image, folder or glob of them, a webcam "
         "(index) or a network stream (rtsp://, rtmp://, http(s)://, udp://, srt://).",
     )
-    p.add_argument("source", help="file, folder, glob, camera index (0) or stream URL")
+    p.add_argument(
+        "source",
+        nargs="*",
+        help="file, folder, glob, camera index (0) or stream URL; several run at the same time "
+        "through one model (a folder or quoted glob runs its files one after another)",
+    )
+    p.add_argument(
+        "--sources",
+        metavar="FILE",
+        help="more sources to run at the same time, one per line (cameras, streams, files)",
+    )
     p.add_argument("-p", "--prompt", action="append", default=[], help="what to find (repeat)")
     p.add_argument(
         "--prompts-file",

@@ -30,6 +30,7 @@ from streamdet.pipeline.prompt_control import PromptSources
 from streamdet.pipeline.prompt_file import PromptFile
 from streamdet.pipeline.runner import FrameDetector, Progress, RunOptions, run
 from streamdet.pipeline.stats import RunReport
+from streamdet.pipeline.streams import StreamSpec, run_streams
 from streamdet.render import Renderer
 from streamdet.sinks import (
     ImageSink,
@@ -55,6 +56,8 @@ _log = logging.getLogger("streamdet.run")
 
 #: Exit code of a run stopped by Ctrl-C / SIGTERM (128 + SIGINT, as shells do).
 EXIT_INTERRUPTED = 130
+#: Most sources one run takes at the same time (``streamdet run SRC1 SRC2 ...``).
+MAX_TOGETHER = 32
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,9 @@ class RunJob:
     away (0: forever). live_outputs writes a file source's MP4 and JSONL at their paths as the
     run goes, as a live source's always are (``streamdet.sinks.publish``: the live rule).
     serve: ``[HOST:]PORT`` of the live web view (``streamdet.serve``), with
-    serve_token its token.
+    serve_token its token. together: more sources (files, cameras, stream URLs) run at the same
+    time as ``source``, through one detector (``streamdet.pipeline.streams``); a folder or glob
+    instead runs its files one after another.
     """
 
     source: str
@@ -90,6 +95,7 @@ class RunJob:
     live_outputs: bool = False
     serve: str | None = None
     serve_token: str | None = None
+    together: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,7 @@ class PlannedJob:
     prompt_file: PromptFile | None
     initial_prompts: tuple[str, ...]
     serve: ServeAddress | None = None
+    together: bool = False  # the inputs run at the same time (``RunJob.together``)
 
 
 def _positive(name: str, value: float | None, *, zero_ok: bool = False) -> None:
@@ -139,8 +146,13 @@ def plan_job(job: RunJob) -> PlannedJob:
         )
     if job.show:
         check_display()
-    inputs = expand_inputs(job.source)
-    many = len(inputs) > 1 or Path(str(job.source)).is_dir()
+    together = bool(job.together)
+    if together:
+        inputs = _together_inputs((job.source, *job.together))
+        many = True
+    else:
+        inputs = expand_inputs(job.source)
+        many = len(inputs) > 1 or Path(str(job.source)).is_dir()
     plans = plan_outputs(
         inputs,
         video_out=job.video_out,
@@ -149,7 +161,29 @@ def plan_job(job: RunJob) -> PlannedJob:
         overwrite=job.overwrite,
     )
     hardware_decoder(job.hwaccel)  # an unknown decoder fails before the model loads
-    return PlannedJob(job, tuple(plans), many, prompt_file, prompts, serve)
+    return PlannedJob(job, tuple(plans), many, prompt_file, prompts, serve, together)
+
+
+def _together_inputs(specs: tuple[str, ...]) -> list[str]:
+    """Sources that run at the same time: each one file, camera or stream; at most
+    ``MAX_TOGETHER`` of them (a shell-expanded glob of a thousand files is not meant)."""
+    if len(specs) > MAX_TOGETHER:
+        raise ConfigError(
+            f"{len(specs)} sources at once is more than {MAX_TOGETHER}; to run many files one "
+            "after another give their folder or a quoted glob as the one source"
+        )
+    inputs: list[str] = []
+    for spec in specs:
+        found = expand_inputs(spec)
+        if len(found) != 1 or Path(str(spec)).is_dir():
+            raise ConfigError(
+                f"'{mask_url(spec)}' is a folder or pattern; sources that run together are "
+                "single files, cameras or streams (a folder runs on its own, one file at a time)"
+            )
+        inputs.append(found[0])
+    if len(set(inputs)) != len(inputs):
+        raise ConfigError("a source is given twice; give each camera or file once")
+    return inputs
 
 
 def _plan_serve(job: RunJob) -> ServeAddress | None:
@@ -297,13 +331,95 @@ def _run_one(
                 view.end_run()
 
 
+def run_together(
+    planned: PlannedJob,
+    detector: FrameDetector,
+    stop: threading.Event,
+    view: LiveView | None = None,
+) -> list[RunReport]:
+    """Every planned input at the same time through one detector (``run_streams``): a source
+    that cannot be opened is reported and the others run; the live view shows the first."""
+    job = planned.job
+    reconnect = ReconnectPolicy(give_up_after=job.reconnect_timeout or None)
+    specs: list[StreamSpec] = []
+    failed: list[RunReport] = []
+    with contextlib.ExitStack() as opened:
+        for plan in planned.plans:
+            try:
+                source = opened.enter_context(
+                    open_source(
+                        plan.source,
+                        open_timeout=job.timeout,
+                        read_timeout=job.timeout,
+                        reconnect=reconnect,
+                        hwaccel=job.hwaccel,
+                    )
+                )
+            except SourceError as err:
+                print(f"streamdet: skipped: {err}", file=sys.stderr)
+                failed.append(_unopened(plan.source, detector, str(err)))
+                continue
+            live = source.live or job.live_outputs
+            sinks = _sinks_for(plan, source.fps, job, stop, live=live)
+            opened.callback(lambda sinks=sinks: [sink.close() for sink in sinks])
+            if view is not None and not specs:
+                sinks.append(view.start_run(source.name, source.live))
+                opened.callback(view.end_run)
+            specs.append(StreamSpec(source, tuple(sinks)))
+        if not specs:
+            return failed
+        prompts: PromptSources | PromptFile | None = planned.prompt_file
+        if view is not None:
+            prompts = PromptSources([planned.prompt_file, view.prompts])
+        live = any(s.source.live for s in specs)
+        print(
+            f"streamdet: {len(specs)} sources at once through one model",
+            file=sys.stderr,
+            flush=True,
+        )
+        reports = run_streams(
+            specs,
+            detector,
+            renderer=Renderer(heatmap=job.heatmap, overlay=job.overlay),
+            options=RunOptions(max_fps=job.max_fps if live else None),
+            stop=stop,
+            prompts=prompts,
+        )
+    return reports + failed
+
+
+def _unopened(spec: str, detector: FrameDetector, why: str) -> RunReport:
+    """The report of a source that could not be opened."""
+    return RunReport(
+        source=mask_url(spec),
+        live=False,
+        frames_read=0,
+        frames_processed=0,
+        frames_dropped=0,
+        frames_skipped=0,
+        seconds=0.0,
+        stages={},
+        outputs={},
+        interrupted=False,
+        provider=detector.provider,
+        error=why,
+    )
+
+
 def run_job(planned: PlannedJob, detector: FrameDetector) -> int:
     """Run every planned input through ``detector``; print each summary; the exit code."""
     stop = threading.Event()
     reports: list[RunReport] = []
     failed: list[str] = []
     with _stop_on_signals(stop) as signalled, _serving(planned, detector) as view:
-        for plan in planned.plans:
+        if planned.together:
+            reports = run_together(planned, detector, stop, view)
+            for report in reports:
+                for line in report.lines():
+                    print(line, file=sys.stderr)
+                if report.error is not None:
+                    failed.append(report.source)
+        for plan in () if planned.together else planned.plans:
             if stop.is_set():
                 break
             try:
