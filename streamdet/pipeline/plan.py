@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from streamdet.errors import ConfigError, OutputExistsError
 from streamdet.sinks import STDOUT, ImageSink
@@ -53,12 +54,26 @@ def _stem(spec: str) -> str:
     return Path(spec).stem
 
 
+def _names(inputs: list[str]) -> list[str]:
+    """Each input's output name stem; streams whose URLs end alike (``rtsp://a/live`` and
+    ``rtsp://b/live``) are told apart by host and port."""
+    stems = [_stem(spec) for spec in inputs]
+    out = []
+    for spec, stem in zip(inputs, stems, strict=True):
+        if is_url(spec) and stems.count(stem) > 1:
+            netloc = urlsplit(mask_url(spec)).netloc.rsplit("@", 1)[-1]
+            where = "".join(c if c.isalnum() or c in "-." else "_" for c in netloc)
+            stem = f"{where}_{stem}"
+        out.append(stem)
+    return out
+
+
 def _looks_like_folder(path: str) -> bool:
     return path.endswith(("/", os.sep)) or Path(path).is_dir()
 
 
-def _video_target(spec: str, out: str, many: bool) -> Path:
-    name = _stem(spec) + (".png" if _is_image(spec) else ".mp4")
+def _video_target(stem: str, spec: str, out: str, many: bool) -> Path:
+    name = stem + (".png" if _is_image(spec) else ".mp4")
     if many or _looks_like_folder(out):
         if Path(out).exists() and not Path(out).is_dir():
             raise ConfigError(f"-o '{out}' must be a folder for several inputs, but it is a file")
@@ -77,7 +92,7 @@ def _video_target(spec: str, out: str, many: bool) -> Path:
     return target
 
 
-def _jsonl_target(spec: str, out: str, many: bool) -> str:
+def _jsonl_target(stem: str, out: str, many: bool) -> str:
     if out == STDOUT:
         if many:
             raise ConfigError("--jsonl - (stdout) takes one input; give a folder for several")
@@ -87,7 +102,7 @@ def _jsonl_target(spec: str, out: str, many: bool) -> str:
             raise ConfigError(
                 f"--jsonl '{out}' must be a folder for several inputs, but it is a file"
             )
-        return str(Path(out) / (_stem(spec) + ".jsonl"))
+        return str(Path(out) / (stem + ".jsonl"))
     if Path(out).suffix.lower() not in (".jsonl", ".json", ".ndjson"):
         raise ConfigError(f"--jsonl '{out}' must end in .jsonl (or be '-' for stdout)")
     return out
@@ -102,13 +117,14 @@ def plan_outputs(
     overwrite: bool,
 ) -> list[InputPlan]:
     """Decide and check every output of the run; one-line errors for anything wrong."""
+    names = _names(inputs)
     plans = [
         InputPlan(
             source=spec,
-            video=None if video_out is None else _video_target(spec, video_out, many),
-            jsonl=None if jsonl_out is None else _jsonl_target(spec, jsonl_out, many),
+            video=None if video_out is None else _video_target(name, spec, video_out, many),
+            jsonl=None if jsonl_out is None else _jsonl_target(name, jsonl_out, many),
         )
-        for spec in inputs
+        for spec, name in zip(inputs, names, strict=True)
     ]
     local_inputs = {Path(s).resolve(): s for s in inputs if _is_local(s)}
     seen: dict[Path, str] = {}

@@ -84,3 +84,13 @@ def test_an_image_input_may_write_an_image(tmp_path):
     assert p.video.suffix == ".jpg"
     with pytest.raises(ConfigError, match=r"must end in \.mp4"):
         plan(["clip.mp4"], str(tmp_path / "x.png"))
+
+
+def test_streams_whose_urls_end_alike_are_told_apart_by_host_and_port(tmp_path):
+    urls = ["rtsp://admin:secret@10.0.0.5:554/live", "rtsp://10.0.0.6/live", "rtsp://x/other"]
+    plans = plan_outputs(
+        urls, video_out=f"{tmp_path}/", jsonl_out=f"{tmp_path}/", many=True, overwrite=False
+    )
+    names = [p.video.name for p in plans]
+    assert names == ["10.0.0.5_554_live.mp4", "10.0.0.6_live.mp4", "other.mp4"]
+    assert all("secret" not in str(p.jsonl) and "admin" not in str(p.jsonl) for p in plans)
