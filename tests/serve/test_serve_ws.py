@@ -146,7 +146,9 @@ def test_a_page_that_acknowledges_gets_at_most_two_frames_ahead():
         held, after = asyncio.run(go())
         assert held <= 2 and len(after) == 2
         processed = lr.view.state()["frames_processed"]
-        assert processed > 30  # the run went on at full speed meanwhile
+        # the run went on meanwhile (at 40 FPS, ~1 s: far more frames than the two held; a
+        # loaded CI machine may run slower than 40 FPS, so no more is asked)
+        assert processed > held + 10
 
 
 def test_a_viewer_that_leaves_changes_nothing_for_the_run_or_the_others():
