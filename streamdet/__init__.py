@@ -4,6 +4,9 @@
     det = Detector("streamdet/scenes-clip", ["a red car", "a person"])
     result = det.detect(frame)  # frame: HxWx3 uint8 BGR
 
+    # a folder of videos, resumably, on Ray workers (pip install "streamdet[ray]")
+    streamdet.run_folder("clips/", ["a red car"], video_out="out/", jsonl_out="out/", ray=True)
+
 Importing the package is cheap; the detector and its ONNX Runtime session load on first use.
 """
 
@@ -19,17 +22,20 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from streamdet.detect.classify import Classifier
     from streamdet.detect.detector import Detector
+    from streamdet.distributed.folder import FolderResult, run_folder
 
 __all__ = [
     "Classifier",
     "Detections",
     "Detector",
+    "FolderResult",
     "Frame",
     "FrameResult",
     "StreamdetError",
     "Timings",
     "Workload",
     "__version__",
+    "run_folder",
 ]
 
 
@@ -43,4 +49,8 @@ def __getattr__(name: str):
         from streamdet.detect.classify import Classifier
 
         return Classifier
+    if name in ("run_folder", "FolderResult"):
+        from streamdet.distributed import folder
+
+        return getattr(folder, name)
     raise AttributeError(f"module 'streamdet' has no attribute {name!r}")
