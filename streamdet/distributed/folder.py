@@ -29,7 +29,13 @@ from streamdet.errors import ConfigError
 from streamdet.pipeline.job import PlannedJob, RunJob, plan_job, run_input, stop_on_signals
 from streamdet.pipeline.plan import InputPlan
 from streamdet.pipeline.progress import FilesTerminal
-from streamdet.pipeline.resume import output_paths, remove_files, resume_plan, stale_partials
+from streamdet.pipeline.resume import (
+    output_paths,
+    remove_files,
+    remove_partials_when_gone,
+    resume_plan,
+    stale_partials,
+)
 from streamdet.pipeline.runner import Progress
 from streamdet.pipeline.stats import RunReport
 from streamdet.sinks import STDOUT
@@ -119,6 +125,8 @@ class FolderResult:
             parts.append(f"{len(self.failed)} failed")
         if self.not_run:
             parts.append(f"{len(self.not_run)} not run (stopped; run again to finish)")
+        if not self.workers:
+            return f"{self.total} inputs: {', '.join(parts)}; nothing left to run"
         rate = self.frames / self.seconds if self.seconds > 0 else 0.0
         where = f"{self.workers} Ray worker{'s' if self.workers != 1 else ''}"
         return (
@@ -237,9 +245,8 @@ def run_planned(
                 on_tick=lambda frames: terminal.tick(sum(f or 0 for f in frames)),
             )
         not_run, count = list(result.not_run), min(shape.workers, max(1, len(resume.todo)))
-        for plan in not_run:  # killed workers' partial files: not finished, not kept
-            for target in output_paths(plan):
-                remove_files(stale_partials(target))
+        # killed workers' partial files: not finished, not kept
+        remove_partials_when_gone([t for plan in not_run for t in output_paths(plan)])
     terminal.end()
     return FolderResult(
         reports=tuple(reports),

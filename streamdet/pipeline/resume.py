@@ -15,6 +15,7 @@ complete (``streamdet.sinks.publish``), so a file at an output path is a finishe
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -52,15 +53,33 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def stale_partials(target: Path) -> list[Path]:
-    """Hidden partial files of ``target`` left by processes that no longer run on this machine
-    (a live writer's partial file is left alone)."""
+def partial_files(target: Path) -> list[tuple[Path, int]]:
+    """The hidden partial files of ``target`` (``.NAME.PID.partial``), with their writers' ids."""
     found = []
     for partial in target.parent.glob(f".{target.name}.*.partial"):
         pid_text = partial.name[len(target.name) + 2 : -len(".partial")]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
-            found.append(partial)
+        if pid_text.isdigit():
+            found.append((partial, int(pid_text)))
     return sorted(found)
+
+
+def stale_partials(target: Path) -> list[Path]:
+    """Hidden partial files of ``target`` left by processes that no longer run on this machine
+    (a live writer's partial file is left alone)."""
+    return [path for path, pid in partial_files(target) if not _pid_alive(pid)]
+
+
+def remove_partials_when_gone(targets: list[Path], timeout: float = 5.0) -> int:
+    """Remove the partial files of ``targets`` once their writers have ended (killed workers end
+    a moment after they are told to); a writer still running after ``timeout`` keeps its file
+    (the next run removes it). How many were removed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = [pid for t in targets for _, pid in partial_files(t) if _pid_alive(pid)]
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return sum(remove_files(stale_partials(t)) for t in targets)
 
 
 def resume_plan(plans: tuple[InputPlan, ...] | list[InputPlan], *, overwrite: bool) -> ResumePlan:
