@@ -9,56 +9,25 @@ make the namespace (``unshare --net`` as root, ``--map-root-user`` otherwise).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from netns import run_python_isolated
 
 pytest.importorskip("ray")
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
 FRAMES = {"c0": 10, "c1": 14, "c2": 8}
-
-
-def _unshare() -> list[str]:
-    """The command prefix that runs in a new, loopback-only network namespace (or skip)."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.skip("unshare or ip (iproute2) is not installed")
-    options = (["--net"], ["--net", "--map-root-user"])
-    for opts in options if os.geteuid() == 0 else options[1:]:
-        probe = subprocess.run(
-            ["unshare", *opts, "--", "sh", "-c", "ip link set lo up"],
-            capture_output=True,
-            timeout=30,
-        )
-        if probe.returncode == 0:
-            return ["unshare", *opts, "--"]
-    pytest.skip("network namespaces are not permitted here (unshare --net failed)")
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("ray")
     out = work / "results.json"
-    script = f'ip link set lo up && exec "{sys.executable}" "{HERE / "ray_scenarios.py"}" "$@"'
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-    proc = subprocess.run(
-        [*_unshare(), "sh", "-c", script, "sh", str(work / "w"), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-        cwd=work,
+    proc = run_python_isolated(
+        [str(HERE / "ray_scenarios.py"), str(work / "w"), str(out)], cwd=work, timeout=240
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(out.read_text(encoding="utf-8"))
