@@ -6,6 +6,9 @@
     tracker = Tracker()          # from streamdet import Tracker: ids across a video's frames
     result = tracker.update(result)  # result.detections.track_id
 
+    # a folder of videos, resumably, on Ray workers (pip install "streamdet[ray]")
+    streamdet.run_folder("clips/", ["a red car"], video_out="out/", jsonl_out="out/", ray=True)
+
 Importing the package is cheap; the detector and its ONNX Runtime session load on first use.
 """
 
@@ -21,12 +24,14 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from streamdet.detect.classify import Classifier
     from streamdet.detect.detector import Detector
+    from streamdet.distributed.folder import FolderResult, run_folder
     from streamdet.track import Tracker
 
 __all__ = [
     "Classifier",
     "Detections",
     "Detector",
+    "FolderResult",
     "Frame",
     "FrameResult",
     "StreamdetError",
@@ -34,6 +39,7 @@ __all__ = [
     "Tracker",
     "Workload",
     "__version__",
+    "run_folder",
 ]
 
 
@@ -51,4 +57,8 @@ def __getattr__(name: str):
         from streamdet.track import Tracker
 
         return Tracker
+    if name in ("run_folder", "FolderResult"):
+        from streamdet.distributed import folder
+
+        return getattr(folder, name)
     raise AttributeError(f"module 'streamdet' has no attribute {name!r}")

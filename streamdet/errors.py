@@ -88,3 +88,7 @@ class StreamLostError(SourceError):
 
 class PipelineError(StreamdetError, RuntimeError):
     """A pipeline stage failed or stalled; the message names the stage and the cause."""
+
+
+class ClusterError(StreamdetError, ConnectionError):
+    """A Ray cluster that cannot be reached or started, or whose workers cannot start."""

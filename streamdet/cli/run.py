@@ -4,10 +4,19 @@ sub-command's parser at start-up, and ``run``'s code loads only when ``run`` is 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamdet.cli.flags import add_detector_flags, settings_from_args
-from streamdet.errors import ConfigError
+from streamdet.errors import ConfigError, StreamdetError
+
+if TYPE_CHECKING:
+    from streamdet.pipeline.job import RunJob
+
+#: ``--ray`` without an address: a local Ray.
+LOCAL_RAY = "local"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -16,37 +25,76 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from streamdet.pipeline.job import RunJob, plan_job, run_job
 
     settings = settings_from_args(args)
+    if args.ray is None and (args.ray_workers is not None or args.ray_gpus is not None):
+        raise StreamdetError("--ray-workers and --ray-gpus go with --ray")
     sources = [*args.source, *_read_sources(args.sources)]
     if not sources:
         raise ConfigError("give a source: a file, folder, camera index or stream URL")
-    planned = plan_job(
-        RunJob(
-            source=sources[0],
-            together=tuple(sources[1:]),
-            prompts=tuple(args.prompt),
-            prompts_file=args.prompts_file,
-            video_out=args.output,
-            jsonl_out=args.jsonl,
-            show=args.show,
-            heatmap=args.heatmap,
-            overlay=args.overlay,
-            stats=args.stats,
-            report=args.report,
-            overwrite=args.overwrite,
-            codec=args.codec,
-            hwaccel=args.hwaccel,
-            max_fps=args.max_fps,
-            timeout=args.timeout,
-            reconnect_timeout=args.reconnect_timeout,
-            live_outputs=args.live_outputs,
-            serve=args.serve,
-            serve_token=args.serve_token,
-        )
+    job = RunJob(
+        source=sources[0],
+        together=tuple(sources[1:]),
+        prompts=tuple(args.prompt),
+        prompts_file=args.prompts_file,
+        video_out=args.output,
+        jsonl_out=args.jsonl,
+        show=args.show,
+        heatmap=args.heatmap,
+        overlay=args.overlay,
+        stats=args.stats,
+        report=args.report,
+        overwrite=args.overwrite,
+        codec=args.codec,
+        hwaccel=args.hwaccel,
+        max_fps=args.max_fps,
+        timeout=args.timeout,
+        reconnect_timeout=args.reconnect_timeout,
+        live_outputs=args.live_outputs,
+        serve=args.serve,
+        serve_token=args.serve_token,
     )
+    if args.ray is not None:
+        return _run_on_ray(job, args)
+    planned = plan_job(job)
     detector = Detector(
         args.model, planned.initial_prompts, preset=settings.preset, **settings.overrides
     )
     return run_job(planned, detector)
+
+
+def _run_on_ray(job: RunJob, args: argparse.Namespace) -> int:
+    """``--ray``: the folder's files on Ray workers, resumably; the summary; the exit code."""
+    import threading
+
+    from streamdet.distributed.folder import DetectorSpec, check_ray_job, run_planned
+    from streamdet.pipeline.job import EXIT_INTERRUPTED, plan_job, stop_on_signals
+    from streamdet.pipeline.progress import FilesTerminal
+
+    check_ray_job(job)
+    planned = plan_job(job, resume=True)
+    settings = settings_from_args(args)
+    spec = DetectorSpec.of(args.model, settings.preset, settings.overrides)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        result = run_planned(
+            planned,
+            spec,
+            ray=True if args.ray == LOCAL_RAY else args.ray,
+            workers=args.ray_workers,
+            gpus_per_worker=args.ray_gpus,
+            stop=stop,
+            terminal=FilesTerminal(),
+        )
+    print(f"streamdet: {result.summary()}", file=sys.stderr)
+    if job.report:
+        Path(job.report).write_text(
+            json.dumps([r.to_dict() for r in result.reports], indent=2) + "\n", encoding="utf-8"
+        )
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    if result.failed:
+        names = ", ".join(source for source, _ in result.failed)
+        raise StreamdetError(f"{len(result.failed)} of {result.total} inputs failed: {names}")
+    return 0
 
 
 def _read_sources(path: str | None) -> list[str]:
@@ -139,6 +187,28 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
         metavar="TOKEN",
         help="require this token for the web view (Bearer or ?token=); a host other than "
         "127.0.0.1 always needs one, generated and printed when not given",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const=LOCAL_RAY,
+        metavar="ADDRESS",
+        help="run a folder's files on Ray workers, resumably (finished outputs are skipped): "
+        "a local Ray, or the cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto); "
+        'needs pip install "streamdet[ray]"',
+    )
+    p.add_argument(
+        "--ray-workers",
+        type=int,
+        metavar="N",
+        help="Ray workers, each with one model (default: the cluster's CPUs / --threads, "
+        "or its GPUs / --ray-gpus with --device cuda)",
+    )
+    p.add_argument(
+        "--ray-gpus",
+        type=float,
+        metavar="G",
+        help="GPUs each Ray worker reserves with --device cuda (default 1; 0.5: two a GPU)",
     )
     p.add_argument(
         "-v",

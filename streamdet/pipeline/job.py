@@ -18,7 +18,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,8 +119,12 @@ def _positive(name: str, value: float | None, *, zero_ok: bool = False) -> None:
         raise ConfigError(f"{name} must be a positive number of seconds/frames, but got {value}")
 
 
-def plan_job(job: RunJob) -> PlannedJob:
-    """Everything that can be checked before the model loads; one-line errors."""
+def plan_job(job: RunJob, *, resume: bool = False) -> PlannedJob:
+    """Everything that can be checked before the model loads; one-line errors.
+
+    ``resume``: outputs that exist already are not an error (a resumable run skips them; see
+    ``streamdet.pipeline.resume``); every other check is the same.
+    """
     from streamdet.detect.prompts import normalise_prompts
 
     if job.prompts and job.prompts_file:
@@ -158,7 +162,7 @@ def plan_job(job: RunJob) -> PlannedJob:
         video_out=job.video_out,
         jsonl_out=job.jsonl_out,
         many=many,
-        overwrite=job.overwrite,
+        overwrite=job.overwrite or resume,
     )
     hardware_decoder(job.hwaccel)  # an unknown decoder fails before the model loads
     return PlannedJob(job, tuple(plans), many, prompt_file, prompts, serve, together)
@@ -201,7 +205,7 @@ def _plan_serve(job: RunJob) -> ServeAddress | None:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
     """First Ctrl-C / SIGTERM: set ``stop`` (clean end). Second Ctrl-C: KeyboardInterrupt.
 
     Yields the list of signals received (empty: the run was not interrupted by a signal).
@@ -275,13 +279,19 @@ def _sinks_for(
     return sinks
 
 
-def _run_one(
+def run_input(
     plan: InputPlan,
     detector: FrameDetector,
     planned: PlannedJob,
     stop: threading.Event,
+    on_progress: Callable[[Progress], None] | None = None,
     view: LiveView | None = None,
 ) -> RunReport:
+    """One input through ``detector`` into its planned outputs: the per-file pipeline that every
+    run uses (one process, or a Ray worker), so an input's outputs do not depend on which ran it.
+
+    ``on_progress`` is also given every progress snapshot (the terminal's bar gets them too).
+    """
     job = planned.job
     reconnect = ReconnectPolicy(give_up_after=job.reconnect_timeout or None)
     with open_source(
@@ -294,6 +304,12 @@ def _run_one(
         live = source.live or job.live_outputs
         sinks = _sinks_for(plan, source.fps, job, stop, live=live)
         terminal = Terminal(source.name, source.live)
+
+        def progress(p: Progress) -> None:
+            terminal.progress(p)
+            if on_progress is not None:
+                on_progress(p)
+
         if job.max_fps and not source.live:
             _log.warning(
                 "--max-fps applies to live sources; every frame of %s is used", source.name
@@ -302,15 +318,16 @@ def _run_one(
             max_fps=job.max_fps if source.live else None,
             stats_interval=1.0 if job.stats else None,
         )
-        on_progress = terminal.progress
         prompts: PromptSources | PromptFile | None = planned.prompt_file
         if view is not None:
             sinks.append(view.start_run(source.name, source.live))
             prompts = PromptSources([planned.prompt_file, view.prompts])
 
-            def on_progress(snapshot: Progress) -> None:
-                terminal.progress(snapshot)
-                view.progress(snapshot)
+            def progress(p: Progress) -> None:
+                terminal.progress(p)
+                view.progress(p)
+                if on_progress is not None:
+                    on_progress(p)
 
         try:
             return run(
@@ -321,7 +338,7 @@ def _run_one(
                 options=options,
                 stop=stop,
                 prompts=prompts,
-                on_progress=on_progress,
+                on_progress=progress,
                 on_stats=terminal.live_stats,
                 clock=view.clock if view is not None else None,
             )
@@ -411,7 +428,7 @@ def run_job(planned: PlannedJob, detector: FrameDetector) -> int:
     stop = threading.Event()
     reports: list[RunReport] = []
     failed: list[str] = []
-    with _stop_on_signals(stop) as signalled, _serving(planned, detector) as view:
+    with stop_on_signals(stop) as signalled, _serving(planned, detector) as view:
         if planned.together:
             reports = run_together(planned, detector, stop, view)
             for report in reports:
@@ -423,7 +440,7 @@ def run_job(planned: PlannedJob, detector: FrameDetector) -> int:
             if stop.is_set():
                 break
             try:
-                report = _run_one(plan, detector, planned, stop, view)
+                report = run_input(plan, detector, planned, stop, view=view)
             except SourceError as err:
                 if not planned.many:
                     raise
