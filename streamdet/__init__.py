@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from streamdet.detect.classify import Classifier
     from streamdet.detect.detector import Detector
+    from streamdet.search.video_index import VideoIndex
 
 __all__ = [
     "Classifier",
@@ -28,6 +29,7 @@ __all__ = [
     "FrameResult",
     "StreamdetError",
     "Timings",
+    "VideoIndex",
     "Workload",
     "__version__",
 ]
@@ -43,4 +45,8 @@ def __getattr__(name: str):
         from streamdet.detect.classify import Classifier
 
         return Classifier
+    if name == "VideoIndex":
+        from streamdet.search.video_index import VideoIndex
+
+        return VideoIndex
     raise AttributeError(f"module 'streamdet' has no attribute {name!r}")

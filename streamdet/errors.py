@@ -88,3 +88,8 @@ class StreamLostError(SourceError):
 
 class PipelineError(StreamdetError, RuntimeError):
     """A pipeline stage failed or stalled; the message names the stage and the cause."""
+
+
+class IndexFolderError(StreamdetError, ValueError):
+    """A search index folder that is missing, not an index, damaged, or built with another
+    model than the one asked for."""
