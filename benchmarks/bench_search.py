@@ -31,6 +31,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from _common import RESULTS_DIR, command_line, logger, parse_size, write_report
-from streamdet.config import IndexConfig
+from streamdet.config import SEARCH_SCORINGS, IndexConfig
 from streamdet.machine import machine_info
 from streamdet.search import SearchHit, VideoIndex
 from streamdet.search.query import IndexMatrix, score_rows, top_moments
@@ -54,6 +55,8 @@ PROMPTS = (
     "an orange ring",
 )
 K = 10
+#: Moment collapse windows compared (seconds); videos are sampled once a second.
+COLLAPSES = (1.0, 3.0, 5.0)
 log = logger("bench_search")
 
 
@@ -159,16 +162,16 @@ def recall_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "index_seconds": round(seconds, 2),
             "bytes": sum(p.stat().st_size for p in index.folder.iterdir()),
         }
-        cosine = IndexConfig(scoring="cosine", cells=config.cells)
-        settings = {"calibrated": config, "cosine": cosine}
-        if name == "default":
-            settings["calibrated-collapse3"] = IndexConfig(collapse=3.0)
-            settings["cosine-collapse3"] = IndexConfig(scoring="cosine", collapse=3.0)
+        settings = {
+            f"{scoring}-collapse{collapse:g}": replace(config, scoring=scoring, collapse=collapse)
+            for scoring in SEARCH_SCORINGS
+            for collapse in COLLAPSES
+        }
         for label, cfg in settings.items():
             variants[f"{name}/{label}"] = recall_of(index, rows, truth, cfg)
         if name == "default":
             whole = _rows_subset(rows, rows.whole)
-            for label, cfg in (("calibrated", config), ("cosine", settings["cosine"])):
+            for label, cfg in settings.items():
                 variants[f"whole-frame-only/{label}"] = recall_of(index, whole, truth, cfg)
     out["variants"] = variants
     return out
@@ -302,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "recall": recall,
         "query": query,
     }
-    write_report(report, args.out or RESULTS_DIR / "bench_search.json")
+    name = "bench_search-quick.json" if args.quick else "bench_search.json"
+    write_report(report, args.out or RESULTS_DIR / name)
     print(f"| variant | recall@{K} | top-1 | small found |")
     print("|---|---|---|---|")
     for name, v in recall["variants"].items():
