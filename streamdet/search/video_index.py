@@ -35,7 +35,13 @@ from streamdet.search.query import (
     top_moments,
 )
 from streamdet.search.sheet import write_sheet
-from streamdet.search.store import MANIFEST, Manifest, read_manifest, read_part
+from streamdet.search.store import (
+    MANIFEST,
+    Manifest,
+    pyarrow_modules,
+    read_manifest,
+    read_part,
+)
 
 
 def _model_name(model: str | Path) -> str:
@@ -110,6 +116,7 @@ class VideoIndex:
         """Index videos and images (paths, folders, globs): new and changed ones are embedded,
         unchanged ones skipped, ones gone from disk dropped; a bad file is reported in
         ``IndexReport.failed`` and never stops the others."""
+        pyarrow_modules()  # a missing extra is said before the model loads
         model = self.model
         name = _model_name(self._wanted_model())
         report = update_index(
@@ -127,6 +134,7 @@ class VideoIndex:
     def load(self) -> IndexMatrix:
         """Every row in memory (kept until the manifest changes)."""
         manifest = read_manifest(self.folder)
+        pyarrow_modules()
         stamp = self._stamp()
         if self._matrix is not None and self._matrix[0] == stamp:
             return self._matrix[1]
