@@ -1,7 +1,7 @@
 """Ranking an index's rows against one prompt: the loaded matrix, the scores, the top moments.
 
 All rows of an index are loaded once into one (N, D) float32 matrix (Parquet holds float16;
-numpy multiplies float16 without BLAS, about 20x slower, so the matrix is widened once on
+numpy multiplies float16 without BLAS, about 30x slower, so the matrix is widened once on
 load and kept). A query is then one matrix product of the matrix with the prompt's embedding and
 the model's background prompts, a score per row, and a partial sort: no per-row Python.
 
