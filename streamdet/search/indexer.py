@@ -172,6 +172,22 @@ def start_manifest(folder: Path, stamp: ModelStamp, config: IndexConfig) -> Mani
     return Manifest(stamp, settings, old.files)
 
 
+def commit_rows(
+    root: Path,
+    manifest: Manifest,
+    files: dict[str, FileEntry],
+    path: str,
+    stat: tuple[int, int],
+    rows: FileRows,
+) -> None:
+    """Store one video's rows (from ``index_file``, here or in a worker): its part first, then
+    the manifest naming it (``files`` is updated in place)."""
+    name = part_name(path, stat[0], stat[1], manifest.settings)
+    write_part(root, name, rows, manifest.model.checksum)
+    files[path] = FileEntry(name, stat[0], stat[1], len(rows), rows.frames)
+    write_manifest(root, manifest.with_files(files))
+
+
 def update_index(
     folder: str | Path,
     inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -220,10 +236,7 @@ def update_index(
         except Exception as err:  # one bad file never stops the others (a decoder's own error)
             failed.append((path, f"{type(err).__name__}: {err}"))
             continue
-        name = part_name(path, stat[0], stat[1], manifest.settings)
-        write_part(root, name, rows, stamp.checksum)
-        files[path] = FileEntry(name, stat[0], stat[1], len(rows), rows.frames)
-        write_manifest(root, manifest.with_files(files))
+        commit_rows(root, manifest, files, path, stat, rows)
         indexed.append(path)
     final = manifest.with_files(files)
     write_manifest(root, final)
