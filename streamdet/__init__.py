@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from streamdet.detect.classify import Classifier
     from streamdet.detect.detector import Detector
     from streamdet.distributed.folder import FolderResult, run_folder
+    from streamdet.search.video_index import VideoIndex
     from streamdet.track import Tracker
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "StreamdetError",
     "Timings",
     "Tracker",
+    "VideoIndex",
     "Workload",
     "__version__",
     "run_folder",
@@ -61,4 +63,8 @@ def __getattr__(name: str):
         from streamdet.distributed import folder
 
         return getattr(folder, name)
+    if name == "VideoIndex":
+        from streamdet.search.video_index import VideoIndex
+
+        return VideoIndex
     raise AttributeError(f"module 'streamdet' has no attribute {name!r}")

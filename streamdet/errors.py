@@ -92,3 +92,8 @@ class PipelineError(StreamdetError, RuntimeError):
 
 class ClusterError(StreamdetError, ConnectionError):
     """A Ray cluster that cannot be reached or started, or whose workers cannot start."""
+
+
+class IndexFolderError(StreamdetError, ValueError):
+    """A search index folder that is missing, not an index, damaged, or built with another
+    model than the one asked for."""

@@ -1,4 +1,5 @@
-"""The ``streamdet`` command line: ``demo``, ``run``, ``detect``, ``classify``, ``export``.
+"""The ``streamdet`` command line: ``demo``, ``run``, ``detect``, ``classify``, ``export``,
+``index`` and ``search``.
 
 ``main(argv)`` returns the exit code: 0 on success, 1 when streamdet refused or failed with a
 one-line reason (``streamdet: error: ...`` on stderr, no traceback), 2 for usage errors (argparse),
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from streamdet import __version__
-from streamdet.cli import commands, run
+from streamdet.cli import commands, run, search
 from streamdet.errors import StreamdetError
 
 
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_detect_parser(sub)
     commands.add_classify_parser(sub)
     commands.add_export_parser(sub)
+    search.add_index_parser(sub)
+    search.add_search_parser(sub)
     return parser
 
 

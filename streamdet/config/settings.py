@@ -269,3 +269,53 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     return value
+
+
+#: How a search scores an index row against a prompt: "calibrated" (the prompt against the
+#: model's background prompts, as detection scores windows) or "cosine" (the raw similarity).
+SEARCH_SCORINGS = ("calibrated", "cosine")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How ``streamdet index`` samples and embeds videos, and how ``streamdet search`` ranks.
+
+    Not detector settings (``Detector`` does not take them), but their one source of defaults.
+    ``every``: seconds between sampled frames. The index's window grid is coarse and follows the
+    frame: its shorter side is ``cells`` cells, windows are ``window`` cells square and step one
+    cell (so neighbours overlap by ``window - 1`` cells); with the defaults a 640x360 frame has
+    21 windows of 180 px plus the whole frame (docs/benchmarks.md has the recall of other grids).
+    ``collapse``: hits of one file closer than this many seconds are one moment (the best kept);
+    at 1 s the top 10 fill with neighbouring samples of one appearance (recall@10 0.78 against
+    0.95 at 5 s, benchmarks/bench_search.py). ``scoring``: one of ``SEARCH_SCORINGS``;
+    calibrated ranks better than the cosine in 8 of the 9 measured grid and collapse settings.
+    """
+
+    every: float = 1.0
+    cells: int = 4
+    window: int = 2
+    collapse: float = 5.0
+    scoring: str = "calibrated"
+
+    def __post_init__(self) -> None:
+        for name in ("every", "collapse"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (0 < value < 1e6)
+            ):
+                raise ConfigError(f"{name} must be a number of seconds above 0, but got {value!r}")
+        for name in ("cells", "window"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+                raise ConfigError(f"{name} must be a whole number from 1 to 64, but got {value!r}")
+        if self.window > self.cells:
+            raise ConfigError(
+                f"window ({self.window} cells) is larger than the frame's shorter side "
+                f"({self.cells} cells); use a window of at most {self.cells}"
+            )
+        if self.scoring not in SEARCH_SCORINGS:
+            raise ConfigError(
+                f"scoring must be one of {', '.join(SEARCH_SCORINGS)}, but got {self.scoring!r}"
+            )

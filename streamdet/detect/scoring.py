@@ -39,9 +39,18 @@ def prompt_vs_background(
     if len(background_emb) == 0:
         return 1.0 / (1.0 + np.exp(-lk))
     lb = window_logits(image_emb, background_emb, logit_scale)  # (N, B)
+    return 1.0 / (1.0 + np.exp(-background_log_odds(lk, lb)))  # = e^lk / (e^lk + sum_b e^lb)
+
+
+def background_log_odds(lk: np.ndarray, lb: np.ndarray) -> np.ndarray:
+    """log(P(prompt) / P(background)) per window and prompt: ``lk - logsumexp(lb)``, (N, K).
+
+    lk: (N, K) prompt logits, lb: (N, B) background logits. ``prompt_vs_background`` is its
+    sigmoid; ranking by it ranks by that probability without computing (or overflowing) it.
+    """
     top = lb.max(axis=1, keepdims=True)
     log_bg = top + np.log(np.exp(lb - top).sum(axis=1, keepdims=True))  # logsumexp, (N, 1)
-    return 1.0 / (1.0 + np.exp(log_bg - lk))  # = e^lk / (e^lk + sum_b e^lb)
+    return lk - log_bg
 
 
 def reference_normalise(cells: np.ndarray) -> np.ndarray:

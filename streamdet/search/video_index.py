@@ -1,0 +1,214 @@
+"""``VideoIndex``: the Python API of indexing and search.
+
+    from streamdet import VideoIndex
+    index = VideoIndex("clips.index")                 # a folder; created by the first add
+    index.add("dashcam/")                             # videos, folders, globs; incremental
+    for hit in index.search("a red car", k=10):
+        print(hit.file, hit.time, hit.score, hit.box)
+    index.contact_sheet(hits, "hits.html")
+
+The model is the index's own (recorded in its manifest) unless one is given; giving another
+model than an existing index was built with is refused. The model and the loaded matrix are kept
+by the instance: the first search loads them, later searches cost one matrix product each.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamdet.config import DEFAULT_MODEL, SETTINGS, IndexConfig, ModelFacts, resolve_config
+from streamdet.detect.model import FoundModel, LoadedModel, find_model
+from streamdet.detect.prompts import normalise_prompts
+from streamdet.errors import ConfigError, IndexFolderError
+from streamdet.search.indexer import IndexProgress, IndexReport, update_index
+from streamdet.search.query import (
+    IndexMatrix,
+    SearchHit,
+    probability,
+    score_rows,
+    top_moments,
+)
+from streamdet.search.sheet import write_sheet
+from streamdet.search.store import (
+    MANIFEST,
+    Manifest,
+    pyarrow_modules,
+    read_manifest,
+    read_part,
+)
+
+
+def _model_name(model: str | Path) -> str:
+    """How a model is recorded: a local folder by its absolute path, a name or hub id as is."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else str(model)
+
+
+class VideoIndex:
+    """A search index folder: ``add`` videos, ``search`` them by text."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        model: str | Path | None = None,
+        config: IndexConfig | None = None,
+        **runtime: Any,
+    ) -> None:
+        """folder: the index (need not exist until ``add``). model: the model to embed with
+        (None: the index's own, or the built-in one for a new index). config: sampling, grid and
+        ranking (``streamdet.config.IndexConfig``). runtime: runtime settings by name (device,
+        backend, precision, threads, max_batch, cache_dir)."""
+        other = sorted(k for k in runtime if SETTINGS.get(k, ("runtime",))[0] != "runtime")
+        if other:
+            raise ConfigError(
+                f"an index takes runtime settings only (device, backend, ...), not "
+                f"{', '.join(other)}"
+            )
+        self.folder = Path(folder)
+        self.config = config or IndexConfig()
+        self._model_arg = model
+        self._runtime = resolve_config(runtime).runtime
+        self._found: FoundModel | None = None
+        self._model: LoadedModel | None = None
+        self._matrix: tuple[tuple[int, int], IndexMatrix] | None = None
+
+    # ------------------------------------------------------------------ model
+
+    def _wanted_model(self) -> str | Path:
+        if self._model_arg is not None:
+            return self._model_arg
+        if (self.folder / MANIFEST).is_file():
+            return read_manifest(self.folder).model.name
+        return DEFAULT_MODEL
+
+    @property
+    def model(self) -> LoadedModel:
+        """The loaded model (opened on first use)."""
+        if self._model is None:
+            self._found = find_model(self._wanted_model(), cache_dir=self._runtime.cache_dir)
+            self._model = LoadedModel.open(self._found, self._runtime)
+        return self._model
+
+    def _check_model(self, manifest: Manifest) -> None:
+        checksum = self.model.encoders.meta.checksum
+        if manifest.model.checksum != checksum:
+            raise IndexFolderError(
+                f"index '{self.folder}' holds embeddings of model '{manifest.model.name}' "
+                f"({manifest.model.checksum[:12]}), not of '{self._wanted_model()}' "
+                f"({checksum[:12]}); search it with its own model"
+            )
+
+    # ------------------------------------------------------------------ indexing
+
+    def add(
+        self,
+        inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        *,
+        on_progress: Callable[[IndexProgress], None] | None = None,
+    ) -> IndexReport:
+        """Index videos and images (paths, folders, globs): new and changed ones are embedded,
+        unchanged ones skipped, ones gone from disk dropped; a bad file is reported in
+        ``IndexReport.failed`` and never stops the others."""
+        pyarrow_modules()  # a missing extra is said before the model loads
+        model = self.model
+        name = _model_name(self._wanted_model())
+        report = update_index(
+            self.folder, inputs, model, name, self.config, on_progress=on_progress
+        )
+        self._matrix = None
+        return report
+
+    # ------------------------------------------------------------------ search
+
+    def _stamp(self) -> tuple[int, int]:
+        st = os.stat(self.folder / MANIFEST)
+        return st.st_mtime_ns, st.st_size
+
+    def load(self) -> IndexMatrix:
+        """Every row in memory (kept until the manifest changes)."""
+        manifest = read_manifest(self.folder)
+        pyarrow_modules()
+        stamp = self._stamp()
+        if self._matrix is not None and self._matrix[0] == stamp:
+            return self._matrix[1]
+        self._check_model(manifest)
+        parts = [
+            read_part(self.folder, e.part, manifest.model.checksum, e.frames)
+            for e in manifest.files.values()
+        ]
+        matrix = IndexMatrix.from_parts(parts, manifest.model.embed_dim)
+        self._matrix = (stamp, matrix)
+        return matrix
+
+    def embed_prompt(self, prompt: str) -> tuple[np.ndarray, np.ndarray]:
+        """The prompt's (D,) embedding and the (B, D) background prompts, templated as the
+        detector does for this model."""
+        (text,) = normalise_prompts(prompt)
+        texts = self.model.texts
+        assert self._found is not None  # set by self.model
+        scoring = resolve_config({}, model=ModelFacts.from_meta(self._found.meta)).scoring
+        emb = texts.embed_templated([text], scoring.templates)[0]
+        background = [b for b in scoring.background_prompts if b != text]
+        dim = emb.shape[0]
+        bg = (
+            texts.embed_templated(background, scoring.templates)
+            if background
+            else np.zeros((0, dim), np.float32)
+        )
+        return emb, bg
+
+    def search(self, prompt: str, k: int = 10, *, scoring: str | None = None) -> list[SearchHit]:
+        """The ``k`` best moments for ``prompt``, best first (fewer if the index has fewer)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be a whole number of 1 or more, but got {k!r}")
+        normalise_prompts(prompt)  # an empty prompt is refused before anything loads
+        config = self.config if scoring is None else replace(self.config, scoring=scoring)
+        rows = self.load()
+        prompt_emb, background = self.embed_prompt(prompt)
+        return self.rank(rows, prompt_emb, background, k, config)
+
+    def rank(
+        self,
+        rows: IndexMatrix,
+        prompt_emb: np.ndarray,
+        background: np.ndarray,
+        k: int,
+        config: IndexConfig | None = None,
+    ) -> list[SearchHit]:
+        """Score ``rows`` against an embedded prompt and return the top ``k`` moments."""
+        cfg = config or self.config
+        if len(rows) == 0:
+            return []
+        keys = score_rows(rows.matrix, prompt_emb, background, self.model.logit_scale, cfg.scoring)
+        best = top_moments(keys, rows.file_ids, rows.times, k, cfg.collapse)
+        scores = probability(keys[best], cfg.scoring)
+        return [
+            SearchHit(
+                file=rows.files[int(rows.file_ids[i])],
+                time=float(rows.times[i]),
+                score=float(score),
+                box=tuple(round(float(v)) for v in rows.boxes[i]),  # type: ignore[arg-type]
+                frame_size=(int(rows.sizes[i, 0]), int(rows.sizes[i, 1])),
+                whole=bool(rows.whole[i]),
+            )
+            for i, score in zip(best, scores, strict=True)
+        ]
+
+    @staticmethod
+    def contact_sheet(hits: Sequence[SearchHit], path: str | Path, prompt: str = "") -> Path:
+        """Write the hits' contact sheet (.png, .jpg or .html) and return its path."""
+        return write_sheet(hits, path, prompt)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The indexed videos (absolute paths)."""
+        if not (self.folder / MANIFEST).is_file():
+            raise IndexFolderError(f"index '{self.folder}' does not exist; add videos first")
+        return tuple(read_manifest(self.folder).files)
