@@ -59,7 +59,8 @@ class StreamSpec:
 
     clock: where the stream records its stage times (None: a clock of its own), and
     on_progress: called on the stream's output thread with its ``Progress`` (at most four times
-    a second, and once at its end); both what a live view of the stream reads.
+    a second while frames come, once more when they pause, and at its end); both what a live
+    view of the stream reads.
     """
 
     source: Source
@@ -294,7 +295,7 @@ def _output(
         )
 
     on_progress = s.spec.on_progress
-    last_progress = 0.0
+    last_progress, reported = 0.0, 0
     try:
         while True:
             try:
@@ -302,6 +303,9 @@ def _output(
             except queue.Empty:
                 if halt.is_set():
                     return
+                if on_progress is not None and reported != s.processed:  # a pause: be exact
+                    on_progress(snapshot())
+                    last_progress, reported = time.monotonic(), s.processed
                 continue
             if item is _DONE:
                 return
@@ -313,7 +317,7 @@ def _output(
             now = time.monotonic()
             if on_progress is not None and (now - last_progress >= 0.25 or s.processed == 1):
                 on_progress(snapshot())
-                last_progress = now
+                last_progress, reported = now, s.processed
     except BaseException as exc:  # this stream's output failed; the others go on
         _log.warning("%s: output failed: %s", s.name, exc)
         s.error = s.error or exc
