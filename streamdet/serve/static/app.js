@@ -268,7 +268,13 @@
     if (tile.index === 0 && Array.isArray(state.sources)) ensureTiles(state.sources.length);
     if (tile.gone) return;
     tile.name = state.source + (state.running ? "" : " (ended)");
-    tile.caption.textContent = tile.name + " · " + fmt(state.fps, 1) + " FPS";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = tile.name;
+    const fps = document.createElement("span");
+    fps.className = "fps";
+    fps.textContent = fmt(state.fps, 1) + " FPS";
+    tile.caption.replaceChildren(name, fps);
     if (tile.index !== selected) return;
     $("source").textContent = tile.name;
     const rows = [
