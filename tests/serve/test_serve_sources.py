@@ -109,12 +109,18 @@ def test_each_source_has_its_own_stream_and_socket():
 
 def test_a_stalled_source_stops_only_its_own_frames():
     with live_runs(2, stall_after={1: 4}) as lr:
-        _wait_for(lambda: _state(lr.base, "?source=1")["frames_processed"] == 4)
+
+        def stalled() -> dict | None:  # its 4 frames processed (or dropped, on a slow machine)
+            state = _state(lr.base, "?source=1")
+            return state if state["frames_processed"] + state["frames_dropped"] == 4 else None
+
+        stalled_at = _wait_for(stalled)["frames_processed"]
         before = _state(lr.base)["frames_processed"]
         metas = asyncio.run(_ws_frames(lr.base + "/ws?source=0", 6))
         assert metas[-1]["index"] > metas[0]["index"]  # the first camera goes on
         after = _state(lr.base)["sources"]
-        assert after[0]["frames_processed"] > before and after[1]["frames_processed"] == 4
+        assert after[0]["frames_processed"] > before
+        assert 1 <= after[1]["frames_processed"] == stalled_at <= 4
 
 
 def test_a_prompt_edit_reaches_the_labels_of_every_source():
