@@ -355,7 +355,8 @@ def run_together(
     view: LiveView | None = None,
 ) -> list[RunReport]:
     """Every planned input at the same time through one detector (``run_streams``): a source
-    that cannot be opened is reported and the others run; the live view shows the first."""
+    that cannot be opened is reported and the others run; the live view shows every source
+    that opened, in order (``?source=K``)."""
     job = planned.job
     reconnect = ReconnectPolicy(give_up_after=job.reconnect_timeout or None)
     specs: list[StreamSpec] = []
@@ -379,10 +380,13 @@ def run_together(
             live = source.live or job.live_outputs
             sinks = _sinks_for(plan, source.fps, job, stop, live=live)
             opened.callback(lambda sinks=sinks: [sink.close() for sink in sinks])
-            if view is not None and not specs:
-                sinks.append(view.start_run(source.name, source.live))
-                opened.callback(view.end_run)
-            specs.append(StreamSpec(source, tuple(sinks)))
+            if view is None:
+                specs.append(StreamSpec(source, tuple(sinks)))
+                continue
+            shown = view.start_run(source.name, source.live)  # source K: ?source=K
+            opened.callback(view.end_run, shown)
+            sinks.append(shown)
+            specs.append(StreamSpec(source, tuple(sinks), shown.clock, shown.progress))
         if not specs:
             return failed
         prompts: PromptSources | PromptFile | None = planned.prompt_file

@@ -55,10 +55,18 @@ OUTPUT_QUEUE = 4
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """One source of a many-stream run and where its results go."""
+    """One source of a many-stream run and where its results go.
+
+    clock: where the stream records its stage times (None: a clock of its own), and
+    on_progress: called on the stream's output thread with its ``Progress`` (at most four times
+    a second while frames come, once more when they pause, and at its end); both what a live
+    view of the stream reads.
+    """
 
     source: Source
     sinks: Sequence[Sink] = ()
+    clock: StageClock | None = None
+    on_progress: Callable[[Progress], None] | None = None
 
 
 @dataclass
@@ -118,6 +126,7 @@ def run_streams(
             spec,
             Capture(spec.source, halt, queue_size=options.queue_size, max_fps=options.max_fps),
             tracker_for(detector, spec.source),
+            clock=spec.clock or StageClock(),
         )
         for i, spec in enumerate(streams)
     ]
@@ -285,6 +294,8 @@ def _output(
             latency_ms=s.clock.recent_mean("latency"),
         )
 
+    on_progress = s.spec.on_progress
+    last_progress, reported = 0.0, 0
     try:
         while True:
             try:
@@ -292,6 +303,9 @@ def _output(
             except queue.Empty:
                 if halt.is_set():
                     return
+                if on_progress is not None and reported != s.processed:  # a pause: be exact
+                    on_progress(snapshot())
+                    last_progress, reported = time.monotonic(), s.processed
                 continue
             if item is _DONE:
                 return
@@ -300,10 +314,18 @@ def _output(
             s.processed += 1
             if on_frame is not None:
                 on_frame(s.key, frame, result)
+            now = time.monotonic()
+            if on_progress is not None and (now - last_progress >= 0.25 or s.processed == 1):
+                on_progress(snapshot())
+                last_progress, reported = now, s.processed
     except BaseException as exc:  # this stream's output failed; the others go on
         _log.warning("%s: output failed: %s", s.name, exc)
         s.error = s.error or exc
         s.ended = True
+    finally:
+        if on_progress is not None:
+            with contextlib.suppress(Exception):
+                on_progress(snapshot())
 
 
 def _report(s: _Stream, detector: FrameDetector, seconds: float, interrupted: bool) -> RunReport:

@@ -7,6 +7,8 @@ Routes (scripts and tests rely on these paths and fields):
   the request, so nothing outside that folder can be read).
 * ``GET /stream.mjpg``: the annotated frames as ``multipart/x-mixed-replace`` JPEGs.
 * ``GET /api/state``: prompts, thresholds, fps, frames_processed, frames_dropped, latency_ms, ...
+  (the numbers of the selected source) and ``sources``: every source's index, masked name and
+  numbers.
 * ``PUT /api/prompts``: ``{"prompts": [...], "thresholds": {prompt: 0..1}?}``, applied before the
   next frame; a 400 with a one-line ``{"error": ...}`` and no change when invalid.
 * ``GET /ws``: a WebSocket; per frame one JSON text (``"type": "frame"``: detections, heatmap,
@@ -14,6 +16,11 @@ Routes (scripts and tests rely on these paths and fields):
   ``{"type": "prompts", ...}`` edits and, from clients that say ``{"type": "hello", "ack": true}``,
   ``{"type": "ack", "seq": N}`` after drawing a frame (at most ``IN_FLIGHT`` frames unacknowledged,
   so a slow page gets the newest frame rather than a backlog).
+
+A run of several sources at once (``streamdet run SRC1 SRC2 ...``) has one source per index
+0, 1, ...: ``?source=K`` on ``/stream.mjpg``, ``/ws`` and ``/api/state`` selects one (default 0,
+the first; the only one of a single run); not a number: 400, no such source: 404, both with a
+one-line ``{"error": ...}``. The prompts are shared by every source (one model).
 
 Security: with a token every request, the WebSocket included, needs ``Authorization: Bearer
 TOKEN`` or ``?token=TOKEN`` (compared in constant time), else 401; bound to a loopback address,
@@ -37,7 +44,7 @@ from aiohttp import WSMsgType, web
 from streamdet.errors import StreamdetError
 from streamdet.pipeline.prompt_control import check_update
 from streamdet.serve.address import ServeAddress, is_loopback
-from streamdet.serve.view import LiveView
+from streamdet.serve.view import LiveView, SourceSlot
 
 #: Frames a WebSocket client that acknowledges may have unacknowledged.
 IN_FLIGHT = 2
@@ -85,6 +92,21 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers={**_HEADERS, **headers})
 
 
+def _selected(request: web.Request, view: LiveView) -> SourceSlot | web.Response:
+    """The source ``?source=K`` names (default 0), or the one-line 400 / 404 to answer."""
+    text = request.query.get("source", "0").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 6):
+        return _error(
+            400,
+            f"source={text[:20]!r}: give a source's index, 0, 1, ... (see sources in /api/state)",
+        )
+    slot = view.slot(int(text))
+    if slot is None:
+        count = len(view.sources)
+        return _error(404, f"no source {int(text)}: this view has {count} (0..{count - 1})")
+    return slot
+
+
 def make_app(view: LiveView, address: ServeAddress) -> web.Application:
     """The aiohttp application serving ``view`` with ``address``'s token and host rules."""
     static = load_static()
@@ -116,7 +138,10 @@ def make_app(view: LiveView, address: ServeAddress) -> web.Application:
         return web.Response(body=body, content_type=kind)
 
     async def api_state(request: web.Request) -> web.Response:
-        return web.json_response(view.state())
+        slot = _selected(request, view)
+        if isinstance(slot, web.Response):
+            return slot
+        return web.json_response(view.state(slot.index))
 
     async def api_prompts(request: web.Request) -> web.Response:
         origin = request.headers.get("Origin")
@@ -136,6 +161,10 @@ def make_app(view: LiveView, address: ServeAddress) -> web.Application:
         return web.json_response(_update_record(update))
 
     async def mjpeg(request: web.Request) -> web.StreamResponse:
+        slot = _selected(request, view)
+        if isinstance(slot, web.Response):
+            return slot
+        hub = slot.hub
         response = web.StreamResponse(
             headers={**_HEADERS, "Content-Type": "multipart/x-mixed-replace; boundary=frame"}
         )
@@ -143,17 +172,17 @@ def make_app(view: LiveView, address: ServeAddress) -> web.Application:
         task = asyncio.current_task()
         assert task is not None
         connections.add(task)
-        view.hub.viewer_joined()
+        hub.viewer_joined()
         try:
             seq = 0
-            while (frame := await view.hub.next_frame(seq)) is not None:
+            while (frame := await hub.next_frame(seq)) is not None:
                 seq = frame.seq
                 head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}"
                 await response.write(head.encode() + b"\r\n\r\n" + frame.jpeg + b"\r\n")
         except (ConnectionError, RuntimeError):  # the viewer left
             pass
         finally:
-            view.hub.viewer_left()
+            hub.viewer_left()
             connections.discard(task)
         return response
 
@@ -161,12 +190,15 @@ def make_app(view: LiveView, address: ServeAddress) -> web.Application:
         origin = request.headers.get("Origin")
         if origin and not _same_origin(origin, request.host):
             return _error(403, "cross-origin WebSocket refused")
+        slot = _selected(request, view)
+        if isinstance(slot, web.Response):
+            return slot
         ws = web.WebSocketResponse(timeout=1.0, heartbeat=10.0, max_msg_size=MAX_MESSAGE)
         await ws.prepare(request)
         connections.add(ws)
-        view.hub.viewer_joined()
+        slot.hub.viewer_joined()
         flow = _Flow()
-        sender = asyncio.create_task(_send_frames(ws, view, flow))
+        sender = asyncio.create_task(_send_frames(ws, view, slot, flow))
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -181,7 +213,7 @@ def make_app(view: LiveView, address: ServeAddress) -> web.Application:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
                 await sender
-            view.hub.viewer_left()
+            slot.hub.viewer_left()
             connections.discard(ws)
         return ws
 
@@ -266,14 +298,18 @@ def _on_message(text: str, view: LiveView, flow: _Flow) -> dict[str, Any] | None
     return {"type": "error", "error": f"unknown message type {kind!r}"}
 
 
-async def _send_frames(ws: web.WebSocketResponse, view: LiveView, flow: _Flow) -> None:
-    """Newest frames (JSON then JPEG) and a state message every ``STATE_EVERY_S``."""
+async def _send_frames(
+    ws: web.WebSocketResponse, view: LiveView, slot: SourceSlot, flow: _Flow
+) -> None:
+    """``slot``'s newest frames (JSON then JPEG) and a state message (with ``slot``'s
+    numbers) every ``STATE_EVERY_S``."""
     loop = asyncio.get_running_loop()
+    hub = slot.hub
     seq, next_state = 0, 0.0
-    while not ws.closed and not view.hub.closed:
+    while not ws.closed and not hub.closed:
         now = loop.time()
         if now >= next_state:
-            await ws.send_str(json.dumps({"type": "state", **view.state()}))
+            await ws.send_str(json.dumps({"type": "state", **view.state(slot.index)}))
             next_state = now + STATE_EVERY_S
         wait = max(0.01, next_state - loop.time())
         if flow.blocked():
@@ -282,7 +318,7 @@ async def _send_frames(ws: web.WebSocketResponse, view: LiveView, flow: _Flow) -
                 await asyncio.wait_for(flow.changed.wait(), wait)
             continue
         try:
-            frame = await asyncio.wait_for(view.hub.next_frame(seq), wait)
+            frame = await asyncio.wait_for(hub.next_frame(seq), wait)
         except asyncio.TimeoutError:
             continue
         if frame is None:

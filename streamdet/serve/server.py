@@ -106,7 +106,7 @@ class ViewServer:
             loop.close()
 
     async def _serve(self) -> None:
-        self.view.hub.bind(asyncio.get_running_loop())
+        self.view.bind(asyncio.get_running_loop())
         app = make_app(self.view, self.address)
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=CLOSE_TIMEOUT_S

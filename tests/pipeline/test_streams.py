@@ -156,3 +156,24 @@ def test_a_detector_without_detect_many_runs_frame_by_frame():
     )
     assert [r.frames_processed for r in reports] == [7, 7]
     assert np.all([k.items[-1][0] == 6 for k in sinks])
+
+
+def test_each_stream_reports_progress_and_stage_times_where_its_spec_says():
+    """A live view of several streams reads each one's own numbers: the spec's clock gets that
+    stream's stage times, its on_progress that stream's counts, the last one its final count."""
+    from streamdet.pipeline.stats import StageClock
+
+    clocks = [StageClock(), StageClock()]
+    seen: list[list] = [[], []]
+    sources = [_named(FakeSource(n), f"f{i}") for i, n in enumerate((25, 8))]
+    specs = [
+        StreamSpec(s, [ListSink()], clock, seen[i].append)
+        for i, (s, clock) in enumerate(zip(sources, clocks, strict=True))
+    ]
+    reports = run_streams(specs, BatchDetector())
+    for n, got, clock, report in zip((25, 8), seen, clocks, reports, strict=True):
+        counts = [p.processed for p in got]
+        assert counts[0] == 1 and counts[-1] == n == report.frames_processed
+        assert counts == sorted(counts) and all(p.expected == n for p in got)
+        assert set(clock.summary()) == set(report.stages) and "latency" in report.stages
+        assert clock.summary()["write"].mean == report.stages["write"].mean

@@ -1,6 +1,7 @@
 """A live run with the web view for the serve tests: a paced moving picture, a detector that
 finds one box per prompt (so prompt edits show up as labels), and the view's server on a free
-port of 127.0.0.1, all stopped and joined when the test ends."""
+port of 127.0.0.1, all stopped and joined when the test ends; ``live_runs``: several such
+cameras at once through one detector (``run_streams``), each on the view as its own source."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from streamdet.config.settings import TrackConfig
 from streamdet.errors import ConfigError
 from streamdet.pipeline.runner import run
 from streamdet.pipeline.stats import RunReport
+from streamdet.pipeline.streams import StreamSpec, run_streams
 from streamdet.serve import LiveView, ViewServer, parse_serve
 from streamdet.types import Detections, Frame, FrameResult, Timings
 
@@ -25,10 +27,20 @@ W, H = 160, 96
 
 class MovingSource:
     """An endless live source of ``fps`` frames a second: a white square crossing a grey field
-    (so consecutive pictures differ), and a name that carries a camera password."""
+    of level ``shade`` (so consecutive pictures differ, and sources can be told apart), and a
+    name that carries a camera password. ``stall_after``: frames sent before it goes silent
+    (still open, as a camera whose network hangs)."""
 
-    def __init__(self, fps: float = 20.0) -> None:
-        self.name = "rtsp://admin:hunter2secret@10.0.0.7/stream"
+    def __init__(
+        self,
+        fps: float = 20.0,
+        name: str = "rtsp://admin:hunter2secret@10.0.0.7/stream",
+        shade: int = 90,
+        stall_after: int | None = None,
+    ) -> None:
+        self.name = name
+        self.shade = shade
+        self.stall_after = stall_after
         self.live = True
         self.fps = fps
         self.frame_count = None
@@ -38,10 +50,13 @@ class MovingSource:
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         start, i = time.monotonic(), 0
         while not stop.is_set():
+            if self.stall_after is not None and i >= self.stall_after:
+                time.sleep(0.01)
+                continue
             delay = start + i / self.fps - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            image = np.full((H, W, 3), 90, np.uint8)
+            image = np.full((H, W, 3), self.shade, np.uint8)
             x = (i * 7) % (W - 20)
             image[30:50, x : x + 20] = 255
             yield Frame(image, i, i / self.fps, time.monotonic())
@@ -134,6 +149,61 @@ def live_run(
             state.errors.append(exc)
         finally:
             view.end_run()
+
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        stop.set()
+        thread.join(10)
+        server.stop()
+    assert not thread.is_alive(), "the run did not stop"
+    assert not state.errors, state.errors
+
+
+#: The field level of source k of ``live_runs`` (tell the sources' pictures apart).
+SHADES = (60, 120, 180, 30)
+
+
+def camera_name(k: int) -> str:
+    """Source k's name: a camera URL with a password (masked on the view)."""
+    return f"rtsp://admin:hunter2secret@10.0.0.{7 + k}/stream"
+
+
+@contextlib.contextmanager
+def live_runs(
+    count: int = 2,
+    token: str | None = None,
+    fps: float = 20.0,
+    stall_after: dict[int, int] | None = None,
+    detector: LabelDetector | None = None,
+) -> Iterator[LiveRun]:
+    """``count`` cameras at once through one detector (``run_streams``, as ``streamdet run
+    SRC1 SRC2 ...`` runs them), each on the view as source k (field ``SHADES[k]``); stopped and
+    checked when the block ends. ``stall_after``: source k goes silent after that many frames."""
+    detector = detector or LabelDetector()
+    view = LiveView(detector)
+    server = ViewServer(view, parse_serve("127.0.0.1:0", token))
+    url = server.start()
+    stop = threading.Event()
+    stalls = stall_after or {}
+    sources = [MovingSource(fps, camera_name(k), SHADES[k], stalls.get(k)) for k in range(count)]
+    state = LiveRun(url, url.split("?")[0].rstrip("/"), view, server, detector, stop)
+    sinks = [view.start_run(s.name, s.live) for s in sources]
+    specs = [
+        StreamSpec(s, (sink,), sink.clock, sink.progress)
+        for s, sink in zip(sources, sinks, strict=True)
+    ]
+
+    def go() -> None:
+        try:
+            state.reports.extend(run_streams(specs, detector, stop=stop, prompts=view.prompts))
+        except BaseException as exc:
+            state.errors.append(exc)
+        finally:
+            for sink in sinks:
+                view.end_run(sink)
 
     thread = threading.Thread(target=go, daemon=True)
     thread.start()

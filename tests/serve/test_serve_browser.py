@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_helpers import live_run
+from serve_helpers import SHADES, live_run, live_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.network]
 
@@ -191,3 +191,49 @@ def test_the_token_rules_in_the_browser(browser, artefacts):
         view.page.screenshot(path=str(artefacts / "with-token.png"))
         assert view.errors == []
         view.page.close()
+
+
+def test_several_sources_show_as_tiles_that_all_advance_and_share_the_prompts(browser, artefacts):
+    """``streamdet run CAM1 CAM2 CAM3 --serve``: a tile per camera, each painting its own
+    frames; one prompt edit changes the labels in all of them; a click selects and enlarges."""
+    with live_runs(3) as lr:
+        view = Watched(browser, lr.url)
+        page = view.page
+        view.wait("document.querySelectorAll('#tiles .tile').length == 3")
+        view.wait("window.streamdetView.tiles.every((t) => t.frames >= 3)")
+        counts = page.evaluate("window.streamdetView.tiles.map((t) => t.frames)")
+        view.wait(f"window.streamdetView.tiles.every((t, k) => t.frames >= {counts}[k] + 5)")
+        # each tile paints its own camera: the field's grey level is that source's
+        shades = page.evaluate(
+            "Array.from(document.querySelectorAll('#tiles canvas')).map((c) => "
+            "c.getContext('2d').getImageData(150, 85, 1, 1).data[0])"
+        )
+        assert [abs(a - b) < 8 for a, b in zip(shades, SHADES, strict=False)] == [True] * 3
+        view.wait("document.querySelectorAll('#tiles figcaption .name').length == 3")
+        captions = page.locator("#tiles figcaption .name").all_inner_texts()
+        assert captions == [f"rtsp://***@10.0.0.{7 + k}/stream" for k in range(3)]
+        assert "hunter2" not in page.content()
+
+        t0 = time.monotonic()
+        page.fill("#new-prompt", "a red car")
+        page.click("#add-prompt")
+        view.wait(
+            "window.streamdetView.tiles.every((t) => t.labels.includes('a red car'))", timeout=3.0
+        )
+        assert time.monotonic() - t0 < 3.0
+        assert lr.detector.prompts == ("a thing", "a red car")
+        view.wait("document.querySelectorAll('#prompts li').length == 2")  # one prompt panel
+
+        page.screenshot(path=str(artefacts / "sources-grid.png"))
+        page.click("#tiles .tile[data-source='2']")
+        assert "big" in page.get_attribute("#tiles .tile[data-source='2']", "class")
+        view.wait("document.getElementById('source').textContent.includes('10.0.0.9')")
+        assert page.get_attribute("#mjpeg-link", "href") == "/stream.mjpg?source=2"
+        big = page.locator("#tiles .tile[data-source='2']").bounding_box()
+        small = page.locator("#tiles .tile[data-source='0']").bounding_box()
+        assert big["width"] > 1.5 * small["width"]
+        page.screenshot(path=str(artefacts / "sources-enlarged.png"))
+        page.click("#tiles .tile[data-source='2']")  # a second click: back to the grid
+        assert "big" not in page.get_attribute("#tiles .tile[data-source='2']", "class")
+        assert view.errors == []
+        page.close()

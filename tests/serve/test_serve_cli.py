@@ -82,6 +82,44 @@ def test_a_run_serves_its_view_and_ctrl_c_finalises_the_outputs(street_clip, tmp
         urllib.request.urlopen(base + "/api/state", timeout=2)
 
 
+@pytest.mark.network
+@pytest.mark.timeout(120)
+def test_a_run_of_two_sources_serves_both(street_clip, tmp_path):
+    """``streamdet run a.mp4 b.mp4 --serve``: /api/state lists both, each with its own frames,
+    and each has its own MJPEG stream."""
+    other = tmp_path / "other.mp4"
+    with Mp4Sink(other, fps=12) as sink:
+        for i, image in enumerate(demo_frames(150, 360, 640, 1)):
+            sink.write(Frame(image, i, None, 0.0))
+    cmd = [sys.executable, "-m", "streamdet", "run", str(street_clip), str(other)]
+    cmd += ["-p", "a red car", "--jsonl", str(tmp_path / "out"), "--serve", "127.0.0.1:0"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        base = _read_url(proc).rstrip("/")
+        deadline = time.monotonic() + 30
+        while True:
+            state = json.loads(urllib.request.urlopen(base + "/api/state", timeout=5).read())
+            counts = [s["frames_processed"] for s in state["sources"]]
+            if (len(counts) == 2 and min(counts) >= 2) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        names = [s["name"] for s in state["sources"]]
+        assert [n.rsplit("/", 1)[-1] for n in names] == ["street.mp4", "other.mp4"], state
+        assert min(counts) >= 2 and all(s["fps"] > 0 for s in state["sources"])
+        assert state["source"] == names[0] and state["prompts"] == ["a red car"]
+        second = json.loads(urllib.request.urlopen(base + "/api/state?source=1", timeout=5).read())
+        assert second["source"] == names[1] and second["selected"] == 1
+        with urllib.request.urlopen(base + "/stream.mjpg?source=1", timeout=10) as stream:
+            assert stream.read(4096).startswith(b"--frame\r\nContent-Type: image/jpeg")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "2 sources at once" in err
+
+
 def _cli_error(capsys, *args: str) -> str:
     assert main(["run", *args]) != 0
     err = capsys.readouterr().err.strip()

@@ -1,7 +1,10 @@
-// streamdet live view: frames and state over one WebSocket, prompt edits back over it.
-// Per frame the server sends a JSON text ("type": "frame") and then the JPEG as binary; the
-// page draws the newest picture, overlays the heatmap when asked, and acknowledges the frame
-// after it was painted, so the server never sends more than two frames ahead of the screen.
+// streamdet live view: one tile per source, each with its own WebSocket (/ws?source=K) that
+// brings that source's frames and state; prompt edits go back over a socket (the prompts are
+// shared by every source: one model). Per frame the server sends a JSON text ("type": "frame")
+// and then the JPEG as binary; a tile draws the newest picture, overlays the heatmap when asked,
+// and acknowledges the frame after it was painted, so the server never sends more than two
+// frames ahead of the screen. A run of one source shows one large tile, as before; several show
+// a grid: a click on a tile selects it (stats and detections on the right) and enlarges it.
 "use strict";
 
 (() => {
@@ -9,25 +12,30 @@
   const token = params.get("token");
   const query = token ? "?token=" + encodeURIComponent(token) : "";
   const $ = (id) => document.getElementById(id);
-  const canvas = $("video");
-  const ctx = canvas.getContext("2d");
+  const grid = $("tiles");
   const heatCanvas = document.createElement("canvas");
   const heatCtx = heatCanvas.getContext("2d");
 
-  // What tests and the latency benchmark read: frames painted, the labels on the newest one,
-  // and capture -> painted milliseconds of the last frames.
+  // What tests and the latency benchmark read: frames painted, the labels on the newest one
+  // and capture -> painted milliseconds (the first source's at the top, every source's in
+  // tiles; latency has the frames of every source).
   const latency = [];
-  const view = { frames: 0, seq: 0, labels: [], latency: latency, connected: false };
+  const view = { frames: 0, seq: 0, labels: [], latency: latency, connected: false, tiles: [] };
   window.streamdetView = view;
   window.streamdetLatency = latency;
 
-  let socket = null;
-  let meta = null; // the JSON of the frame whose JPEG comes next
+  const tiles = [];
+  let selected = 0;
+  let enlarged = null; // the index of the enlarged tile of a grid, or null
   let shown = { prompts: [], thresholds: {}, colors: {} };
   let shownKey = "";
   let dragging = false;
   let awaited = null; // an accepted prompt edit the state does not show yet
-  let retry = 500;
+
+  function withSource(path, index) {
+    if (index === 0) return path + query; // the first source's URLs are as they always were
+    return path + (query ? query + "&" : "?") + "source=" + index;
+  }
 
   function setStatus(text, cls) {
     const el = $("status");
@@ -35,38 +43,130 @@
     el.className = "status " + (cls || "");
   }
 
-  function connect() {
+  // ------------------------------------------------------------------ tiles
+
+  function makeTile(index) {
+    let figure = grid.querySelector(".tile[data-source='" + index + "']");
+    if (!figure) {
+      figure = document.createElement("figure");
+      figure.className = "tile";
+      figure.dataset.source = String(index);
+      const canvas = document.createElement("canvas");
+      canvas.width = 640;
+      canvas.height = 360;
+      canvas.setAttribute("aria-label", "annotated video of source " + index);
+      const caption = document.createElement("figcaption");
+      figure.append(canvas, caption);
+      grid.append(figure);
+    }
+    figure.tabIndex = 0;
+    const canvas = figure.querySelector("canvas");
+    const stats = { frames: 0, seq: 0, labels: [], connected: false };
+    const tile = {
+      index: index,
+      figure: figure,
+      canvas: canvas,
+      ctx: canvas.getContext("2d"),
+      caption: figure.querySelector("figcaption"),
+      stats: stats,
+      socket: null,
+      meta: null, // the JSON of the frame whose JPEG comes next
+      retry: 500,
+      gone: false,
+      name: "",
+      lastFrame: null,
+    };
+    figure.addEventListener("click", () => choose(index));
+    figure.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        choose(index);
+      }
+    });
+    view.tiles[index] = stats;
+    connect(tile);
+    return tile;
+  }
+
+  function dropTile(tile) {
+    tile.gone = true;
+    if (tile.socket) tile.socket.close();
+    if (tile.index === 0) return; // the first tile is part of the page
+    tile.figure.remove();
+  }
+
+  // The sources the server lists: a tile each (the first one is always there).
+  function ensureTiles(count) {
+    count = Math.max(1, count);
+    while (tiles.length < count) tiles.push(makeTile(tiles.length));
+    while (tiles.length > count) dropTile(tiles.pop());
+    view.tiles.length = tiles.length;
+    if (selected >= count) selected = 0;
+    if (enlarged !== null && enlarged >= count) enlarged = null;
+    layout();
+  }
+
+  function choose(index) {
+    if (tiles.length > 1) enlarged = enlarged === index ? null : index;
+    selected = index;
+    layout();
+    const tile = tiles[index];
+    if (tile.lastFrame) showDetections(tile.lastFrame);
+    $("source").textContent = tile.name;
+  }
+
+  function layout() {
+    grid.classList.toggle("single", tiles.length === 1);
+    grid.classList.toggle("has-big", enlarged !== null);
+    for (const tile of tiles) {
+      tile.figure.classList.toggle("big", tile.index === enlarged);
+      tile.figure.classList.toggle("selected", tiles.length > 1 && tile.index === selected);
+    }
+    $("mjpeg-link").setAttribute("href", withSource("/stream.mjpg", selected));
+  }
+
+  // ------------------------------------------------------------------ sockets
+
+  function connect(tile) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    socket = new WebSocket(scheme + "//" + location.host + "/ws" + query);
+    const socket = new WebSocket(scheme + "//" + location.host + withSource("/ws", tile.index));
+    tile.socket = socket;
     socket.binaryType = "blob";
     socket.onopen = () => {
-      retry = 500;
-      view.connected = true;
-      setStatus("live", "live");
+      tile.retry = 500;
+      tile.stats.connected = true;
+      if (tile.index === 0) {
+        view.connected = true;
+        setStatus("live", "live");
+      }
       socket.send(JSON.stringify({ type: "hello", ack: true }));
     };
     socket.onclose = () => {
-      view.connected = false;
-      setStatus("disconnected", "stopped");
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 5000);
+      tile.stats.connected = false;
+      if (tile.index === 0) {
+        view.connected = false;
+        setStatus("disconnected", "stopped");
+      }
+      if (tile.gone) return;
+      setTimeout(() => connect(tile), tile.retry);
+      tile.retry = Math.min(tile.retry * 2, 5000);
     };
     socket.onmessage = (event) => {
       if (typeof event.data === "string") {
-        onText(JSON.parse(event.data));
-      } else if (meta !== null) {
-        const frame = meta;
-        meta = null;
-        paint(event.data, frame);
+        onText(tile, JSON.parse(event.data));
+      } else if (tile.meta !== null) {
+        const frame = tile.meta;
+        tile.meta = null;
+        paint(tile, event.data, frame);
       }
     };
   }
 
-  function onText(msg) {
+  function onText(tile, msg) {
     if (msg.type === "frame") {
-      meta = msg;
+      tile.meta = msg;
     } else if (msg.type === "state") {
-      showState(msg);
+      showState(tile, msg);
     } else if (msg.type === "prompts") {
       // accepted: show it now, and ignore states that predate it until it is applied
       $("prompt-error").textContent = "";
@@ -79,40 +179,49 @@
     }
   }
 
-  async function paint(blob, frame) {
+  async function paint(tile, blob, frame) {
     let bitmap;
     try {
       bitmap = await createImageBitmap(blob);
     } catch (err) {
-      ack(frame.seq);
+      ack(tile, frame.seq);
       return;
     }
+    const canvas = tile.canvas;
     if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
       canvas.width = bitmap.width;
       canvas.height = bitmap.height;
     }
-    ctx.drawImage(bitmap, 0, 0);
+    tile.ctx.drawImage(bitmap, 0, 0);
     bitmap.close();
-    if ($("heatmap-toggle").checked) drawHeatmap(frame.heatmap);
-    showDetections(frame);
+    if ($("heatmap-toggle").checked) drawHeatmap(tile.ctx, frame.heatmap);
+    tile.lastFrame = frame;
+    if (tile.index === selected) showDetections(frame);
     requestAnimationFrame(() => {
       latency.push(Date.now() - frame.captured_ms);
       if (latency.length > 2000) latency.splice(0, latency.length - 2000);
-      view.frames += 1;
-      view.seq = frame.seq;
-      view.labels = frame.detections.map((d) => d.label);
-      ack(frame.seq);
+      const stats = tile.stats;
+      stats.frames += 1;
+      stats.seq = frame.seq;
+      stats.labels = frame.detections.map((d) => d.label);
+      if (tile.index === 0) {
+        view.frames = stats.frames;
+        view.seq = stats.seq;
+        view.labels = stats.labels;
+      }
+      ack(tile, frame.seq);
     });
   }
 
-  function ack(seq) {
+  function ack(tile, seq) {
+    const socket = tile.socket;
     if (socket && socket.readyState === WebSocket.OPEN) {
       socket.send(JSON.stringify({ type: "ack", seq: seq }));
     }
   }
 
   // A jet-like colour map over the frame, cell by cell, half transparent.
-  function drawHeatmap(heat) {
+  function drawHeatmap(ctx, heat) {
     if (!heat || !heat.rows || !heat.cols) return;
     const cells = atob(heat.cells);
     heatCanvas.width = heat.cols;
@@ -143,6 +252,8 @@
     list.replaceChildren(...items);
   }
 
+  // ------------------------------------------------------------------ state
+
   function fmt(value, digits) {
     return value === null || value === undefined ? "-" : Number(value).toFixed(digits);
   }
@@ -153,8 +264,19 @@
     return sorted[Math.floor(sorted.length / 2)];
   }
 
-  function showState(state) {
-    $("source").textContent = state.source + (state.running ? "" : " (ended)");
+  function showState(tile, state) {
+    if (tile.index === 0 && Array.isArray(state.sources)) ensureTiles(state.sources.length);
+    if (tile.gone) return;
+    tile.name = state.source + (state.running ? "" : " (ended)");
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = tile.name;
+    const fps = document.createElement("span");
+    fps.className = "fps";
+    fps.textContent = fmt(state.fps, 1) + " FPS";
+    tile.caption.replaceChildren(name, fps);
+    if (tile.index !== selected) return;
+    $("source").textContent = tile.name;
     const rows = [
       ["FPS", fmt(state.fps, 1)],
       ["frames", state.frames_processed],
@@ -163,6 +285,7 @@
       ["latency (to screen)", fmt(median(latency), 0) + " ms"],
       ["viewers", state.viewers],
     ];
+    if (tiles.length > 1) rows.unshift(["sources", tiles.length]);
     for (const [stage, ms] of Object.entries(state.stages_ms || {})) {
       rows.push([stage, fmt(ms, 1) + " ms"]);
     }
@@ -188,6 +311,8 @@
       showPrompts();
     }
   }
+
+  // ------------------------------------------------------------------ prompts (shared)
 
   function showPrompts() {
     const list = $("prompts");
@@ -241,12 +366,16 @@
     return out;
   }
 
+  // Any open socket will do: the prompts are the same for every source.
   function send(prompts, thresholds) {
-    if (!socket || socket.readyState !== WebSocket.OPEN) {
+    const order = [tiles[selected], ...tiles].filter(Boolean);
+    const open = order.find((t) => t.socket && t.socket.readyState === WebSocket.OPEN);
+    if (!open) {
       $("prompt-error").textContent = "not connected";
       return;
     }
-    socket.send(JSON.stringify({ type: "prompts", prompts: prompts, thresholds: thresholds }));
+    const message = { type: "prompts", prompts: prompts, thresholds: thresholds };
+    open.socket.send(JSON.stringify(message));
   }
 
   // a click on a slider that moved nothing fires no "change": end the drag on any release
@@ -261,5 +390,5 @@
     send([...shown.prompts, text], pick(shown.thresholds, shown.prompts));
   });
 
-  connect();
+  ensureTiles(1);
 })();
