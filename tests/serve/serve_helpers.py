@@ -8,9 +8,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -150,16 +151,37 @@ def live_run(
         finally:
             view.end_run()
 
+    with _running(go, state, server, stop):
+        yield state
+
+
+@contextlib.contextmanager
+def _running(
+    go: Callable[[], None], state: LiveRun, server: ViewServer, stop: threading.Event
+) -> Iterator[None]:
+    """Run ``go`` on a thread for the block; then stop it, the server, and check it ended
+    cleanly (no error, the thread gone)."""
     thread = threading.Thread(target=go, daemon=True)
     thread.start()
     try:
-        yield state
+        yield
     finally:
         stop.set()
         thread.join(10)
         server.stop()
     assert not thread.is_alive(), "the run did not stop"
     assert not state.errors, state.errors
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """``check()``'s first truthy value, polled every 50 ms; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
 
 
 #: The field level of source k of ``live_runs`` (tell the sources' pictures apart).
@@ -205,13 +227,5 @@ def live_runs(
             for sink in sinks:
                 view.end_run(sink)
 
-    thread = threading.Thread(target=go, daemon=True)
-    thread.start()
-    try:
+    with _running(go, state, server, stop):
         yield state
-    finally:
-        stop.set()
-        thread.join(10)
-        server.stop()
-    assert not thread.is_alive(), "the run did not stop"
-    assert not state.errors, state.errors

@@ -14,7 +14,7 @@ import aiohttp
 import cv2
 import numpy as np
 import pytest
-from serve_helpers import H, W, live_run
+from serve_helpers import H, W, live_run, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -44,13 +44,7 @@ def _state(base: str) -> dict:
 
 
 def _wait_for(check, timeout: float = 3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+    return wait_for(check, timeout)
 
 
 async def _mjpeg_frames(url: str, n: int) -> list[bytes]:

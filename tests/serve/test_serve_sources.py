@@ -13,7 +13,7 @@ import aiohttp
 import cv2
 import numpy as np
 import pytest
-from serve_helpers import SHADES, LabelDetector, MovingSource, camera_name, live_runs
+from serve_helpers import SHADES, LabelDetector, MovingSource, camera_name, live_runs, wait_for
 
 from streamdet.serve import LiveView
 
@@ -35,13 +35,7 @@ def _state(base: str, suffix: str = "") -> dict:
 
 
 def _wait_for(check, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+    return wait_for(check, timeout)
 
 
 async def _first_jpeg(url: str) -> bytes:
