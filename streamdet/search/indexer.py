@@ -23,6 +23,7 @@ from streamdet.config import IndexConfig
 from streamdet.detect.model import LoadedModel
 from streamdet.errors import ConfigError, IndexFolderError, StreamdetError
 from streamdet.search.embed import FrameEmbedder
+from streamdet.search.lists import LISTS_FILE, MIN_ROWS, current_lists, up_to_date
 from streamdet.search.sample import sample_frames
 from streamdet.search.store import (
     FileEntry,
@@ -32,6 +33,7 @@ from streamdet.search.store import (
     part_name,
     prepare_folder,
     read_manifest,
+    read_part,
     remove_orphans,
     write_manifest,
     write_part,
@@ -188,6 +190,21 @@ def commit_rows(
     write_manifest(root, manifest.with_files(files))
 
 
+def refresh_lists(root: Path, manifest: Manifest) -> None:
+    """Bring the index's inverted lists (``streamdet.search.lists``) up to date at index time,
+    so that the first search need not: new parts' rows assigned, stale centres retrained."""
+    parts = {e.part: e.rows for e in manifest.files.values()}
+    checksum = manifest.model.checksum
+    if sum(parts.values()) < MIN_ROWS:
+        (root / LISTS_FILE).unlink(missing_ok=True)  # left from when the index was larger
+        return
+    if up_to_date(root, parts, checksum):
+        return
+    rows = [read_part(root, e.part, checksum, e.frames) for e in manifest.files.values()]
+    matrix = np.concatenate([r.embeddings for r in rows]).astype(np.float32)
+    current_lists(root, list(parts), [len(r) for r in rows], matrix, checksum)
+
+
 def update_index(
     folder: str | Path,
     inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -241,6 +258,7 @@ def update_index(
     final = manifest.with_files(files)
     write_manifest(root, final)
     remove_orphans(root, final)
+    refresh_lists(root, final)
     return IndexReport(
         folder=str(root),
         indexed=tuple(indexed),

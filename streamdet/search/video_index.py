@@ -27,13 +27,8 @@ from streamdet.detect.model import FoundModel, LoadedModel, find_model
 from streamdet.detect.prompts import normalise_prompts
 from streamdet.errors import ConfigError, IndexFolderError
 from streamdet.search.indexer import IndexProgress, IndexReport, update_index
-from streamdet.search.query import (
-    IndexMatrix,
-    SearchHit,
-    probability,
-    score_rows,
-    top_moments,
-)
+from streamdet.search.lists import ListLayout, current_lists
+from streamdet.search.query import IndexMatrix, SearchHit, probability, rank
 from streamdet.search.sheet import write_sheet
 from streamdet.search.store import (
     MANIFEST,
@@ -132,7 +127,9 @@ class VideoIndex:
         return st.st_mtime_ns, st.st_size
 
     def load(self) -> IndexMatrix:
-        """Every row in memory (kept until the manifest changes)."""
+        """Every row in memory (kept until the manifest changes), grouped by inverted list for
+        an index large enough to have them (``streamdet.search.lists``: built here when
+        missing or stale)."""
         manifest = read_manifest(self.folder)
         pyarrow_modules()
         stamp = self._stamp()
@@ -144,6 +141,12 @@ class VideoIndex:
             for e in manifest.files.values()
         ]
         matrix = IndexMatrix.from_parts(parts, manifest.model.embed_dim)
+        names = [e.part for e in manifest.files.values()]
+        lists = current_lists(
+            self.folder, names, [len(p) for p in parts], matrix.matrix, manifest.model.checksum
+        )
+        if lists is not None:
+            matrix = matrix.grouped(ListLayout.of(lists, names))
         self._matrix = (stamp, matrix)
         return matrix
 
@@ -164,12 +167,24 @@ class VideoIndex:
         )
         return emb, bg
 
-    def search(self, prompt: str, k: int = 10, *, scoring: str | None = None) -> list[SearchHit]:
-        """The ``k`` best moments for ``prompt``, best first (fewer if the index has fewer)."""
+    def search(
+        self,
+        prompt: str,
+        k: int = 10,
+        *,
+        scoring: str | None = None,
+        probe: float | None = None,
+    ) -> list[SearchHit]:
+        """The ``k`` best moments for ``prompt``, best first (fewer if the index has fewer).
+        scoring, probe: this query's, instead of the index's ``IndexConfig``."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be a whole number of 1 or more, but got {k!r}")
         normalise_prompts(prompt)  # an empty prompt is refused before anything loads
-        config = self.config if scoring is None else replace(self.config, scoring=scoring)
+        config = replace(
+            self.config,
+            scoring=self.config.scoring if scoring is None else scoring,
+            probe=self.config.probe if probe is None else probe,
+        )
         rows = self.load()
         prompt_emb, background = self.embed_prompt(prompt)
         return self.rank(rows, prompt_emb, background, k, config)
@@ -182,13 +197,22 @@ class VideoIndex:
         k: int,
         config: IndexConfig | None = None,
     ) -> list[SearchHit]:
-        """Score ``rows`` against an embedded prompt and return the top ``k`` moments."""
+        """Score ``rows`` against an embedded prompt and return the top ``k`` moments (with
+        inverted lists, the rows of the best lists: ``IndexConfig.probe``)."""
         cfg = config or self.config
         if len(rows) == 0:
             return []
-        keys = score_rows(rows.matrix, prompt_emb, background, self.model.logit_scale, cfg.scoring)
-        best = top_moments(keys, rows.file_ids, rows.times, k, cfg.collapse)
-        scores = probability(keys[best], cfg.scoring)
+        best, keys = rank(
+            rows,
+            prompt_emb,
+            background,
+            self.model.logit_scale,
+            cfg.scoring,
+            k,
+            cfg.collapse,
+            cfg.probe,
+        )
+        scores = probability(keys, cfg.scoring)
         return [
             SearchHit(
                 file=rows.files[int(rows.file_ids[i])],
