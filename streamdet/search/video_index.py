@@ -15,6 +15,7 @@ by the instance: the first search loads them, later searches cost one matrix pro
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,14 +26,17 @@ import numpy as np
 from streamdet.config import DEFAULT_MODEL, SETTINGS, IndexConfig, ModelFacts, resolve_config
 from streamdet.detect.model import FoundModel, LoadedModel, find_model
 from streamdet.detect.prompts import normalise_prompts
+from streamdet.distributed.cluster import import_ray
+from streamdet.distributed.index import EmbedderSpec, index_on_ray
 from streamdet.errors import ConfigError, IndexFolderError
-from streamdet.search.indexer import IndexProgress, IndexReport, update_index
+from streamdet.search.indexer import IndexProgress, IndexReport, plan_update, update_index
 from streamdet.search.lists import ListLayout, current_lists
 from streamdet.search.query import IndexMatrix, SearchHit, probability, rank
 from streamdet.search.sheet import write_sheet
 from streamdet.search.store import (
     MANIFEST,
     Manifest,
+    ModelStamp,
     pyarrow_modules,
     read_manifest,
     read_part,
@@ -70,6 +74,7 @@ class VideoIndex:
         self.config = config or IndexConfig()
         self._model_arg = model
         self._runtime = resolve_config(runtime).runtime
+        self._runtime_args = dict(runtime)
         self._found: FoundModel | None = None
         self._model: LoadedModel | None = None
         self._matrix: tuple[tuple[int, int], IndexMatrix] | None = None
@@ -107,16 +112,37 @@ class VideoIndex:
         inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         *,
         on_progress: Callable[[IndexProgress], None] | None = None,
+        ray: bool | str = False,
+        workers: int | None = None,
+        stop: threading.Event | None = None,
     ) -> IndexReport:
         """Index videos and images (paths, folders, globs): new and changed ones are embedded,
         unchanged ones skipped, ones gone from disk dropped; a bad file is reported in
-        ``IndexReport.failed`` and never stops the others."""
+        ``IndexReport.failed`` and never stops the others.
+
+        ray: False embeds here; True on a local Ray (or the one this process initialised); an
+        address (``HOST:PORT``, ``ray://HOST:PORT``, ``auto``) on that cluster: each worker
+        loads the model once, this process stores each video as it comes back (the
+        ``streamdet[ray]`` extra). workers: Ray workers (default: the cluster's CPUs /
+        ``threads``). stop: set it to end a Ray run early; finished videos are kept.
+        """
         pyarrow_modules()  # a missing extra is said before the model loads
+        if ray is not False:
+            import_ray()
         model = self.model
         name = _model_name(self._wanted_model())
-        report = update_index(
-            self.folder, inputs, model, name, self.config, on_progress=on_progress
-        )
+        if ray is False:
+            report = update_index(
+                self.folder, inputs, model, name, self.config, on_progress=on_progress
+            )
+        else:
+            meta = model.encoders.meta
+            stamp = ModelStamp(name, meta.checksum, int(model.encoders.embed_dim))
+            plan = plan_update(self.folder, inputs, stamp, self.config)
+            spec = EmbedderSpec(name, tuple(sorted(self._runtime_args.items())), self.config)
+            report, _ = index_on_ray(
+                plan, spec, ray=ray, workers=workers, stop=stop, on_progress=on_progress
+            )
         self._matrix = None
         return report
 
