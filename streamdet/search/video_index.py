@@ -26,8 +26,6 @@ import numpy as np
 from streamdet.config import DEFAULT_MODEL, SETTINGS, IndexConfig, ModelFacts, resolve_config
 from streamdet.detect.model import FoundModel, LoadedModel, find_model
 from streamdet.detect.prompts import normalise_prompts
-from streamdet.distributed.cluster import import_ray
-from streamdet.distributed.index import EmbedderSpec, index_on_ray
 from streamdet.errors import ConfigError, IndexFolderError
 from streamdet.search.indexer import IndexProgress, IndexReport, plan_update, update_index
 from streamdet.search.lists import ListLayout, current_lists
@@ -128,6 +126,9 @@ class VideoIndex:
         """
         pyarrow_modules()  # a missing extra is said before the model loads
         if ray is not False:
+            # imported here: streamdet.distributed.index imports this package
+            from streamdet.distributed.index import EmbedderSpec, import_ray, index_on_ray
+
             import_ray()
         model = self.model
         name = _model_name(self._wanted_model())
