@@ -39,6 +39,7 @@ MIN_ROWS = 250_000
 RETRAIN_GROWTH = 4.0
 #: Rows of the k-means sample per list (and k-means iterations).
 SAMPLE_PER_LIST = 48
+SEED_PER_LIST = 8
 ITERATIONS = 8
 _CHUNK = 32_768
 
@@ -62,7 +63,7 @@ def train(matrix: np.ndarray, lists: int, *, seed: int = 0) -> np.ndarray:
     n = len(matrix)
     sample = matrix[np.sort(rng.choice(n, min(n, lists * SAMPLE_PER_LIST), replace=False))]
     sample = np.ascontiguousarray(sample, np.float32)
-    centres = sample[rng.choice(len(sample), lists, replace=False)].copy()
+    centres = _seeds(sample, lists, rng)
     for _ in range(ITERATIONS):
         labels = assign(sample, centres)
         sums = np.zeros_like(centres)
@@ -73,6 +74,29 @@ def train(matrix: np.ndarray, lists: int, *, seed: int = 0) -> np.ndarray:
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         centres = sums / np.maximum(norms, 1e-12)
     return centres.astype(np.float32)
+
+
+def _seeds(sample: np.ndarray, lists: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (in rounds of ``lists // 32`` centres, so that a few dozen matrix
+    products pick them all) on up to ``SEED_PER_LIST`` rows a list of the (random) sample: the
+    next centres are drawn with probability growing with their squared distance to the nearest
+    centre so far (random seeds split one cluster and merge two)."""
+    pool = sample[: lists * SEED_PER_LIST]
+    batch = max(1, lists // 32)
+    chosen = [int(rng.integers(len(pool)))]
+    nearest = 2.0 - 2.0 * (pool @ pool[chosen[0]])  # squared distance of unit vectors
+    while len(chosen) < lists:
+        take = min(batch, lists - len(chosen))
+        cumulative = np.cumsum(np.maximum(nearest, 0.0))
+        if cumulative[-1] > 0:
+            picks = np.searchsorted(cumulative, rng.random(take) * cumulative[-1], side="right")
+            picks = np.minimum(picks, len(pool) - 1)
+        else:
+            picks = rng.integers(len(pool), size=take)
+        chosen.extend(int(p) for p in picks)
+        closest = 2.0 - 2.0 * (pool @ pool[picks].T).max(axis=1)
+        np.minimum(nearest, closest, out=nearest)
+    return pool[chosen].copy()
 
 
 @dataclass(frozen=True)
