@@ -13,15 +13,21 @@ is right when its file has an appearance of the prompt whose interval holds the 
 recall@10 of a prompt is the share of its appearances with a right hit among the top 10 (out of
 at most 10), and top-1 says whether the best hit is right. Variants from the same index: the
 calibrated score against the raw cosine, windows and whole frame against the whole frame alone,
-and the moment collapse window; one more index with a finer grid (``--fine-cells``).
+and the moment collapse window; the same rows through inverted lists with the default probe
+(``default-lists``: what the lists cost in recall; an index this small has none by default); one
+more index with a finer grid (``--fine-cells``).
 
 Query time: ``--rows`` rows (default 100,000) of random unit embeddings, written as parts of
 1,000 rows through the real writer, loaded once (reported apart), then ``VideoIndex.search``
 timed ``--repeats`` times for the built-in model's dimension (the prompt's embedding is cached
 after the first call, as in a session), and the ranking path (scores and top moments) for
-ViT-B/32's 512 dimensions. ``--windowed-frames`` (default 100,000, none with ``--quick``) adds an
-index of that many frames with 22 rows each (the whole frame and the 21 windows of a 640x360
-frame with the default grid), searched the same way with the built-in model's dimension.
+ViT-B/32's 512 dimensions. ``--windowed-frames`` (default 100,000, none with ``--quick``) adds
+two indexes of that many frames with 22 rows each (the whole frame and the 21 windows of a
+640x360 frame with the default grid): rows of random unit vectors (no structure: the worst case
+for inverted lists), and rows drawn from the generated videos' real rows, jittered. Each is
+loaded twice (the first load trains and stores the inverted lists; the second reads them, both
+reported apart), searched with the defaults, and with each ``--probes`` share against scoring
+every row (recall@10 of the exact moments, and the query time).
 
 JSON (machine, versions, settings, command) goes to benchmarks/results/bench_search.json and a
 markdown summary to stdout.
