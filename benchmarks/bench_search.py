@@ -13,15 +13,21 @@ is right when its file has an appearance of the prompt whose interval holds the 
 recall@10 of a prompt is the share of its appearances with a right hit among the top 10 (out of
 at most 10), and top-1 says whether the best hit is right. Variants from the same index: the
 calibrated score against the raw cosine, windows and whole frame against the whole frame alone,
-and the moment collapse window; one more index with a finer grid (``--fine-cells``).
+and the moment collapse window; the same rows through inverted lists with the default probe
+(``default-lists``: what the lists cost in recall; an index this small has none by default); one
+more index with a finer grid (``--fine-cells``).
 
 Query time: ``--rows`` rows (default 100,000) of random unit embeddings, written as parts of
 1,000 rows through the real writer, loaded once (reported apart), then ``VideoIndex.search``
 timed ``--repeats`` times for the built-in model's dimension (the prompt's embedding is cached
 after the first call, as in a session), and the ranking path (scores and top moments) for
-ViT-B/32's 512 dimensions. ``--windowed-frames`` (default 100,000, none with ``--quick``) adds an
-index of that many frames with 22 rows each (the whole frame and the 21 windows of a 640x360
-frame with the default grid), searched the same way with the built-in model's dimension.
+ViT-B/32's 512 dimensions. ``--windowed-frames`` (default 100,000, none with ``--quick``) adds
+two indexes of that many frames with 22 rows each (the whole frame and the 21 windows of a
+640x360 frame with the default grid): rows of random unit vectors (no structure: the worst case
+for inverted lists), and rows drawn from the generated videos' real rows, jittered. Each is
+loaded twice (the first load trains and stores the inverted lists; the second reads them, both
+reported apart), searched with the defaults, and with each ``--probes`` share against scoring
+every row (recall@10 of the exact moments, and the query time).
 
 JSON (machine, versions, settings, command) goes to benchmarks/results/bench_search.json and a
 markdown summary to stdout.
@@ -61,6 +67,8 @@ PROMPTS = (
 K = 10
 #: Rows of one 640x360 frame with the default grid: the whole frame and 21 windows.
 ROWS_PER_FRAME = 22
+#: Per-dimension noise added to real rows for the large query-time index (cosine ~0.93).
+JITTER = 0.05
 #: Moment collapse windows compared (seconds); videos are sampled once a second.
 COLLAPSES = (1.0, 3.0, 5.0)
 log = logger("bench_search")
@@ -118,6 +126,15 @@ def _rows_subset(rows: IndexMatrix, keep: np.ndarray) -> IndexMatrix:
     )  # fmt: skip
 
 
+def _with_lists(folder: Path, rows: IndexMatrix) -> IndexMatrix:
+    """``rows`` grouped by inverted lists trained on them (one part: the list of all rows)."""
+    from streamdet.search.lists import ListLayout, Lists, assign, list_count, train
+
+    centres = train(rows.matrix, list_count(len(rows)))
+    lists = Lists(centres, len(rows), "", {"all": assign(rows.matrix, centres)})
+    return rows.grouped(ListLayout.of(lists, ["all"]))
+
+
 def recall_of(
     index: VideoIndex,
     rows: IndexMatrix,
@@ -140,7 +157,11 @@ def recall_of(
     }
 
 
-def recall_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def recall_section(
+    args: argparse.Namespace, work: Path
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Recall of every variant on generated videos; also the default index's rows (for the
+    query-time index made of real rows)."""
     videos = work / "videos"
     videos.mkdir()
     truth = make_videos(videos, args.videos, args.seconds, args.size, args.fps, args.seed)
@@ -153,6 +174,7 @@ def recall_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
     grids = {"default": IndexConfig(), "fine": IndexConfig(cells=args.fine_cells)}
     variants: dict[str, Any] = {}
+    real_rows = None
     for name, config in grids.items():
         index = VideoIndex(work / f"index-{name}", config=config)
         t0 = time.perf_counter()
@@ -176,11 +198,17 @@ def recall_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for label, cfg in settings.items():
             variants[f"{name}/{label}"] = recall_of(index, rows, truth, cfg)
         if name == "default":
+            real_rows = rows.matrix.copy()
+            # the same rows searched through inverted lists (an index this small has none:
+            # lists.MIN_ROWS), with the default probe: what the lists cost in recall
+            listed = _with_lists(index.folder, rows)
+            for label, cfg in settings.items():
+                variants[f"default-lists/{label}"] = recall_of(index, listed, truth, cfg)
             whole = _rows_subset(rows, rows.whole)
             for label, cfg in settings.items():
                 variants[f"whole-frame-only/{label}"] = recall_of(index, whole, truth, cfg)
     out["variants"] = variants
-    return out
+    return out, real_rows
 
 
 def sum_frames(index: VideoIndex) -> int:
@@ -190,10 +218,21 @@ def sum_frames(index: VideoIndex) -> int:
 
 
 def synthetic_index(
-    folder: Path, frames: int, dim: int, checksum: str, seed: int, rows_per_frame: int = 1
+    folder: Path,
+    frames: int,
+    dim: int,
+    checksum: str,
+    seed: int,
+    rows_per_frame: int = 1,
+    real: np.ndarray | None = None,
 ) -> int:
-    """``frames`` x ``rows_per_frame`` random unit rows (a frame's rows share its time), in parts
-    of 1,000 frames written by the real writer, and a manifest; returns the row count."""
+    """``frames`` x ``rows_per_frame`` unit rows (a frame's rows share its time), in parts of
+    1,000 frames written by the real writer, and a manifest; returns the row count.
+
+    Rows are random unit vectors (no structure at all: the worst case for inverted lists), or
+    with ``real`` rows (N, dim), random ones of them jittered by Gaussian noise of
+    ``JITTER`` per dimension (a cosine of about 0.93 to the original) and renormalised.
+    """
     from streamdet.search.store import FileEntry, Manifest, ModelStamp, prepare_folder
 
     rng = np.random.default_rng(seed)
@@ -202,7 +241,11 @@ def synthetic_index(
     per = 1000
     for p in range(0, frames, per):
         n = min(per, frames - p) * rows_per_frame
-        emb = rng.standard_normal((n, dim)).astype(np.float32)
+        if real is None:
+            emb = rng.standard_normal((n, dim)).astype(np.float32)
+        else:
+            emb = real[rng.integers(0, len(real), n)]
+            emb = emb + rng.normal(0.0, JITTER, emb.shape).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
         name = f"synthetic{p // per:05d}"
         part = FileRows(
@@ -222,8 +265,17 @@ def synthetic_index(
     return frames * rows_per_frame
 
 
-def time_search(folder: Path, repeats: int) -> tuple[dict[str, Any], IndexMatrix]:
-    """Load the index at ``folder`` once (timed apart), then time ``VideoIndex.search``."""
+def time_search(
+    folder: Path, repeats: int, probes: Sequence[float] = ()
+) -> tuple[dict[str, Any], IndexMatrix]:
+    """Load the index at ``folder`` (timed apart: the first load builds its inverted lists when
+    it is large enough, a second one reads them), then time ``VideoIndex.search`` with the
+    default settings; with ``probes``, also each probe share's query time and its recall@10
+    of the exact moments (``probe`` 1: every row scored)."""
+    first = VideoIndex(folder)
+    t0 = time.perf_counter()
+    first.load()
+    build_ms = (time.perf_counter() - t0) * 1e3
     index = VideoIndex(folder)
     t0 = time.perf_counter()
     rows = index.load()
@@ -234,7 +286,38 @@ def time_search(folder: Path, repeats: int) -> tuple[dict[str, Any], IndexMatrix
         t0 = time.perf_counter()
         index.search(PROMPTS[i % len(PROMPTS)], k=K)
         samples.append((time.perf_counter() - t0) * 1e3)
-    return {"load_ms": round(load_ms, 1), "search": _ms(samples), "path": "search"}, rows
+    out: dict[str, Any] = {
+        "first_load_ms": round(build_ms, 1),
+        "load_ms": round(load_ms, 1),
+        "lists": 0 if rows.layout is None else len(rows.layout.centres),
+        "probe": IndexConfig().probe,
+        "search": _ms(samples),
+        "path": "search",
+    }
+    if probes and rows.layout is not None:
+        exact = {p: _moments(index.search(p, k=K, probe=1.0)) for p in PROMPTS}
+        per_probe = {}
+        for probe in probes:
+            times = []
+            recall = []
+            for i in range(max(repeats, len(PROMPTS))):
+                prompt = PROMPTS[i % len(PROMPTS)]
+                t0 = time.perf_counter()
+                hits = index.search(prompt, k=K, probe=probe)
+                times.append((time.perf_counter() - t0) * 1e3)
+                if i < len(PROMPTS):
+                    recall.append(len(_moments(hits) & exact[prompt]) / K)
+            per_probe[f"{probe:g}"] = {
+                "search": _ms(times),
+                f"recall@{K}_vs_exact": round(statistics.mean(recall), 3),
+            }
+            log(f"  probe {probe:g}: {per_probe[f'{probe:g}']}")
+        out["probes"] = per_probe
+    return out, rows
+
+
+def _moments(hits: Sequence[SearchHit]) -> set[tuple[str, float]]:
+    return {(h.file, round(h.time, 3)) for h in hits}
 
 
 def _ms(samples: Sequence[float]) -> dict[str, float]:
@@ -246,7 +329,9 @@ def _ms(samples: Sequence[float]) -> dict[str, float]:
     }
 
 
-def query_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def query_section(
+    args: argparse.Namespace, work: Path, real_rows: np.ndarray | None = None
+) -> dict[str, Any]:
     builtin = VideoIndex(work / "unused")
     model = builtin.model
     checksum, dim = model.encoders.meta.checksum, int(model.encoders.embed_dim)
@@ -258,20 +343,30 @@ def query_section(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     median = out[f"dim{dim}"]["search"]["median_ms"]
     log(f"{args.rows} rows, dim {dim}: query {median} ms")
     if args.windowed_frames:
-        folder = work / "windowed-index"
-        count = synthetic_index(
-            folder, args.windowed_frames, dim, checksum, args.seed, ROWS_PER_FRAME
-        )
-        timing, _ = time_search(folder, args.repeats)
-        out[f"dim{dim}_windowed"] = {
-            "frames": args.windowed_frames,
-            "rows": count,
-            "rows_per_frame": ROWS_PER_FRAME,
-            **timing,
-        }
-        shutil.rmtree(folder)
-        median = timing["search"]["median_ms"]
-        log(f"{args.windowed_frames} frames ({count} rows), dim {dim}: query {median} ms")
+        sources = {"random": None, "real": real_rows}
+        for source, real in sources.items():
+            if source == "real" and real is None:
+                continue
+            folder = work / f"windowed-index-{source}"
+            count = synthetic_index(
+                folder, args.windowed_frames, dim, checksum, args.seed, ROWS_PER_FRAME, real
+            )
+            timing, _ = time_search(folder, args.repeats, args.probes)
+            out[f"dim{dim}_windowed_{source}"] = {
+                "frames": args.windowed_frames,
+                "rows": count,
+                "rows_per_frame": ROWS_PER_FRAME,
+                "rows_from": "random unit vectors"
+                if real is None
+                else f"the generated videos' {len(real)} real rows, jittered",
+                **timing,
+            }
+            shutil.rmtree(folder)
+            median, p90 = timing["search"]["median_ms"], timing["search"]["p90_ms"]
+            log(
+                f"{args.windowed_frames} frames ({count} rows, {source}): query {median} ms "
+                f"median, {p90} ms p90"
+            )
     for other in args.dims:
         if other == dim:
             continue
@@ -312,6 +407,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--dims", default="64,512", help="embedding dimensions to time (default 64,512)")
     p.add_argument("--repeats", type=int, default=20, help="timed queries per setting")
+    p.add_argument(
+        "--probes",
+        default="0.05,0.1,0.2,0.3,0.5",
+        help="probe shares timed (with recall against every row) on the windowed index",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="JSON report (default benchmarks/results/...)")
     args = p.parse_args(argv)
@@ -321,6 +421,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.windowed_frames is None:
         args.windowed_frames = 0 if args.quick else 100_000
     args.dims = [int(d) for d in args.dims.split(",") if d.strip()]
+    args.probes = [float(p) for p in args.probes.split(",") if p.strip()]
     if args.videos < 1 or args.seconds < 8 or args.rows < 1 or args.repeats < 1:
         p.error("need at least 1 video of 8 s or more, 1 row and 1 repeat")
     return args
@@ -331,8 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = list(argv) if argv is not None else __import__("sys").argv[1:]
     with tempfile.TemporaryDirectory(prefix="bench_search-") as tmp:
         work = Path(tmp)
-        recall = recall_section(args, work)
-        query = query_section(args, work)
+        recall, real_rows = recall_section(args, work)
+        query = query_section(args, work, real_rows)
     report = {
         "benchmark": "bench_search",
         "command": command_line("bench_search.py", raw),

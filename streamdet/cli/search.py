@@ -3,6 +3,7 @@
     streamdet index dashcam/ -o dashcam.index --every 1
     streamdet search dashcam.index "a red car" -k 10 --sheet hits.html
     streamdet search dashcam.index "a red car" --json
+    streamdet index dashcam/ -o dashcam.index --ray            # embedded on Ray workers
 
 Both load pyarrow and the model only when they run (the ``search`` extra).
 """
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from streamdet.cli.flags import add_model_flags, settings_from_args
+from streamdet.cli.run import LOCAL_RAY
 from streamdet.config import SEARCH_SCORINGS, SETTINGS, IndexConfig
 from streamdet.errors import ConfigError, StreamdetError
 
@@ -48,24 +50,58 @@ def _runtime(args: argparse.Namespace) -> dict[str, object]:
     return {k: v for k, v in overrides.items() if SETTINGS[k][0] == "runtime"}
 
 
+class _RayProgress(_Progress):
+    """``[2/5 files] 3 Ray workers: 40 frames`` for a run on Ray."""
+
+    def __call__(self, p: object) -> None:
+        if not self.on:
+            return
+        line = f"[{p.done}/{p.total} files] {p.path}: {p.frames} frames"  # type: ignore[attr-defined]
+        sys.stderr.write("\r" + line + "\x1b[K")
+        sys.stderr.flush()
+        self.drawn = True
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
+    import threading
+
     from streamdet.search import VideoIndex
 
+    if args.ray is None and args.ray_workers is not None:
+        raise ConfigError("--ray-workers goes with --ray")
     config = IndexConfig(every=args.every, cells=args.cells, window=args.window)
     runtime = _runtime(args)
     index = VideoIndex(args.output, model=args.model, config=config, **runtime)
-    progress = _Progress()
+    progress = _Progress() if args.ray is None else _RayProgress()
+    stop = threading.Event()
     try:
-        report = index.add(args.inputs, on_progress=progress)
+        if args.ray is None:
+            report = index.add(args.inputs, on_progress=progress)
+        else:
+            from streamdet.pipeline.job import stop_on_signals
+
+            with stop_on_signals(stop):
+                report = index.add(
+                    args.inputs,
+                    on_progress=progress,
+                    ray=True if args.ray == LOCAL_RAY else args.ray,
+                    workers=args.ray_workers,
+                    stop=stop,
+                )
     finally:
         progress.end()
     for path, reason in report.failed:
         print(f"streamdet: skipped: {path}: {reason}", file=sys.stderr)
+    stopped = f", {len(report.not_run)} not run (stopped; run again)" if report.not_run else ""
     print(
         f"indexed {len(report.indexed)}, skipped {len(report.skipped)} unchanged, "
-        f"failed {len(report.failed)}, dropped {len(report.removed)} removed; "
+        f"failed {len(report.failed)}{stopped}, dropped {len(report.removed)} removed; "
         f"{report.files} files, {report.rows} rows in {report.folder} ({report.seconds:.1f} s)"
     )
+    if report.not_run:
+        from streamdet.pipeline.job import EXIT_INTERRUPTED
+
+        return EXIT_INTERRUPTED
     if report.failed:
         total = len(report.indexed) + len(report.skipped) + len(report.failed)
         raise StreamdetError(f"{len(report.failed)} of {total} inputs could not be indexed")
@@ -82,7 +118,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         raise ConfigError("the prompt is empty; give text such as 'a red car'")
     if args.sheet:
         check_sheet_path(args.sheet)
-    config = IndexConfig(scoring=args.scoring, collapse=args.collapse)
+    config = IndexConfig(scoring=args.scoring, collapse=args.collapse, probe=args.probe)
     runtime = _runtime(args)
     index = VideoIndex(args.index, model=args.model, config=config, **runtime)
     hits = index.search(args.prompt, k=args.k)
@@ -132,6 +168,21 @@ def add_index_parser(sub: argparse._SubParsersAction) -> None:
         default=_DEFAULTS.window,
         help=f"window grid: window side in cells, one-cell steps (default {_DEFAULTS.window})",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const=LOCAL_RAY,
+        metavar="ADDRESS",
+        help="embed the videos on Ray workers (each loads the model once): a local Ray, or the "
+        "cluster at ADDRESS (HOST:PORT, ray://HOST:PORT, auto); only new and changed videos go "
+        'to workers; needs pip install "streamdet[ray]"',
+    )
+    p.add_argument(
+        "--ray-workers",
+        type=int,
+        metavar="N",
+        help="Ray workers, each with one model (default: the cluster's CPUs / --threads)",
+    )
     _add_model_flags(p, "the index's own model, or the built-in one for a new index")
     p.set_defaults(func=_cmd_index)
 
@@ -148,6 +199,14 @@ def add_search_parser(sub: argparse._SubParsersAction) -> None:
         choices=SEARCH_SCORINGS,
         default=_DEFAULTS.scoring,
         help=f"calibrated (against background prompts) or cosine (default {_DEFAULTS.scoring})",
+    )
+    p.add_argument(
+        "--probe",
+        type=float,
+        default=_DEFAULTS.probe,
+        help="share of the rows a query scores in an index with inverted lists (250,000 rows "
+        "or more): those of the best-matching lists; 1 scores every row "
+        f"(default {_DEFAULTS.probe})",
     )
     p.add_argument(
         "--collapse",

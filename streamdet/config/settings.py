@@ -289,6 +289,9 @@ class IndexConfig:
     at 1 s the top 10 fill with neighbouring samples of one appearance (recall@10 0.78 against
     0.95 at 5 s, benchmarks/bench_search.py). ``scoring``: one of ``SEARCH_SCORINGS``;
     calibrated ranks better than the cosine in 8 of the 9 measured grid and collapse settings.
+    ``probe``: the share of an index's rows a query scores when the index has inverted lists
+    (``streamdet.search.lists``, from 250,000 rows): the rows of the lists whose centres score
+    best; 1 scores every row (exact, 106-212 ms over 2.2 million rows on two cores).
     """
 
     every: float = 1.0
@@ -296,6 +299,7 @@ class IndexConfig:
     window: int = 2
     collapse: float = 5.0
     scoring: str = "calibrated"
+    probe: float = 0.2
 
     def __post_init__(self) -> None:
         for name in ("every", "collapse"):
@@ -314,6 +318,14 @@ class IndexConfig:
             raise ConfigError(
                 f"window ({self.window} cells) is larger than the frame's shorter side "
                 f"({self.cells} cells); use a window of at most {self.cells}"
+            )
+        if (
+            isinstance(self.probe, bool)
+            or not isinstance(self.probe, int | float)
+            or not 0 < self.probe <= 1
+        ):
+            raise ConfigError(
+                f"probe must be a share of the rows above 0 and at most 1, but got {self.probe!r}"
             )
         if self.scoring not in SEARCH_SCORINGS:
             raise ConfigError(

@@ -1,7 +1,9 @@
 """Building and updating an index folder: which videos to embed, embedding them, the manifest.
 
 ``index_file`` embeds ONE video and returns its rows without touching the index: it is the unit a
-worker process (a Ray task, later) can run per file and send back. ``update_index`` is the driver:
+worker process (a Ray actor: ``streamdet.distributed.index``) runs per file and sends back.
+``plan_update`` / ``commit_rows`` / ``finish_update`` are the driver's steps, which
+``update_index`` runs in this process:
 it compares each input's size and mtime with the manifest, embeds only new and changed videos,
 writes each one's part and then the manifest (so an interrupted run loses at most the video being
 embedded), drops videos that no longer exist, and reports every failure in one line without
@@ -23,6 +25,7 @@ from streamdet.config import IndexConfig
 from streamdet.detect.model import LoadedModel
 from streamdet.errors import ConfigError, IndexFolderError, StreamdetError
 from streamdet.search.embed import FrameEmbedder
+from streamdet.search.lists import LISTS_FILE, MIN_ROWS, current_lists, up_to_date
 from streamdet.search.sample import sample_frames
 from streamdet.search.store import (
     FileEntry,
@@ -32,6 +35,7 @@ from streamdet.search.store import (
     part_name,
     prepare_folder,
     read_manifest,
+    read_part,
     remove_orphans,
     write_manifest,
     write_part,
@@ -48,7 +52,8 @@ EMBED_SETTINGS = ("every", "cells", "window")
 
 @dataclass(frozen=True)
 class IndexProgress:
-    """Where indexing is: file ``done`` + 1 of ``total`` (``path``), its sampled frames so far."""
+    """Where indexing is: file ``done`` + 1 of ``total`` to embed (``path``), its sampled frames
+    so far (on Ray: ``done`` files finished, ``path`` the workers, ``frames`` theirs together)."""
 
     done: int
     total: int
@@ -68,6 +73,7 @@ class IndexReport:
     files: int
     rows: int
     seconds: float
+    not_run: tuple[str, ...] = ()  # stopped (Ctrl-C) before they were embedded: the next run
 
 
 def embed_settings(config: IndexConfig) -> dict[str, float | int]:
@@ -188,6 +194,88 @@ def commit_rows(
     write_manifest(root, manifest.with_files(files))
 
 
+def refresh_lists(root: Path, manifest: Manifest) -> None:
+    """Bring the index's inverted lists (``streamdet.search.lists``) up to date at index time,
+    so that the first search need not: new parts' rows assigned, stale centres retrained."""
+    parts = {e.part: e.rows for e in manifest.files.values()}
+    checksum = manifest.model.checksum
+    if sum(parts.values()) < MIN_ROWS:
+        (root / LISTS_FILE).unlink(missing_ok=True)  # left from when the index was larger
+        return
+    if up_to_date(root, parts, checksum):
+        return
+    rows = [read_part(root, e.part, checksum, e.frames) for e in manifest.files.values()]
+    matrix = np.concatenate([r.embeddings for r in rows]).astype(np.float32)
+    current_lists(root, list(parts), [len(r) for r in rows], matrix, checksum)
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """What an update will do: the index folder and manifest, the entries kept so far
+    (``files``, updated in place as videos are committed), the videos to embed (path and
+    size/mtime, or None for one that does not exist), and those skipped and dropped."""
+
+    root: Path
+    manifest: Manifest
+    files: dict[str, FileEntry]
+    todo: tuple[tuple[str, tuple[int, int] | None], ...]
+    skipped: tuple[str, ...]
+    removed: tuple[str, ...]
+    total: int
+    started: float
+
+
+def plan_update(
+    folder: str | Path,
+    inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    stamp: ModelStamp,
+    config: IndexConfig,
+) -> IndexPlan:
+    """Compare the inputs with the index's manifest: only new and changed videos are to do."""
+    t0 = time.perf_counter()
+    paths = collect_inputs(inputs)
+    root = prepare_folder(folder)
+    manifest = start_manifest(root, stamp, config)
+    files = dict(manifest.files)
+    removed = tuple(p for p in files if _stat(p) is None)
+    for p in removed:
+        del files[p]
+    todo: list[tuple[str, tuple[int, int] | None]] = []
+    skipped: list[str] = []
+    for path in paths:
+        stat = _stat(path)
+        entry = files.get(path)
+        if stat is not None and entry is not None and (entry.size, entry.mtime_ns) == stat:
+            skipped.append(path)
+        else:
+            todo.append((path, stat))
+    return IndexPlan(root, manifest, files, tuple(todo), tuple(skipped), removed, len(paths), t0)
+
+
+def finish_update(
+    plan: IndexPlan,
+    indexed: Iterable[str],
+    failed: Iterable[tuple[str, str]],
+    not_run: Iterable[str] = (),
+) -> IndexReport:
+    """The final manifest, orphans removed, the inverted lists brought up to date; the report."""
+    final = plan.manifest.with_files(plan.files)
+    write_manifest(plan.root, final)
+    remove_orphans(plan.root, final)
+    refresh_lists(plan.root, final)
+    return IndexReport(
+        folder=str(plan.root),
+        indexed=tuple(indexed),
+        skipped=plan.skipped,
+        failed=tuple(failed),
+        removed=plan.removed,
+        files=len(plan.files),
+        rows=sum(e.rows for e in plan.files.values()),
+        seconds=time.perf_counter() - plan.started,
+        not_run=tuple(not_run),
+    )
+
+
 def update_index(
     folder: str | Path,
     inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
@@ -197,29 +285,17 @@ def update_index(
     *,
     on_progress: Callable[[IndexProgress], None] | None = None,
 ) -> IndexReport:
-    """Add ``inputs`` to the index at ``folder`` (created if absent); see the module docstring."""
-    t0 = time.perf_counter()
-    paths = collect_inputs(inputs)
-    root = prepare_folder(folder)
-    meta = model.encoders.meta
-    stamp = ModelStamp(model_name, meta.checksum, int(model.encoders.embed_dim))
-    manifest = start_manifest(root, stamp, config)
-    files = dict(manifest.files)
-    removed = tuple(p for p in files if _stat(p) is None)
-    for p in removed:
-        del files[p]
+    """Add ``inputs`` to the index at ``folder`` (created if absent), embedding in this process;
+    see the module docstring (``streamdet.distributed.index`` does the same on Ray)."""
+    stamp = ModelStamp(model_name, model.encoders.meta.checksum, int(model.encoders.embed_dim))
+    plan = plan_update(folder, inputs, stamp, config)
     embedder = FrameEmbedder(model, config)
     indexed: list[str] = []
-    skipped: list[str] = []
     failed: list[tuple[str, str]] = []
-    for n, path in enumerate(paths):
-        stat = _stat(path)
-        entry = files.get(path)
-        if stat is not None and entry is not None and (entry.size, entry.mtime_ns) == stat:
-            skipped.append(path)
-            continue
+    total = len(plan.todo)
+    for n, (path, stat) in enumerate(plan.todo):
         if on_progress is not None:
-            on_progress(IndexProgress(n, len(paths), path, 0))
+            on_progress(IndexProgress(n, total, path, 0))
         try:
             if stat is None:
                 raise ConfigError(f"'{path}' does not exist")
@@ -228,7 +304,7 @@ def update_index(
                 embedder,
                 on_frames=None
                 if on_progress is None
-                else (lambda c, n=n, p=path: on_progress(IndexProgress(n, len(paths), p, c))),
+                else (lambda c, n=n, p=path: on_progress(IndexProgress(n, total, p, c))),
             )
         except StreamdetError as err:
             failed.append((path, str(err)))
@@ -236,18 +312,6 @@ def update_index(
         except Exception as err:  # one bad file never stops the others (a decoder's own error)
             failed.append((path, f"{type(err).__name__}: {err}"))
             continue
-        commit_rows(root, manifest, files, path, stat, rows)
+        commit_rows(plan.root, plan.manifest, plan.files, path, stat, rows)
         indexed.append(path)
-    final = manifest.with_files(files)
-    write_manifest(root, final)
-    remove_orphans(root, final)
-    return IndexReport(
-        folder=str(root),
-        indexed=tuple(indexed),
-        skipped=tuple(skipped),
-        failed=tuple(failed),
-        removed=removed,
-        files=len(files),
-        rows=sum(e.rows for e in files.values()),
-        seconds=time.perf_counter() - t0,
-    )
+    return finish_update(plan, indexed, failed)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamdet.detect.scoring import background_log_odds
+from streamdet.search.lists import ListLayout
 from streamdet.search.store import FileRows
 
 
@@ -68,6 +69,7 @@ class IndexMatrix:
     sizes: np.ndarray  # (N, 2) int32
     whole: np.ndarray  # (N,) bool
     matrix: np.ndarray  # (N, D) float32
+    layout: ListLayout | None = None  # the rows grouped by inverted list (``lists``), or None
 
     @classmethod
     def from_parts(cls, parts: Sequence[FileRows], dim: int) -> IndexMatrix:
@@ -95,6 +97,14 @@ class IndexMatrix:
 
     def __len__(self) -> int:
         return len(self.times)
+
+    def grouped(self, layout: ListLayout) -> IndexMatrix:
+        """The same rows reordered so that each inverted list is contiguous (``layout.order``)."""
+        o = layout.order
+        return IndexMatrix(
+            self.files, self.file_ids[o], self.times[o], self.boxes[o], self.sizes[o],
+            self.whole[o], np.ascontiguousarray(self.matrix[o]), layout,
+        )  # fmt: skip
 
 
 def score_rows(
@@ -155,3 +165,43 @@ def top_moments(
         if pool >= n:
             return kept
         pool = min(n, pool * 4)  # too many rows of the same moments: look deeper
+
+
+def rank(
+    rows: IndexMatrix,
+    prompt: np.ndarray,
+    background: np.ndarray,
+    logit_scale: float,
+    scoring: str,
+    k: int,
+    collapse: float,
+    probe: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the best ``k`` moments (best first) and their ranking keys.
+
+    With inverted lists (``rows.layout``) and ``probe`` < 1, the rows of the lists whose centres
+    score best are scored, at least ``probe`` of the index's rows, and deeper when they hold
+    fewer than ``k`` moments; otherwise every row is scored.
+    """
+    n = len(rows)
+    layout = rows.layout
+    if layout is None or probe >= 1.0:
+        keys = score_rows(rows.matrix, prompt, background, logit_scale, scoring)
+        best = np.asarray(top_moments(keys, rows.file_ids, rows.times, k, collapse), np.int64)
+        return best, keys[best]
+    centre_keys = score_rows(layout.centres, prompt, background, logit_scale, scoring)
+    want = max(int(probe * n), 1)
+    while True:
+        ranges = layout.probe(centre_keys, want)
+        index = np.concatenate([np.arange(a, b) for a, b in ranges])
+        keys = np.concatenate(
+            [
+                score_rows(rows.matrix[a:b], prompt, background, logit_scale, scoring)
+                for a, b in ranges
+            ]
+        )
+        found = top_moments(keys, rows.file_ids[index], rows.times[index], k, collapse)
+        if len(found) >= k or len(index) >= n:
+            chosen = np.asarray(found, np.int64)
+            return index[chosen], keys[chosen]
+        want *= 4  # the probed lists hold fewer than k moments: look wider

@@ -6,6 +6,7 @@
         manifest.json            # model id and checksum, settings, and per video: its part,
                                  # size and mtime (what re-indexing compares), rows, frames
         3f9c0a...e1.parquet      # one video's rows: file, time, box, frame size, whole, embedding
+        lists.npz                # derived: inverted lists of a large index (search.lists)
 
 A row is one sampled frame seen whole (``whole``; its box is the frame) or one window of it.
 Embeddings are float16 (half the disk and memory of float32; a cosine moves by about 1e-3).

@@ -15,6 +15,7 @@ by the instance: the first search loads them, later searches cost one matrix pro
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -26,18 +27,14 @@ from streamdet.config import DEFAULT_MODEL, SETTINGS, IndexConfig, ModelFacts, r
 from streamdet.detect.model import FoundModel, LoadedModel, find_model
 from streamdet.detect.prompts import normalise_prompts
 from streamdet.errors import ConfigError, IndexFolderError
-from streamdet.search.indexer import IndexProgress, IndexReport, update_index
-from streamdet.search.query import (
-    IndexMatrix,
-    SearchHit,
-    probability,
-    score_rows,
-    top_moments,
-)
+from streamdet.search.indexer import IndexProgress, IndexReport, plan_update, update_index
+from streamdet.search.lists import ListLayout, current_lists
+from streamdet.search.query import IndexMatrix, SearchHit, probability, rank
 from streamdet.search.sheet import write_sheet
 from streamdet.search.store import (
     MANIFEST,
     Manifest,
+    ModelStamp,
     pyarrow_modules,
     read_manifest,
     read_part,
@@ -75,6 +72,7 @@ class VideoIndex:
         self.config = config or IndexConfig()
         self._model_arg = model
         self._runtime = resolve_config(runtime).runtime
+        self._runtime_args = dict(runtime)
         self._found: FoundModel | None = None
         self._model: LoadedModel | None = None
         self._matrix: tuple[tuple[int, int], IndexMatrix] | None = None
@@ -112,16 +110,40 @@ class VideoIndex:
         inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         *,
         on_progress: Callable[[IndexProgress], None] | None = None,
+        ray: bool | str = False,
+        workers: int | None = None,
+        stop: threading.Event | None = None,
     ) -> IndexReport:
         """Index videos and images (paths, folders, globs): new and changed ones are embedded,
         unchanged ones skipped, ones gone from disk dropped; a bad file is reported in
-        ``IndexReport.failed`` and never stops the others."""
+        ``IndexReport.failed`` and never stops the others.
+
+        ray: False embeds here; True on a local Ray (or the one this process initialised); an
+        address (``HOST:PORT``, ``ray://HOST:PORT``, ``auto``) on that cluster: each worker
+        loads the model once, this process stores each video as it comes back (the
+        ``streamdet[ray]`` extra). workers: Ray workers (default: the cluster's CPUs /
+        ``threads``). stop: set it to end a Ray run early; finished videos are kept.
+        """
         pyarrow_modules()  # a missing extra is said before the model loads
+        if ray is not False:
+            # imported here: streamdet.distributed.index imports this package
+            from streamdet.distributed.index import EmbedderSpec, import_ray, index_on_ray
+
+            import_ray()
         model = self.model
         name = _model_name(self._wanted_model())
-        report = update_index(
-            self.folder, inputs, model, name, self.config, on_progress=on_progress
-        )
+        if ray is False:
+            report = update_index(
+                self.folder, inputs, model, name, self.config, on_progress=on_progress
+            )
+        else:
+            meta = model.encoders.meta
+            stamp = ModelStamp(name, meta.checksum, int(model.encoders.embed_dim))
+            plan = plan_update(self.folder, inputs, stamp, self.config)
+            spec = EmbedderSpec(name, tuple(sorted(self._runtime_args.items())), self.config)
+            report, _ = index_on_ray(
+                plan, spec, ray=ray, workers=workers, stop=stop, on_progress=on_progress
+            )
         self._matrix = None
         return report
 
@@ -132,7 +154,9 @@ class VideoIndex:
         return st.st_mtime_ns, st.st_size
 
     def load(self) -> IndexMatrix:
-        """Every row in memory (kept until the manifest changes)."""
+        """Every row in memory (kept until the manifest changes), grouped by inverted list for
+        an index large enough to have them (``streamdet.search.lists``: built here when
+        missing or stale)."""
         manifest = read_manifest(self.folder)
         pyarrow_modules()
         stamp = self._stamp()
@@ -144,6 +168,12 @@ class VideoIndex:
             for e in manifest.files.values()
         ]
         matrix = IndexMatrix.from_parts(parts, manifest.model.embed_dim)
+        names = [e.part for e in manifest.files.values()]
+        lists = current_lists(
+            self.folder, names, [len(p) for p in parts], matrix.matrix, manifest.model.checksum
+        )
+        if lists is not None:
+            matrix = matrix.grouped(ListLayout.of(lists, names))
         self._matrix = (stamp, matrix)
         return matrix
 
@@ -164,12 +194,24 @@ class VideoIndex:
         )
         return emb, bg
 
-    def search(self, prompt: str, k: int = 10, *, scoring: str | None = None) -> list[SearchHit]:
-        """The ``k`` best moments for ``prompt``, best first (fewer if the index has fewer)."""
+    def search(
+        self,
+        prompt: str,
+        k: int = 10,
+        *,
+        scoring: str | None = None,
+        probe: float | None = None,
+    ) -> list[SearchHit]:
+        """The ``k`` best moments for ``prompt``, best first (fewer if the index has fewer).
+        scoring, probe: this query's, instead of the index's ``IndexConfig``."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be a whole number of 1 or more, but got {k!r}")
         normalise_prompts(prompt)  # an empty prompt is refused before anything loads
-        config = self.config if scoring is None else replace(self.config, scoring=scoring)
+        config = replace(
+            self.config,
+            scoring=self.config.scoring if scoring is None else scoring,
+            probe=self.config.probe if probe is None else probe,
+        )
         rows = self.load()
         prompt_emb, background = self.embed_prompt(prompt)
         return self.rank(rows, prompt_emb, background, k, config)
@@ -182,13 +224,22 @@ class VideoIndex:
         k: int,
         config: IndexConfig | None = None,
     ) -> list[SearchHit]:
-        """Score ``rows`` against an embedded prompt and return the top ``k`` moments."""
+        """Score ``rows`` against an embedded prompt and return the top ``k`` moments (with
+        inverted lists, the rows of the best lists: ``IndexConfig.probe``)."""
         cfg = config or self.config
         if len(rows) == 0:
             return []
-        keys = score_rows(rows.matrix, prompt_emb, background, self.model.logit_scale, cfg.scoring)
-        best = top_moments(keys, rows.file_ids, rows.times, k, cfg.collapse)
-        scores = probability(keys[best], cfg.scoring)
+        best, keys = rank(
+            rows,
+            prompt_emb,
+            background,
+            self.model.logit_scale,
+            cfg.scoring,
+            k,
+            cfg.collapse,
+            cfg.probe,
+        )
+        scores = probability(keys, cfg.scoring)
         return [
             SearchHit(
                 file=rows.files[int(rows.file_ids[i])],

@@ -86,3 +86,14 @@ def test_without_pyarrow_the_error_names_the_extra(indexed_source, monkeypatch, 
         "streamdet: error: indexing and search need pyarrow; install it with "
         'pip install "streamdet[search]"\n'
     )
+
+
+def test_ray_workers_without_ray_and_a_bad_probe_are_one_line(tmp_path, capsys):
+    videos = tmp_path / "v"
+    videos.mkdir()
+    assert main(["index", str(videos), "-o", str(tmp_path / "i"), "--ray-workers", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ray-workers goes with --ray" in err[0]
+    assert main(["search", str(tmp_path / "i"), "a red car", "--probe", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "probe" in err[0]
