@@ -23,6 +23,8 @@ from streamdet.config.settings import DENSE_HEADS
 
 #: The settings a ``--quick`` run compares (and the two the targets are checked on).
 QUICK_SETTINGS: tuple[str, ...] = ("calibrated", "reference")
+#: The default setting (the model's own): the one whose failures and calibration are analysed.
+ANALYSED_SETTING = "calibrated"
 
 
 @dataclass(frozen=True)
