@@ -42,6 +42,7 @@ from streamdet.quality.metrics import TRACK_IOU, grid_ceiling, require_pycocotoo
 from streamdet.quality.report import check_targets, fmt, gaps, model_info, summary, write_report
 from streamdet.quality.settings import (
     ANALYSED_SETTING,
+    QUICK_BY_GENERATOR,
     QUICK_SETTINGS,
     NamedSetting,
     make_settings,
@@ -75,7 +76,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model id or folder")
     parser.add_argument(
-        "--quick", action="store_true", help="small dataset, calibrated vs reference (CI)"
+        "--quick",
+        action="store_true",
+        help="small dataset; calibrated vs reference on the training generator, calibrated on "
+        "the held-out one (CI)",
     )
     parser.add_argument("--frames", type=int, help="still frames per prompt and kind (4; quick 1)")
     parser.add_argument("--videos", type=int, help="videos per prompt set (2; quick 1)")
@@ -179,7 +183,10 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             height=height,
             width=width,
         )
-        generators[name] = run_generator(name, dataset, settings, runs, args.patch)
+        chosen = settings
+        if args.quick and args.configs is None:
+            chosen = [s for s in settings if s.name in QUICK_BY_GENERATOR[name]]
+        generators[name] = run_generator(name, dataset, chosen, runs, args.patch)
     targets = check_targets(generators)
     return {
         "benchmark": "quality",

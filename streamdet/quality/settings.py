@@ -25,6 +25,12 @@ from streamdet.config.settings import DENSE_HEADS
 QUICK_SETTINGS: tuple[str, ...] = ("calibrated", "reference")
 #: The default setting (the model's own): the one whose failures and calibration are analysed.
 ANALYSED_SETTING = "calibrated"
+#: What ``--quick`` runs per generator: the held-out generator runs the default setting only
+#: (``reference`` exists for a training-generator target, and is the slow one).
+QUICK_BY_GENERATOR: dict[str, tuple[str, ...]] = {
+    "train": QUICK_SETTINGS,
+    "heldout": (ANALYSED_SETTING,),
+}
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ object, never the training palette.
 The training generator paints each colour name as one BGR value (``synth.vocabulary.COLOURS``)
 jittered by at most 14 per channel. Here a name is a range of hue, saturation and value that
 people would still call that name (dark and light reds, yellowish and bluish greens, violet and
-magenta-ish purples), and a sampled shade within ``PALETTE_MARGIN`` (per channel) of the training
-value is drawn again, so no held-out object has a colour the model was trained on. The ranges keep
+magenta-ish purples), and a sampled shade within ``PALETTE_MARGIN`` per channel (black: 16) of the
+training value is drawn again, so no held-out object has a colour the model was trained on. The ranges keep
 gaps between neighbouring names (red/orange/yellow, blue/purple), so a shade is never ambiguous.
 
 Only the colour NAMES come from the training side (``synth.vocabulary``); the shades are ours.
@@ -23,6 +23,9 @@ from streamdet.synth.vocabulary import COLOURS
 #: A held-out shade differs from the training colour of its name by more than this in some
 #: channel (0-255): beyond the training generator's +-14 jitter.
 PALETTE_MARGIN = 24
+#: Black has little room (any black is near (22, 22, 22)): just beyond the jitter, which makes
+#: held-out blacks tinted (brown, blue, green blacks) or a little lighter.
+MARGINS: dict[str, int] = {"black": 16}
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ SHADES: dict[str, ShadeRange] = {
     "blue": ShadeRange((203.0, 236.0), (0.60, 1.0), (0.45, 0.95)),
     "purple": ShadeRange((268.0, 302.0), (0.45, 0.85), (0.38, 0.80)),
     "white": ShadeRange((0.0, 360.0), (0.0, 0.07), (0.87, 1.0)),
-    "black": ShadeRange((0.0, 360.0), (0.0, 0.30), (0.03, 0.17)),
+    "black": ShadeRange((0.0, 360.0), (0.0, 0.35), (0.03, 0.21)),
 }
 assert set(SHADES) == set(COLOURS), "every vocabulary colour needs a held-out shade range"
 
@@ -50,6 +53,11 @@ assert set(SHADES) == set(COLOURS), "every vocabulary colour needs a held-out sh
 def training_rgb(name: str) -> np.ndarray:
     """The training generator's colour of ``name`` as RGB (its palette is BGR)."""
     return np.asarray(COLOURS[name][::-1], np.float64)
+
+
+def margin(name: str) -> int:
+    """How far (max over channels) a shade of ``name`` stays from the training colour."""
+    return MARGINS.get(name, PALETTE_MARGIN)
 
 
 def _hue(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -66,7 +74,7 @@ def sample_shade(rng: np.random.Generator, name: str) -> np.ndarray:
         h = _hue(rng, *r.hue) / 360.0
         s, v = rng.uniform(*r.saturation), rng.uniform(*r.value)
         rgb = np.asarray(colorsys.hsv_to_rgb(h, s, v), np.float64) * 255.0
-        if np.abs(rgb - train).max() > PALETTE_MARGIN:
+        if np.abs(rgb - train).max() > margin(name):
             break
     return rgb
 
