@@ -4,9 +4,10 @@ object, never the training palette.
 The training generator paints each colour name as one BGR value (``synth.vocabulary.COLOURS``)
 jittered by at most 14 per channel. Here a name is a range of hue, saturation and value that
 people would still call that name (dark and light reds, yellowish and bluish greens, violet and
-magenta-ish purples), and a sampled shade within ``PALETTE_MARGIN`` per channel (black: 16) of the
-training value is drawn again, so no held-out object has a colour the model was trained on. The ranges keep
-gaps between neighbouring names (red/orange/yellow, blue/purple), so a shade is never ambiguous.
+magenta-ish purples), and a sampled shade within ``PALETTE_MARGIN`` per channel (black: 16)
+of the training value is drawn again, so no held-out object has a colour the model was trained
+on. The ranges keep gaps between neighbouring names (red/orange/yellow, blue/purple), so a shade
+is never ambiguous.
 
 Only the colour NAMES come from the training side (``synth.vocabulary``); the shades are ours.
 """
