@@ -106,6 +106,8 @@ def h264(frames: list[np.ndarray], crf: int) -> tuple[list[np.ndarray], str]:
     Falls back to JPEG per frame at a matching quality when PyAV has no libx264 or the size is
     odd (4:2:0 needs even sides); the codec name says which happened.
     """
+    if not frames:
+        return [], "none"
     h, w = frames[0].shape[:2]
     try:
         import av
