@@ -8,10 +8,11 @@ share of the box inside the region, is neither right nor wrong). From that:
 * recall at the operating point (the boxes the detector returns) per prompt, per object size
   (square root of the true box's area, pixels), per background kind and per frame kind;
 * false boxes by cause: what each wrong box lies on (the object it covers most, or none), named by
-  what that object shares with the prompt: ``same colour`` (other kind: a colour-only
-  distractor), ``same kind`` (other colour: shape-only), ``other size`` (both but the size),
-  ``other object``, ``background``. Counted on frames without the prompt's object (the false-box
-  metric's frames) and over all wrong boxes (what costs AP);
+  what that object shares with the prompt: ``target, loose or twice`` (an object of the
+  prompt, boxed with IoU < 0.5 or a second time), ``same colour`` (other kind: a colour-only
+  distractor), ``same kind`` (other colour: shape-only), ``other size`` (all the prompt names
+  but the size), ``other object``, ``background``. Counted on frames without the prompt's
+  object (the false-box metric's frames) and over all wrong boxes (what costs AP);
 * false boxes by background kind on frames without the prompt's object.
 """
 
@@ -35,7 +36,14 @@ CONFIDENCE_EDGES: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1
 SIZE_EDGES: tuple[int, ...] = (0, 32, 64, 128)
 #: A wrong box lies on the object that covers this share of it or more (the largest share wins).
 ON_OBJECT = 0.3
-CAUSES: tuple[str, ...] = ("same colour", "same kind", "other size", "other object", "background")
+CAUSES: tuple[str, ...] = (
+    "target, loose or twice",
+    "same colour",
+    "same kind",
+    "other size",
+    "other object",
+    "background",
+)
 
 
 def _inter(a: Box, b: Box) -> float:
@@ -140,16 +148,17 @@ def cause(query: Query, obj: ObjectInfo | None) -> str:
     """What the object a wrong box lies on shares with the prompt (see the module)."""
     if obj is None:
         return "background"
+    if query.matches_attributes(obj.kind, obj.colour, obj.size):
+        return "target, loose or twice"
     colour = query.colour is not None and obj.colour == query.colour
     kind = query.kind is not None and obj.kind == query.kind
-    if colour and kind:
+    named = (query.colour is not None) + (query.kind is not None)
+    if named and colour + kind == named:  # all it names but the size
         return "other size"
-    if colour and query.kind is not None:
+    if colour:
         return "same colour"
-    if kind and query.colour is not None:
+    if kind:
         return "same kind"
-    if colour or kind:  # the prompt names one attribute; the size is what differs
-        return "other size"
     return "other object"
 
 

@@ -82,7 +82,11 @@ def test_causes_name_what_the_object_shares_with_the_prompt():
     assert cause(q, ObjectInfo("circle", "blue", "small", SQUARE)) == "same kind"
     assert cause(q, ObjectInfo("circle", "red", "large", SQUARE)) == "other size"
     assert cause(q, ObjectInfo("car", "green", "large", SQUARE)) == "other object"
+    assert cause(q, ObjectInfo("circle", "red", "small", SQUARE)) == "target, loose or twice"
     assert cause(q, None) == "background"
+    cross = parse_prompt("a large white cross")
+    assert cause(cross, ObjectInfo("cross", "white", "small", SQUARE)) == "other size"
+    assert cause(cross, ObjectInfo("cross", "black", "large", SQUARE)) == "same kind"
     assert cause(parse_prompt("a triangle"), ObjectInfo("star", "red", "small", SQUARE)) == (
         "other object"
     )
