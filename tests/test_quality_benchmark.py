@@ -202,31 +202,69 @@ def test_quick_run_writes_the_json(tiny_model_dir, tmp_path, capsys):
     ]
     assert cli.main(argv) == 0  # targets missed by a random model, but not checked
     report = json.loads(out.read_text())
-    assert {"command", "machine", "model", "settings", "dataset", "configs", "targets"} <= set(
+    assert {"command", "machine", "model", "settings", "generators", "gap", "targets"} <= set(
         report
     )
     assert report["model"]["checksum"]
     assert report["machine"]["onnxruntime"]
-    assert list(report["configs"]) == ["calibrated", "reference"]
-    for result in report["configs"].values():
-        for key in ("ap50", "ap50_95", "false_boxes_per_frame", "jitter", "blink", "ms_per_frame"):
-            assert key in result
-        assert set(result["per_prompt"]) == set(PROMPT_SETS["shapes"])
-        # the resolved configuration, with the layer each value came from
-        assert result["config"]["grid"]["patch"] == 16
-        assert result["config"]["sources"]["patch"] == "you"
-    reference = report["configs"]["reference"]["config"]
+    assert list(report["generators"]) == ["train", "heldout"]
+    train, heldout = report["generators"]["train"], report["generators"]["heldout"]
+    assert list(train["configs"]) == ["calibrated", "reference"]
+    assert list(heldout["configs"]) == ["calibrated"]  # quick: the default setting only
+    assert train["dataset"]["generator"] == "train" and heldout["dataset"]["generator"] == "heldout"
+    for g in (train, heldout):
+        assert g["dataset"]["still_frames"] == 3 * 2 and g["dataset"]["true_boxes"] > 0
+        for result in g["configs"].values():
+            for key in ("ap50", "ap50_95", "false_boxes_per_frame", "blink"):
+                assert result[key] is None or 0.0 <= result[key] <= 1.0 + 1e-9, key
+            assert result["false_boxes_per_frame"] is not None and result["ms_per_frame"] > 0
+            assert set(result["per_prompt"]) == set(PROMPT_SETS["shapes"])
+            # the resolved configuration, with the layer each value came from
+            assert result["config"]["grid"]["patch"] == 16
+            assert result["config"]["sources"]["patch"] == "you"
+        analysis = g["configs"]["calibrated"]["analysis"]
+        bins = analysis["calibration"]
+        assert sum(b["boxes"] for b in bins) == analysis["right"] + analysis["wrong"]
+        assert sum(b["right"] for b in bins) == analysis["right"]
+        assert analysis["boxes"] == analysis["right"] + analysis["wrong"] + analysis["on_ignored"]
+        true = sum(v["true"] for v in analysis["recall_by_size"].values())
+        assert true == g["dataset"]["true_boxes"]
+        assert "analysis" not in g["configs"].get("reference", {})
+    reference = train["configs"]["reference"]["config"]
     assert reference["scoring"]["scoring"] == "reference"
     assert reference["grid"]["overhang"] is False
-    assert report["configs"]["calibrated"]["config"]["scoring"]["scoring"] == "calibrated"
+    assert train["configs"]["calibrated"]["config"]["scoring"]["scoring"] == "calibrated"
+    gap = report["gap"]["calibrated"]["ap50"]
+    assert gap == pytest.approx(
+        train["configs"]["calibrated"]["ap50"] - heldout["configs"]["calibrated"]["ap50"], abs=1e-3
+    )
     assert set(report["targets"]) == {
         "calibrated_ap50",
         "calibrated_over_reference_ap50",
         "calibrated_false_boxes_per_frame",
+        "heldout_ap50",
+        "heldout_min_prompt_ap50",
+        "heldout_false_boxes_per_frame",
+        "heldout_gap_ap50",
     }
-    assert "| calibrated |" in capsys.readouterr().out
+    assert report["targets"]["heldout_gap_ap50"]["value"] == pytest.approx(gap, abs=1e-3)
+    printed = capsys.readouterr().out
+    assert "| calibrated |" in printed and "## Side by side" in printed
+    assert "Calibration" in printed and "Recall by object size" in printed
     if not report["passed"]:
         assert cli.main([*argv, "--check-targets"]) == 1
+
+
+def test_one_generator_runs_alone_and_the_others_targets_fail(tiny_model_dir, tmp_path):
+    out = tmp_path / "train.json"
+    argv = ["--quick", "--generator", "train", "--model", str(tiny_model_dir)]
+    argv += ["--configs", "calibrated", "--sets", "shapes", "--kinds", "single"]
+    argv += ["--videos", "0", "--frame-size", "160x96", "--patch", "16"]
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    assert cli.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert list(report["generators"]) == ["train"] and report["gap"] == {}
+    assert report["targets"]["heldout_ap50"] == {"value": None, "min": 0.7, "passed": False}
 
 
 def test_the_script_runs_the_package_and_refuses_an_unknown_setting(tiny_model_dir, tmp_path):

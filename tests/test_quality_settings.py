@@ -62,6 +62,9 @@ def test_the_full_run_compares_these_settings():
         "dense-views1.75",
         "dense-views2.0",
         "dense-views1.5+2",
+        "dense-t0.15",
+        "dense-t0.5",
+        "dense-bg1",
     ]
     assert set(QUICK_SETTINGS) <= set(make_settings(4, 1, 32))
 
@@ -122,3 +125,22 @@ def test_missing_pycocotools_is_one_line_naming_the_extra(monkeypatch):
         require_pycocotools()
     message = str(caught.value)
     assert "pip install 'streamdet[bench]'" in message and "\n" not in message
+
+
+def test_transfer_settings_change_one_choice_of_the_model_each():
+    def values(name: str) -> dict:
+        d = resolved(name).to_dict()
+        return {(k, kk): v[kk] for k, v in d.items() if isinstance(v, dict) and k != "sources"
+                for kk in v}  # fmt: skip
+
+    base = values("dense-naclip")  # the one pass with the model's own head: nothing else set
+    for name, key, value in (
+        ("dense-t0.15", ("boxes", "threshold"), 0.15),
+        ("dense-t0.5", ("boxes", "threshold"), 0.5),
+        ("dense-bg1", ("scoring", "background_prompts"), ("background",)),
+    ):
+        changed = values(name)
+        # the one choice is set (to a value the model's own settings do not use) ...
+        assert changed[key] == (list(value) if isinstance(value, tuple) else value), name
+        # ... and nothing else moves
+        assert {k for k in base if base[k] != changed[k]} <= {key}, name

@@ -23,6 +23,7 @@ import numpy as np
 
 from streamdet.errors import ConfigError
 from streamdet.synth.scenes import (
+    BACKGROUNDS,
     COLOURS,
     OBJECTS,
     SHAPES,
@@ -33,7 +34,6 @@ from streamdet.synth.scenes import (
     random_background,
     random_placement,
     random_placements,
-    random_scene,
     render_scene,
 )
 
@@ -79,6 +79,26 @@ class GtBox:
 
 
 @dataclass(frozen=True)
+class ObjectInfo:
+    """One object drawn in a still frame, for the failure analysis: what it is, its true box
+    (None: not visible), and whether it is an ignore region."""
+
+    kind: str
+    colour: str
+    size: str
+    box: Box | None
+    ignore: bool = False
+
+
+@dataclass(frozen=True)
+class FrameScene:
+    """What a still frame shows besides its truths: the background kind and every object."""
+
+    background: str
+    objects: tuple[ObjectInfo, ...]
+
+
+@dataclass(frozen=True)
 class Track:
     """One object of a video that matches ``prompt``: its true box in each frame, in order."""
 
@@ -93,6 +113,8 @@ class Dataset:
 
     ``truths`` are the still frames' true boxes; ``video_truths`` the video frames' (the same
     objects as ``tracks``, with ignore regions), for AP on videos (``benchmarks/bench_tracking``).
+    ``scenes``: per still frame, its background kind and objects (the failure analysis);
+    ``notes``: facts about how the frames were made that the report should carry.
     """
 
     stills: tuple[FrameInfo, ...]
@@ -101,6 +123,8 @@ class Dataset:
     tracks: tuple[Track, ...]
     images: Mapping[int, np.ndarray] = field(repr=False)
     video_truths: tuple[GtBox, ...] = ()
+    scenes: Mapping[int, FrameScene] = field(default_factory=dict, repr=False)
+    notes: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def prompts(self) -> tuple[str, ...]:
@@ -142,13 +166,27 @@ def near_misses(rng: np.random.Generator, query: Query, avoid: Sequence[Query]) 
     return out
 
 
-def _scene_edge(rng: np.random.Generator, target: str, height: int, width: int) -> Scene:
+def _random_scene(
+    rng: np.random.Generator, height: int, width: int, **placement_kwargs: Any
+) -> tuple[Scene, str]:
+    """``synth.scenes.random_scene`` with its background kind: the same random draws in the same
+    order (placements, the kind, the background, the colour jitter), so the same frame."""
+    placements = random_placements(rng, height, width, **placement_kwargs)
+    background = str(rng.choice(BACKGROUNDS))
+    image = random_background(rng, height, width, background)
+    return render_scene(image, placements, rng=rng), background
+
+
+def _scene_edge(
+    rng: np.random.Generator, target: str, height: int, width: int
+) -> tuple[Scene, str]:
     """The target straddles the frame edge with 50-95% of its box inside; others lie inside."""
     others = random_placements(
         rng, height, width, n_objects=(1, 3), exclude=[target], edge_probability=0.0
     )
     kind, colour, size = parse_prompt(target).sample(rng)
-    background = random_background(rng, height, width)
+    background_kind = str(rng.choice(BACKGROUNDS))  # as random_background picks it
+    background = random_background(rng, height, width, background_kind)
     seed = int(rng.integers(2**31))
     scene = None
     for _ in range(30):
@@ -158,7 +196,7 @@ def _scene_edge(rng: np.random.Generator, target: str, height: int, width: int) 
         if MIN_VISIBLE <= scene.objects[-1].visible <= 0.95:
             break
     assert scene is not None
-    return scene
+    return scene, background_kind
 
 
 def make_scene(
@@ -168,30 +206,43 @@ def make_scene(
     prompts: Sequence[str],
     height: int,
     width: int,
-) -> Scene:
-    """A still frame of ``kind`` built around ``target``, one of the ``prompts`` run together."""
+) -> tuple[Scene, str]:
+    """A still frame of ``kind`` built around ``target``, one of the ``prompts`` run together,
+    and its background kind."""
     query = parse_prompt(target)
     if kind == "single":
-        return random_scene(
+        return _random_scene(
             rng, height, width, include=[target], exclude=[target], n_objects=(1, 3)
         )
     if kind == "multi":
         count = int(rng.integers(2, 4))
-        return random_scene(
+        return _random_scene(
             rng, height, width, include=[target] * count, exclude=[target], n_objects=(0, 2)
         )
     if kind == "distractors":
         include = [target, *near_misses(rng, query, [query])]
-        return random_scene(rng, height, width, include=include, exclude=[target], n_objects=(0, 1))
+        return _random_scene(
+            rng, height, width, include=include, exclude=[target], n_objects=(0, 1)
+        )
     if kind == "edge":
         return _scene_edge(rng, target, height, width)
     if kind == "negative":
         avoid = [parse_prompt(p) for p in prompts]
         include = near_misses(rng, query, avoid)
-        return random_scene(
+        return _random_scene(
             rng, height, width, include=include, exclude=list(prompts), n_objects=(1, 3)
         )
     raise ConfigError(f"frame kind must be one of {FRAME_KINDS}, but got {kind!r}")
+
+
+def frame_scene(scene: Scene, background: str) -> FrameScene:
+    """The analysis' view of a training-generator scene."""
+    objects = tuple(
+        ObjectInfo(o.kind, o.colour, o.size, o.box, o.visible < MIN_VISIBLE)
+        for o in scene.objects
+        if o.visible > 0
+    )
+    return FrameScene(background, objects)
 
 
 def ground_truth(image_id: int, scene: Scene, prompts: Sequence[str]) -> list[GtBox]:
@@ -241,6 +292,7 @@ def build_dataset(
     tracks: list[Track] = []
     video_truths: list[GtBox] = []
     images: dict[int, np.ndarray] = {}
+    frame_scenes: dict[int, FrameScene] = {}
     next_id = 1
     for s, prompts in enumerate(prompt_sets.values()):
         prompts = tuple(prompts)
@@ -248,10 +300,11 @@ def build_dataset(
             for kind in kinds:
                 for i in range(frames_per_kind):
                     rng = np.random.default_rng([seed, s, p, FRAME_KINDS.index(kind), i])
-                    scene = make_scene(rng, kind, target, prompts, height, width)
+                    scene, background = make_scene(rng, kind, target, prompts, height, width)
                     stills.append(FrameInfo(next_id, prompts, kind, target, width, height))
                     truths.extend(ground_truth(next_id, scene, prompts))
                     images[next_id] = scene.image
+                    frame_scenes[next_id] = frame_scene(scene, background)
                     next_id += 1
         for v in range(videos_per_set):
             rng = np.random.default_rng([seed, s, len(prompts), v])
@@ -266,14 +319,23 @@ def build_dataset(
                 images[image_id] = scene.image
             tracks.extend(video_tracks(ids, scenes, prompts))
             next_id += len(scenes)
+    notes = {"generator": "train", "module": "streamdet.synth.scenes"}
     return Dataset(
-        tuple(stills), tuple(videos), tuple(truths), tuple(tracks), images, tuple(video_truths)
+        tuple(stills),
+        tuple(videos),
+        tuple(truths),
+        tuple(tracks),
+        images,
+        video_truths=tuple(video_truths),
+        scenes=frame_scenes,
+        notes=notes,
     )
 
 
 def dataset_info(dataset: Dataset) -> dict[str, Any]:
     """Counts that say what the numbers were measured on."""
     return {
+        **dataset.notes,
         "still_frames": len(dataset.stills),
         "frames_by_kind": dict(Counter(f.kind for f in dataset.stills)),
         "true_boxes": sum(not t.ignore for t in dataset.truths),

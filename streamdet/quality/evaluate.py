@@ -19,6 +19,7 @@ import numpy as np
 
 from streamdet.config import builtin_defaults, get_preset
 from streamdet.detect.detector import Detector
+from streamdet.quality.analysis import analyse
 from streamdet.quality.dataset import Dataset, FrameInfo
 from streamdet.quality.metrics import DetBox, coco_ap, false_boxes, stability
 from streamdet.quality.settings import NamedSetting
@@ -107,8 +108,12 @@ def rounded(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def evaluate_setting(setting: NamedSetting, dataset: Dataset, run: RunSettings) -> dict[str, Any]:
-    """Run one named setting over the dataset and measure it; a JSON-ready dict."""
+def evaluate_setting(
+    setting: NamedSetting, dataset: Dataset, run: RunSettings, *, analysis: bool = False
+) -> dict[str, Any]:
+    """Run one named setting over the dataset and measure it; a JSON-ready dict. With
+    ``analysis``, it also holds the failure analysis and calibration
+    (``streamdet.quality.analysis``)."""
     detector = build_detector(setting, run, dataset.prompts[:1])
     start = time.perf_counter()
     still_dets, still_ms = run_detector(detector, dataset.stills, dataset.images)
@@ -120,7 +125,7 @@ def evaluate_setting(setting: NamedSetting, dataset: Dataset, run: RunSettings) 
     st = stability(dataset.tracks, video_dets)
     positives = Counter(t.prompt for t in dataset.truths if not t.ignore)
     ms = still_ms + video_ms
-    return {
+    result = {
         "config": detector.config.to_dict(),
         "ap50": rounded(ap.ap50),
         "ap50_95": rounded(ap.ap50_95),
@@ -148,3 +153,6 @@ def evaluate_setting(setting: NamedSetting, dataset: Dataset, run: RunSettings) 
             for p in prompts
         },
     }
+    if analysis:
+        result["analysis"] = analyse(dataset, still_dets)
+    return result
