@@ -76,6 +76,8 @@ MODES: Mapping[str, Mode] = MappingProxyType(
             _mode("windows+reuse", without="windows", method="windows", reuse=True),
             _mode("dense", method="dense", reuse=False),
             _mode("dense+reuse", without="dense", method="dense", reuse=True),
+            # the default with two verification crops per box (the built-in model's has one)
+            _mode("dense+reuse+2crops", method="dense", reuse=True, verify_margins=(1.5, 2.0)),
             _mode("fast", "fast"),
             _mode("writeup-int8", "writeup", precision="int8"),
         )
