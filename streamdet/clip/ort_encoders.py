@@ -10,6 +10,7 @@ embeddings, so a dot product is the cosine similarity.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ DEVICE_PROVIDERS: dict[str, tuple[str, ...]] = {
     "tensorrt": (TENSORRT, CUDA, CPU),
 }
 _DEVICE_LABEL = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT"}
-#: Frame-graph sessions kept, one per input size (a video has one; a folder of clips may change).
-FRAME_SESSIONS = 2
+#: Frame-graph sessions kept, one per input shape: a video has one; a many-stream run batches
+#: 1 to N same-sized frames (``Detector.detect_many``), one shape per batch size.
+FRAME_SESSIONS = 4
 
 
 class OrtEncoders(Encoders):
@@ -136,6 +138,7 @@ class OrtEncoders(Encoders):
         # does not hold it. Their sessions, one per (head, input shape), newest last.
         self._frames: dict[str, tuple[Path, int]] = {}
         self._frame_sessions: dict[tuple[str, tuple[int, ...]], Any] = {}
+        self._frame_lock = threading.Lock()
         self._weights = weights or (lambda: None)
         self.max_batch = max_batch or (
             DEFAULT_MAX_BATCH_CPU if self._io_device is None else DEFAULT_MAX_BATCH_GPU
@@ -323,18 +326,19 @@ class OrtEncoders(Encoders):
         ``frame_graph.sized_graph``: the size-dependent part is folded once). A video has one
         frame size; the last ``FRAME_SESSIONS`` sizes are kept, the oldest closed first."""
         key = (head, shape)
-        session = self._frame_sessions.pop(key, None)
-        if session is None:
-            path, _ = self._frame_graph(head)
-            session = self._open(
-                sized_graph(path, *shape[:3]),
-                list(self._providers),
-                self._device,
-                self._allow_fallback,
-            )
-            while len(self._frame_sessions) >= FRAME_SESSIONS:
-                self._frame_sessions.pop(next(iter(self._frame_sessions)))
-        self._frame_sessions[key] = session  # newest last
+        with self._frame_lock:  # several inference threads may share these encoders
+            session = self._frame_sessions.pop(key, None)
+            if session is None:
+                path, _ = self._frame_graph(head)
+                session = self._open(
+                    sized_graph(path, *shape[:3]),
+                    list(self._providers),
+                    self._device,
+                    self._allow_fallback,
+                )
+                while len(self._frame_sessions) >= FRAME_SESSIONS:
+                    self._frame_sessions.pop(next(iter(self._frame_sessions)))
+            self._frame_sessions[key] = session  # newest last
         return session
 
     def _embed_frame(self, pixels: np.ndarray, head: str) -> np.ndarray:

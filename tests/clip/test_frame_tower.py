@@ -165,7 +165,10 @@ def test_sessions_fixed_to_a_frame_size_equal_the_size_free_graph(
     path = frame_graph(encoders.meta, head, "fp32", tmp_path, lambda: None)
     free = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(2)
-    shapes = [(1, 16, 40, 3), (1, 56, 24, 3), (1, 16, 40, 3), (1, 32, 32, 3)]
+    sizes = [(1, 16, 40), (1, 56, 24), (2, 16, 40), (1, 32, 32), (1, 8, 8), (1, 16, 16)]
+    distinct = [(*size, 3) for size in sizes[: FRAME_SESSIONS + 1]]
+    # the first shape used again before the others push the oldest out: it stays
+    shapes = [distinct[0], distinct[1], distinct[0], *distinct[2:]]
     for shape in shapes:
         pixels = rng.uniform(0, 255, shape).astype(np.float32)
         (expected,) = free.run(None, {"pixels": pixels})
@@ -173,7 +176,8 @@ def test_sessions_fixed_to_a_frame_size_equal_the_size_free_graph(
         np.testing.assert_allclose(got, expected, atol=1e-5)
         assert (head, shape) in encoders._frame_sessions
     assert len(encoders._frame_sessions) == FRAME_SESSIONS
-    assert (head, shapes[1]) not in encoders._frame_sessions  # least recently used went first
+    assert (head, distinct[1]) not in encoders._frame_sessions  # least recently used went first
+    assert (head, distinct[0]) in encoders._frame_sessions
 
 
 def test_int8_frame_graph_stays_close_to_fp32(tiny_model_dir: Path, tmp_path: Path) -> None:
