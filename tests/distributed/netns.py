@@ -3,6 +3,7 @@ that Ray can bind nothing but 127.0.0.1 (outside one it binds the machine's netw
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -51,3 +52,11 @@ def run_python_isolated(
         env=env,
         cwd=cwd,
     )
+
+
+def scenario_results(script: Path, work: Path, timeout: float = 240) -> dict:
+    """Run a scenario script (``SCRIPT WORKDIR RESULTS.json``) in the namespace; its results."""
+    out = work / "results.json"
+    proc = run_python_isolated([str(script), str(work / "w"), str(out)], cwd=work, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(out.read_text(encoding="utf-8"))

@@ -7,16 +7,15 @@ Usage: python ray_index_scenarios.py WORKDIR RESULTS.json
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import ray
+from ray_helpers import cli, start_test_ray
 
 from streamdet.search import VideoIndex
 from streamdet.search.store import read_manifest, read_part
@@ -70,14 +69,6 @@ def report_of(report) -> dict:
     }
 
 
-def cli(*args: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "streamdet", *args], capture_output=True, text=True, timeout=120
-    )
-    lines = [line for line in proc.stderr.splitlines() if "network_util.cc" not in line]
-    return {"rc": proc.returncode, "stderr": lines, "stdout": proc.stdout.splitlines()}
-
-
 def main(work: Path, results_path: Path) -> None:
     out: dict = {"seconds": {}}
     t0 = time.monotonic()
@@ -95,14 +86,7 @@ def main(work: Path, results_path: Path) -> None:
     out["reference"] = {"rows": rows_of(work / "ref"), "top1": top1(work / "ref")}
     lap("reference")
 
-    ray.init(
-        num_cpus=2,
-        object_store_memory=200_000_000,
-        include_dashboard=False,
-        logging_level=logging.ERROR,
-        log_to_driver=False,
-    )
-    out["node_ip"] = ray.util.get_node_ip_address()
+    out["node_ip"] = start_test_ray()
     lap("ray")
 
     # 1. the folder on two Ray workers

@@ -7,7 +7,6 @@ Usage: python ray_scenarios.py WORKDIR RESULTS.json
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # video_helpers
 
 import ray  # noqa: E402
+from ray_helpers import cli, start_test_ray  # noqa: E402
 from video_helpers import make_video  # noqa: E402
 
 from streamdet import run_folder  # noqa: E402
@@ -70,17 +70,6 @@ def dead_pid() -> int:
     return child.pid
 
 
-def cli(*args: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "streamdet", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    lines = [line for line in proc.stderr.splitlines() if "network_util.cc" not in line]
-    return {"rc": proc.returncode, "stderr": lines}
-
-
 class StopAfterFirst(FilesTerminal):
     """Sets the run's stop event (as Ctrl-C does) when the first file is done."""
 
@@ -107,14 +96,7 @@ def main(work: Path, results_path: Path) -> None:
     prompts = list(DEMO_PROMPTS)
     p_flags = [flag for prompt in prompts for flag in ("-p", prompt)]
 
-    ray.init(
-        num_cpus=2,
-        object_store_memory=200_000_000,
-        include_dashboard=False,
-        logging_level=logging.ERROR,
-        log_to_driver=False,
-    )
-    out["node_ip"] = ray.util.get_node_ip_address()
+    out["node_ip"] = start_test_ray()
     lap("node_ip")
 
     # 1. the folder: one MP4 and one JSONL per input

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from netns import run_python_isolated
+from netns import scenario_results
 
 pytest.importorskip("ray")
 
@@ -24,13 +24,7 @@ FRAMES = {"c0": 10, "c1": 14, "c2": 8}
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    work = tmp_path_factory.mktemp("ray")
-    out = work / "results.json"
-    proc = run_python_isolated(
-        [str(HERE / "ray_scenarios.py"), str(work / "w"), str(out)], cwd=work, timeout=240
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(out.read_text(encoding="utf-8"))
+    return scenario_results(HERE / "ray_scenarios.py", tmp_path_factory.mktemp("ray"))
 
 
 def test_ray_binds_only_the_loopback(results):

@@ -4,12 +4,11 @@ ray_index_scenarios.py, starts one cluster, runs every scenario and writes JSON)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from netns import run_python_isolated
+from netns import scenario_results
 
 pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
@@ -22,13 +21,7 @@ CLIPS = ["red.mp4", "star.mp4", "triangle.mp4"]
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    work = tmp_path_factory.mktemp("ray_index")
-    out = work / "results.json"
-    proc = run_python_isolated(
-        [str(HERE / "ray_index_scenarios.py"), str(work / "w"), str(out)], cwd=work, timeout=240
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(out.read_text(encoding="utf-8"))
+    return scenario_results(HERE / "ray_index_scenarios.py", tmp_path_factory.mktemp("ray_index"))
 
 
 def test_ray_binds_only_the_loopback(results):
