@@ -15,8 +15,12 @@ JSONL per stream) and model (the built-in one, its defaults), for the same wall 
 Each process is stopped with SIGINT (as Ctrl-C) after ``--seconds`` and writes its reports
 (``--report``); aggregate processed FPS = the sum over streams of each stream's frames
 processed / its run's seconds (from its source's opening to the stop: model loading is left out,
-for both ways alike). The issue-19 target: ``together`` at least 1.5x ``separate`` with 4 streams on
-2 cores. JSON: ``benchmarks/results/bench_streams[-quick].json``.
+for both ways alike). Each round also measures where the CPU went, in its second half (after
+every model has loaded): the CPU time of the streamdet processes (``/proc/PID/stat``, all
+threads) per processed frame, and the share of the machine's CPU that was busy (``/proc/stat``,
+the test servers included): when both ways keep the machine busy, their FPS ratio is the inverse
+of their CPU per frame. The issue-19 target: ``together`` at least 1.5x ``separate`` with 4
+streams on 2 cores. JSON: ``benchmarks/results/bench_streams[-quick].json``.
 """
 
 from __future__ import annotations
@@ -75,8 +79,25 @@ def _run_cmd(urls: list[str], out: Path, report: Path, threads: int | None) -> l
     return cmd
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its threads so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU ticks of the whole machine so far (``/proc/stat``)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return float(sum(values) - idle), float(sum(values))
+
+
 def _round(way: str, urls: list[str], seconds: float, work: Path, threads: int | None) -> dict:
-    """One way for ``seconds``: its processes' reports summed."""
+    """One way for ``seconds``: its processes' reports summed, and its CPU use in the second
+    half of the round (every model loaded by then)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     groups = [urls] if way == "together" else [[u] for u in urls]
     procs, reports = [], []
@@ -85,7 +106,10 @@ def _round(way: str, urls: list[str], seconds: float, work: Path, threads: int |
         report = work / f"{way}-{i}.json"
         reports.append(report)
         procs.append(_start(_run_cmd(group, out, report, threads), env))
-    time.sleep(seconds)
+    time.sleep(seconds / 2)
+    cpu0, busy0, t0 = sum(_cpu_seconds(p.pid) for p in procs), _machine_busy(), time.perf_counter()
+    time.sleep(seconds / 2)
+    cpu1, busy1, t1 = sum(_cpu_seconds(p.pid) for p in procs), _machine_busy(), time.perf_counter()
     problems = _stop(procs)
     runs: list[dict[str, Any]] = []
     for report in reports:
@@ -95,6 +119,8 @@ def _round(way: str, urls: list[str], seconds: float, work: Path, threads: int |
     dropped = sum(r["frames_dropped"] for r in runs)
     longest = max((r["seconds"] for r in runs), default=0.0)
     latency = [r["stages_ms"]["latency"]["p95"] for r in runs if "latency" in r["stages_ms"]]
+    fps = sum(r["fps"] for r in runs)
+    cpu_rate = (cpu1 - cpu0) / (t1 - t0)  # CPU seconds per second of the streamdet processes
     return {
         "way": way,
         "processes": len(groups),
@@ -102,7 +128,10 @@ def _round(way: str, urls: list[str], seconds: float, work: Path, threads: int |
         "frames_processed": processed,
         "frames_dropped": dropped,
         "seconds": round(longest, 2),
-        "aggregate_fps": round(sum(r["fps"] for r in runs), 2),
+        "aggregate_fps": round(fps, 2),
+        "cpu_cores_used": round(cpu_rate, 2),
+        "cpu_ms_per_frame": round(cpu_rate * 1e3 / fps, 1) if fps else None,
+        "machine_busy": round((busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1.0), 3),
         "per_stream_fps": [r["fps"] for r in runs],
         "latency_p95_ms": [round(v, 1) for v in latency],
         "problems": problems,
@@ -147,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                 result["round"] = r
                 log(
                     f"round {r} {way}: {result['aggregate_fps']:.1f} FPS over "
-                    f"{result['streams_reported']} streams"
+                    f"{result['streams_reported']} streams, {result['cpu_ms_per_frame']} CPU ms a "
+                    f"frame, machine {100 * result['machine_busy']:.0f}% busy"
                 )
                 results.append(result)
     fps = {
@@ -155,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         for way in ("together", "separate")
     }
     ratio = fps["together"] / fps["separate"] if fps["separate"] else None
+    cpu = {
+        way: statistics.median(
+            x["cpu_ms_per_frame"] for x in results if x["way"] == way and x["cpu_ms_per_frame"]
+        )
+        for way in ("together", "separate")
+    }
     report = {
         "benchmark": "bench_streams",
         "command": command_line("bench_streams.py", argv if argv is not None else sys.argv[1:]),
@@ -167,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         "prompts": list(PROMPTS),
         "rounds": results,
         "aggregate_fps": fps,
+        "cpu_ms_per_frame": cpu,
         "together_over_separate": None if ratio is None else round(ratio, 2),
         "target": {"together_over_separate": 1.5, "met": ratio is not None and ratio >= 1.5},
         "seconds": round(time.perf_counter() - started, 1),

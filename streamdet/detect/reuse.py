@@ -183,6 +183,7 @@ class WindowReuse:
         self._picture: np.ndarray | None = None
         self._pending: dict[int, np.ndarray] = {}
         self._full = True
+        self._moved = False  # this frame changed over more than ``motion`` of the picture
         self._views: dict[bytes, _Views] = {}
         self._pass_picture: np.ndarray | None = None  # the dense method's last computed pass
         self._pass_frame = -1
@@ -217,9 +218,10 @@ class WindowReuse:
         }
         everything = np.arange(len(grid), dtype=np.int64)
         if self._embeddings is None:
-            self._full = True
+            self._full, self._moved = True, False
             return ReusePlan(everything, len(grid), "first")
-        if previous is not None and signer.motion(picture, previous) > self.config.motion:
+        self._moved = previous is not None and signer.motion(picture, previous) > self.config.motion
+        if self._moved:
             self._full = True
             return ReusePlan(everything, len(grid), "motion")
         stale = self._frame - self._computed_at >= self.config.refresh
@@ -266,7 +268,8 @@ class WindowReuse:
         the whole frame, so one changed place means a new pass). Only the frame's picture is
         compared, not each window's signature; verification crops reuse as in windows mode."""
         signer, previous, picture = self._next_frame(frame, grid)
-        self._full = previous is None or signer.motion(picture, previous) > self.config.motion
+        self._moved = previous is not None and signer.motion(picture, previous) > self.config.motion
+        self._full = previous is None or self._moved
         kept = self._pass_picture
         changed = (
             kept is None
@@ -310,8 +313,13 @@ class WindowReuse:
     def merge_views(self, plan: ReusePlan, xyxy: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
         """Store the crops' embeddings just computed for ``plan.compute`` (margin-major, as
         ``verify.box_views`` lays them out: (views * m, D)); return every box's (views * n, D).
-        Only this frame's boxes stay kept."""
+        Only this frame's boxes stay kept; none on a frame that moved (``plan_views`` computed
+        every box): the next frame would most likely move too, and a box's signature costs a
+        crop of the signature picture (a moving camera verifies some 30 boxes a frame)."""
         n, m = len(xyxy), len(plan.compute)
+        if self._moved and m == n:
+            self._views = {}
+            return embeddings.reshape(len(self.margins) * n, -1)
         views = len(self.margins)
         dim = embeddings.shape[-1]
         fresh = embeddings.reshape(views, m, dim)

@@ -129,7 +129,10 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         # do the model's threshold (0.3) and background prompts, chosen on the training
         # generator, hold on the held-out one (issue 18)? One change each.
         s("dense-t0.15", **at, method="dense", threshold=0.15),
+        s("dense-t0.3", **at, method="dense", threshold=0.3),
         s("dense-t0.5", **at, method="dense", threshold=0.5),
+        s("dense-t0.6", **at, method="dense", threshold=0.6),
+        s("dense-t0.7", **at, method="dense", threshold=0.7),
         s("dense-bg1", **at, method="dense", background_prompts=("background",)),
     ]
     return {x.name: x for x in settings if _possible(x)}

@@ -200,6 +200,22 @@ def test_verification_crops_of_unchanged_boxes_are_reused(make):
     assert det.detect(changed).work.views_reused == 0
 
 
+def test_a_frame_that_moved_keeps_no_verification_crops(make):
+    # A moving camera verifies every box anew each frame; keeping their crops' signatures would
+    # cost a crop of the signature picture per box for nothing. The first still frame after the
+    # motion computes its crops and keeps them; the next one reuses them.
+    frame = textured()
+    det = make(reuse=0.02, threshold=0.0, verify=True, verify_floor=0.0)
+    det.detect(frame)
+    moved = np.ascontiguousarray(255 - frame)  # the whole picture changes: motion
+    after_motion = det.detect(moved)
+    assert after_motion.work.views_computed > 0 and after_motion.work.views_reused == 0
+    still = det.detect(moved)  # nothing moved since, but nothing was kept on the moving frame
+    assert still.work.views_reused == 0 and still.work.views_computed > 0
+    again = det.detect(moved)
+    assert again.work.views_computed == 0 and again.work.views_reused > 0
+
+
 def test_reuse_is_off_for_the_occlusion_method_unless_asked(make):
     from streamdet.errors import ConfigError
 
