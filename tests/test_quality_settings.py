@@ -63,7 +63,10 @@ def test_the_full_run_compares_these_settings():
         "dense-views2.0",
         "dense-views1.5+2",
         "dense-t0.15",
+        "dense-t0.3",
         "dense-t0.5",
+        "dense-t0.6",
+        "dense-t0.7",
         "dense-bg1",
     ]
     assert set(QUICK_SETTINGS) <= set(make_settings(4, 1, 32))
