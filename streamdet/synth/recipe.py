@@ -54,7 +54,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ),
     (
         "stage5",
-        "--seed 4 --steps 3000 --batch 32 --lr 2e-4 --warmup-steps 50 --patch-weight 1"
+        "--seed 4 --steps 4000 --batch 32 --lr 2e-4 --warmup-steps 50 --patch-weight 1"
         " --hard-weight 1 --easy-until 0 --frame-weight 2 --frames 2 --randomise 0.8 --threads 1",
     ),
 )
