@@ -7,9 +7,9 @@ scenes drawn any other way. :func:`varied_scene` draws the same kinds, colours a
 * **shades** spread over each colour name's range (:data:`SHADES`, HSV boxes that stay clear of
   the neighbouring names); a shade drawn from the margin between two names is *doubtful*: the
   captions of both names are IGNORE for that object, never guessed (:func:`shade`);
-* **geometry** (:mod:`streamdet.synth.variants`): stretched or squeezed kinds, stars of 5 to 7 points and any inner radius,
-  triangles of any apex, rings and crosses of any thickness, people, houses and trees of other
-  builds; more small objects (12 to 32 pixels on a 640 x 360 frame);
+* **geometry** (:mod:`streamdet.synth.variants`): stretched or squeezed kinds, stars of 5 to 7
+  points and any inner radius, triangles of any apex, rings and crosses of any thickness, people,
+  houses and trees of other builds; more small objects (12 to 32 pixels on a 640 x 360 frame);
 * **style**: outlines (none, dark, light; 1 to 3 pixels), anti-aliasing on or off, brightness
   textures inside objects (noise, stripes, photographs; the hue is kept);
 * **scene**: new backgrounds (:mod:`streamdet.synth.scenery`), occluders (muted bars and blobs
