@@ -115,7 +115,7 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         # one pass over the whole frame (``method="dense"``), one per dense head
         *(s(f"dense-{head}", **at, method="dense", dense_head=head) for head in DENSE_HEADS),
         # the windows method's box settings on token heatmaps: why the built-in model suggests
-        # its own for the dense method (peak ratio 0.6, verify floor 0.2, tuned on seed 1)
+        # its own for the dense method (peak ratio 0.7, verify floor 0.2, tuned on seeds 1 and 2)
         s("dense-peak0.95-floor0.1", **at, method="dense", peak_ratio=0.95, verify_floor=0.1),
         s("dense-no-verify", **at, method="dense", verify=False, threshold=0.6),
         s("dense-coarse", **at, method="dense", token_scale=1.75),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from streamdet.synth.randomise import varied_scene
 from streamdet.synth.scenes import COLOURS, KINDS, OBJECTS, SHAPES, SIZES, Query, random_scene
 
 # Captions for crops that show none of the vocabulary; the detector's reference prompts.
@@ -113,22 +114,50 @@ class Batch:
     patches: np.ndarray | None = None
 
 
-def _caption_matches(table: CaptionTable, attrs: np.ndarray) -> np.ndarray:
-    """(n, C) bool: which captions each object matches by colour and kind (size aside), from the
-    objects' (n, 2) colour and kind indices."""
+def _doubtful(table: CaptionTable, doubt: np.ndarray | None, n: int) -> np.ndarray:
+    """(n, C) bool: captions naming a colour that an object's shade is doubtful between (see
+    :class:`streamdet.synth.randomise.VariedScene`; ``doubt`` (n, colours) or None for none)."""
+    if doubt is None or n == 0:
+        return np.zeros((n, len(table.texts)), dtype=bool)
+    named = table.colour >= 0
+    return doubt[:, np.maximum(table.colour, 0)] & named[None, :]
+
+
+def _caption_matches(
+    table: CaptionTable, attrs: np.ndarray, doubt: np.ndarray | None = None
+) -> np.ndarray:
+    """(n, C) bool: which captions each object surely matches by colour and kind (size aside),
+    from the objects' (n, 2) colour and kind indices; a caption naming a doubtful colour of an
+    object (``doubt``, see :func:`_doubtful`) is no sure match."""
     colour_ok = (table.colour[None, :] < 0) | (table.colour[None, :] == attrs[:, :1])
     kind_ok = (table.kind[None, :] < 0) | (table.kind[None, :] == attrs[:, 1:2])
-    return colour_ok & kind_ok
+    return colour_ok & kind_ok & ~_doubtful(table, doubt, len(attrs))
+
+
+def _possible_matches(
+    table: CaptionTable, attrs: np.ndarray, doubt: np.ndarray | None = None
+) -> np.ndarray:
+    """(n, C) bool: which captions each object may match: surely, or by a doubtful colour."""
+    kind_ok = (table.kind[None, :] < 0) | (table.kind[None, :] == attrs[:, 1:2])
+    colour_ok = (table.colour[None, :] < 0) | (table.colour[None, :] == attrs[:, :1])
+    return kind_ok & (colour_ok | _doubtful(table, doubt, len(attrs)))
 
 
 def cell_cover(
-    table: CaptionTable, attrs: np.ndarray, owner: np.ndarray, rows: int, cols: int
+    table: CaptionTable,
+    attrs: np.ndarray,
+    owner: np.ndarray,
+    rows: int,
+    cols: int,
+    matches: np.ndarray | None = None,
 ) -> np.ndarray:
     """(rows, cols, C) float32: the share of each of a ``rows`` x ``cols`` grid of cells over an
     ``owner`` map (object index per pixel, -1 background) that objects matching each caption
-    cover (colour and kind; size aside), from the objects' (n, 2) colour and kind indices."""
+    cover (colour and kind; size aside), from the objects' (n, 2) colour and kind indices
+    (or the given (n, C) ``matches``)."""
     cover = np.zeros((rows, cols, len(table.texts)), dtype=np.float32)
-    matches = _caption_matches(table, attrs)
+    if matches is None:
+        matches = _caption_matches(table, attrs)
     for j in np.unique(owner):
         if j < 0:
             continue
@@ -139,7 +168,12 @@ def cell_cover(
 
 
 def label_cells(
-    table: CaptionTable, attrs: np.ndarray, owner: np.ndarray, rows: int, cols: int
+    table: CaptionTable,
+    attrs: np.ndarray,
+    owner: np.ndarray,
+    rows: int,
+    cols: int,
+    doubt: np.ndarray | None = None,
 ) -> np.ndarray:
     """(rows, cols, C) labels for a ``rows`` x ``cols`` grid of cells over an ``owner`` map
     (object index per pixel, -1 background) from the objects' (n, 2) colour and kind indices.
@@ -147,22 +181,34 @@ def label_cells(
     A caption is TRUE for a cell its matching objects cover at least ``PATCH_SHOWN`` of, FALSE
     where they cover at most ``PATCH_ABSENT`` (background cells are FALSE for every caption) and
     IGNORE in between (object borders, partly covered cells); sized captions are IGNORE, size is
-    not a cell's. Shared by the crops' patches and the whole frames' tokens.
+    not a cell's. Shared by the crops' patches and the whole frames' tokens. With ``doubt``
+    (objects' doubtful colours, randomised scenes) a caption is TRUE only where sure matches
+    cover the cell and FALSE only where possible ones do not.
     """
-    cover = cell_cover(table, attrs, owner, rows, cols)
+    cover = cell_cover(table, attrs, owner, rows, cols, _caption_matches(table, attrs, doubt))
+    if doubt is None:
+        possible = cover
+    else:
+        possible = cell_cover(
+            table, attrs, owner, rows, cols, _possible_matches(table, attrs, doubt)
+        )
     labels = np.full(cover.shape, IGNORE, dtype=np.int8)
     unsized = table.size < 0
     labels[(cover >= PATCH_SHOWN) & unsized] = TRUE
-    labels[(cover <= PATCH_ABSENT) & unsized] = FALSE
+    labels[(possible <= PATCH_ABSENT) & unsized] = FALSE
     return labels
 
 
 def label_patches(
-    table: CaptionTable, attrs: np.ndarray, owner: np.ndarray, grid: int
+    table: CaptionTable,
+    attrs: np.ndarray,
+    owner: np.ndarray,
+    grid: int,
+    doubt: np.ndarray | None = None,
 ) -> np.ndarray:
     """(grid, grid, C) labels for the patches of one crop from its ``owner`` map (side x side int8
     object index per pixel, -1 background) and the objects' (n, 2) colour and kind indices."""
-    return label_cells(table, attrs, owner, grid, grid)
+    return label_cells(table, attrs, owner, grid, grid, doubt)
 
 
 def _crop_box(
@@ -230,26 +276,35 @@ def label_crop(
     attrs: np.ndarray,
     full: np.ndarray,
     crop: tuple[int, int, int],
+    *,
+    doubt: np.ndarray | None = None,
+    hidden: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Labels (C,) for the captions and the background label of one crop.
 
     ``attrs`` is (n, 2) colour and kind indices of the scene's objects, ``full`` their (n, 4)
     unclipped boxes. A caption is TRUE if a shown object matches it, else IGNORE if an unclear one
-    does, else FALSE.
+    does, else FALSE. Randomised scenes add ``doubt`` (n, colours: captions naming an object's
+    doubtful colours are IGNORE for it) and ``hidden`` (n,: mostly occluded objects are unclear,
+    never shown).
     """
     labels = np.zeros(len(table.texts), dtype=np.int8)
     if len(full) == 0:
         return labels, TRUE
     status, size = _object_status(full, crop)
-    match = _caption_matches(table, attrs)  # (n, C)
+    if hidden is not None:
+        status[(status == TRUE) & hidden] = IGNORE
+    match = _caption_matches(table, attrs, doubt)  # (n, C)
+    possible = _possible_matches(table, attrs, doubt) & ~match
     sized = table.size[None, :] >= 0
     size_known = size[:, None] >= 0
     size_ok = ~sized | (size[:, None] == table.size[None, :])
     shown = status[:, None] == TRUE
     unclear = status[:, None] == IGNORE
     true = (match & shown & size_ok & (~sized | size_known)).any(0)
-    doubt = (match & (unclear | (shown & sized & ~size_known))).any(0)
-    labels[doubt] = IGNORE
+    doubtful = (match & (unclear | (shown & sized & ~size_known))).any(0)
+    doubtful |= (possible & (shown | unclear)).any(0)
+    labels[doubtful] = IGNORE
     labels[true] = TRUE
     if (status == TRUE).any():
         background = FALSE
@@ -278,6 +333,7 @@ def make_batch(
     scene_size: tuple[int, int] = (240, 400),
     easy_fraction: float = 0.0,
     patch_grid: int = 0,
+    randomise: float = 0.0,
 ) -> Batch:
     """``n_crops`` labelled crops from fresh random scenes, ``crops_per_scene`` from each.
 
@@ -285,6 +341,9 @@ def make_batch(
     gradient or noise backgrounds, each cropped tightly. A curriculum that starts easy lets the
     model find shape before it must find it in clutter (from scratch on hard crops it learnt
     colour only). ``patch_grid`` > 0 adds per-patch labels on that grid (see :class:`Batch`).
+    A share ``randomise`` of the other scenes are domain-randomised
+    (:func:`streamdet.synth.randomise.varied_scene`: other shades, proportions, styles,
+    backgrounds, occluders, hard negatives, camera effects); at 0 the batch is what it always was.
     """
     colours, kinds = list(COLOURS), list(KINDS)
     images = np.empty((n_crops, image_size, image_size, 3), dtype=np.uint8)
@@ -299,7 +358,11 @@ def make_batch(
     while i < n_crops:
         h, w = (int(v) for v in rng.integers(scene_size[0], scene_size[1] + 1, size=2))
         easy = bool(rng.random() < easy_fraction)
-        if easy:
+        doubt = hidden = None
+        if not easy and randomise > 0 and rng.random() < randomise:
+            varied = varied_scene(rng, h, w)
+            scene, doubt, hidden = varied.scene, varied.doubt, varied.hidden
+        elif easy:
             scene = random_scene(
                 rng,
                 h,
@@ -319,10 +382,12 @@ def make_batch(
         for _ in range(min(crops_per_scene, n_crops - i)):
             x, y, side = _crop_box(rng, h, w, boxes, easy=easy)
             images[i] = _resize(rng, rgb[y : y + side, x : x + side], image_size)
-            labels[i], background[i] = label_crop(table, attrs.reshape(-1, 2), full, (x, y, side))
+            labels[i], background[i] = label_crop(
+                table, attrs.reshape(-1, 2), full, (x, y, side), doubt=doubt, hidden=hidden
+            )
             if patches is not None:
                 owner = scene.owner[y : y + side, x : x + side]  # type: ignore[index]
-                patches[i] = label_patches(table, attrs.reshape(-1, 2), owner, patch_grid)
+                patches[i] = label_patches(table, attrs.reshape(-1, 2), owner, patch_grid, doubt)
             i += 1
     return Batch(images=images, labels=labels, background=background, patches=patches)
 

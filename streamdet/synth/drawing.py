@@ -143,10 +143,19 @@ def _object_prims(kind: str) -> list[_Prim]:
     ]
 
 
+def base_prims(kind: str) -> list[_Prim]:
+    """The primitives of ``kind`` before scaling (what :mod:`streamdet.synth.randomise` varies)."""
+    return _shape_prims(kind) if kind in SHAPES else _object_prims(kind)
+
+
 @cache
 def _unit_prims(kind: str) -> tuple[_Prim, ...]:
     """Primitives of ``kind`` scaled so the longer side of their bounding box is 1, centred."""
-    prims = _shape_prims(kind) if kind in SHAPES else _object_prims(kind)
+    return normalise_prims(base_prims(kind))
+
+
+def normalise_prims(prims: list[_Prim]) -> tuple[_Prim, ...]:
+    """``prims`` scaled so the longer side of their bounding box is 1, centred on 0."""
     lo, hi = np.array([np.inf, np.inf]), np.array([-np.inf, -np.inf])
     for p in prims:
         pts, pad = _prim_points(p)

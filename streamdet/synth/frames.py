@@ -31,6 +31,7 @@ from streamdet.clip.frame_tower import dense_last_layer
 from streamdet.detect.onepass import FrameGrid
 from streamdet.synth.data import CaptionTable, cell_cover, label_cells
 from streamdet.synth.model import CLIP_MEAN, CLIP_STD
+from streamdet.synth.randomise import varied_scene
 from streamdet.synth.scenes import COLOURS, KINDS, Query, Scene, random_scene
 
 #: The quality benchmark's frame size (width, height); most training frames have it.
@@ -99,11 +100,14 @@ def _owner_and_attrs(scene: Scene, grid: FrameGrid) -> tuple[np.ndarray, np.ndar
     return owner, attrs
 
 
-def label_frame(table: CaptionTable, scene: Scene, grid: FrameGrid) -> np.ndarray:
+def label_frame(
+    table: CaptionTable, scene: Scene, grid: FrameGrid, doubt: np.ndarray | None = None
+) -> np.ndarray:
     """(rows, cols, C) token labels of a rendered scene on ``grid``'s cells; the padding at the
-    right and bottom (the detector's mean-colour border) is background."""
+    right and bottom (the detector's mean-colour border) is background. ``doubt``: the objects'
+    doubtful colours in a randomised scene (:class:`streamdet.synth.randomise.VariedScene`)."""
     owner, attrs = _owner_and_attrs(scene, grid)
-    return label_cells(table, attrs, owner, grid.rows, grid.cols)
+    return label_cells(table, attrs, owner, grid.rows, grid.cols, doubt)
 
 
 def frame_cover(table: CaptionTable, scene: Scene, grid: FrameGrid) -> np.ndarray:
@@ -121,10 +125,15 @@ def make_frame_batch(
     model_patch: int = MODEL_PATCH,
     frame_size: tuple[int, int] | None = None,
     soft: bool = False,
+    randomise: float = 0.0,
 ) -> FrameBatch:
     """``n_frames`` fresh scenes of one size (``frame_size`` (width, height), else
     :data:`FRAME_SIZE` or, with probability :data:`OTHER_SIZE_SHARE`, a random one) as frame-tower
-    input with token labels (and, with ``soft``, each token's cover per caption)."""
+    input with token labels (and, with ``soft``, each token's cover per caption). A share
+    ``randomise`` of them are domain-randomised (:func:`streamdet.synth.randomise.varied_scene`;
+    not with ``soft``, whose covers know no doubtful colours)."""
+    if soft and randomise > 0:
+        raise ValueError("soft frame targets cannot be combined with randomised frames")
     if frame_size is None:
         frame_size = FRAME_SIZE
         if rng.random() < OTHER_SIZE_SHARE:
@@ -134,9 +143,14 @@ def make_frame_batch(
     fill = mean_fill()
     pixels, labels, cover = [], [], []
     for _ in range(n_frames):
-        scene = _frame_scene(rng, height, width)
+        doubt = None
+        if randomise > 0 and rng.random() < randomise:
+            varied = varied_scene(rng, height, width)
+            scene, doubt = varied.scene, varied.doubt
+        else:
+            scene = _frame_scene(rng, height, width)
         pixels.append(grid.pixels(scene.image, fill))
-        labels.append(label_frame(table, scene, grid))
+        labels.append(label_frame(table, scene, grid, doubt))
         if soft:
             cover.append(frame_cover(table, scene, grid))
     return FrameBatch(

@@ -1,9 +1,9 @@
-"""Regenerate the built-in model in one command: four training stages, evaluation, export.
+"""Regenerate the built-in model in one command: five training stages, evaluation, export.
 
     python -m streamdet.synth.recipe --out streamdet/models/scenes-clip
     python -m streamdet.synth.recipe --out /tmp/scenes-clip --dry-run   # print the steps only
-    python -m streamdet.synth.recipe --out streamdet/models/scenes-clip --from-stage 4 \
-        --init /tmp/scenes-clip.stage3                                  # stage 4 only
+    python -m streamdet.synth.recipe --out streamdet/models/scenes-clip --from-stage 5 \
+        --init /tmp/scenes-clip.stage4                                  # stage 5 only
 
 Each stage is a run of :mod:`streamdet.synth.train` from the previous stage's weights, with a fixed
 seed and step count, so the result is reproducible for a given torch build and thread count:
@@ -15,14 +15,24 @@ seed and step count, so the result is reproducible for a given torch build and t
    head (``naclip``) as the ``dense`` method does, learns which object it shows
    (``--frame-weight``, :mod:`streamdet.synth.frames`), with the window losses kept in the mix
    on half the crops so that the windows method does not regress (900 steps, about 20 minutes on
-   one thread).
+   one thread);
+5. domain randomisation (issue 18): the window, patch, hard-negative and frame losses of stage 4
+   on scenes drawn many more ways (``--randomise 0.8``: four in five crops' and frames' scenes
+   come from :mod:`streamdet.synth.randomise`: other shades within each colour name, outlines,
+   textures, proportions, tiny objects, new backgrounds, occluders, hard negatives, lighting,
+   blur, noise and codec artefacts), so that the model holds up on scenes it never saw.
 
-Stages 1 to 3 are written beside ``--out`` (``<out>.stage1`` ... ``<out>.stage3``) and kept, so
+Stages 1 to 4 are written beside ``--out`` (``<out>.stage1`` ... ``<out>.stage4``) and kept, so
 an interrupted run can go on from a finished stage with ``--from-stage``; ``--init`` names another
 folder holding the previous stage's model. Stage 3's model is the built-in model as shipped before
 stage 4 existed (git: ``streamdet/models/scenes-clip`` at commit a160d80, made by this recipe's
-stages 1 to 3); to redo stage 4 alone, check that folder out somewhere and pass it as ``--init``
-with ``--from-stage 4``.
+stages 1 to 3), stage 4's the one shipped before stage 5 existed (commit 260f3ad, stages 1 to
+4). To redo stage 5 alone, check that folder out somewhere and pass it as ``--init`` with
+``--from-stage 5``::
+
+    mkdir -p /tmp/scenes-clip.stage4
+    git archive 260f3ad streamdet/models/scenes-clip | tar -x --strip-components=3 \
+        -C /tmp/scenes-clip.stage4
 """
 
 from __future__ import annotations
@@ -41,6 +51,11 @@ STAGES: tuple[tuple[str, str], ...] = (
         "stage4",
         "--seed 3 --steps 900 --batch 32 --lr 2e-4 --warmup-steps 50 --patch-weight 1"
         " --hard-weight 1 --easy-until 0 --frame-weight 2 --frames 2",
+    ),
+    (
+        "stage5",
+        "--seed 4 --steps 4000 --batch 32 --lr 2e-4 --warmup-steps 50 --patch-weight 1"
+        " --hard-weight 1 --easy-until 0 --frame-weight 2 --frames 2 --randomise 0.8 --threads 1",
     ),
 )
 

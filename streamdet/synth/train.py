@@ -84,6 +84,7 @@ class TrainConfig:
     frames: int = 2
     frame_head: str = "naclip"
     frame_soft: bool = False
+    randomise: float = 0.0
     init: str | None = None
     arch: Architecture = field(default_factory=Architecture)
 
@@ -138,7 +139,9 @@ def _frame_loss(
     """The per-token loss on ``config.frames`` whole generated frames, run in one pass through
     the dense head the detector uses (:mod:`streamdet.synth.frames`): the patch loss on every
     token of the frame instead of every patch of a crop."""
-    batch = make_frame_batch(rng, table, config.frames, soft=config.frame_soft)
+    batch = make_frame_batch(
+        rng, table, config.frames, soft=config.frame_soft, randomise=config.randomise
+    )
     txt, scale = _texts_and_scale(model, tokens)
     logits = frame_token_logits(model, batch.pixels, txt, scale, config.frame_head)
     n, c = len(batch.pixels), batch.labels.shape[-1]
@@ -284,6 +287,7 @@ def train(
             config.batch,
             easy_fraction=_easy_fraction(config, progress),
             patch_grid=grid if config.patch_weight > 0 else 0,
+            randomise=config.randomise,
         )
         labels = _labels_with_background(batch.labels, batch.background, n_bg)
         pixels = to_pixels(batch.images)
@@ -408,10 +412,20 @@ def main(argv: list[str] | None = None) -> int:
         "--frame-head", default="naclip", help="dense last layer the frame loss runs through"
     )
     parser.add_argument(
+        "--randomise",
+        type=float,
+        default=0.0,
+        help="share of crops' and frames' scenes that are domain-randomised (recipe stage 5)",
+    )
+    parser.add_argument(
         "--easy-until", type=float, default=0.3, help="share of steps on easy scenes only"
     )
     parser.add_argument("--record", type=Path, help="also write the training record (JSON) here")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.randomise <= 1.0:
+        parser.error(f"--randomise is a share: expected 0..1, but got {args.randomise}")
+    if args.randomise > 0 and args.frame_soft:
+        parser.error("--randomise cannot be combined with --frame-soft")
     if args.init is not None:
         arch = architecture_of(CLIPConfig.from_pretrained(args.init))
     else:
@@ -439,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         frames=args.frames,
         frame_head=args.frame_head,
         frame_soft=args.frame_soft,
+        randomise=args.randomise,
         easy_until=args.easy_until,
         init=None if args.init is None else str(args.init),
         arch=arch,

@@ -139,7 +139,7 @@ def test_hard_negative_term_weighs_the_worst_wrong_caption() -> None:
     )
 
 
-def test_recipe_chains_the_four_stages(tmp_path, capsys) -> None:
+def test_recipe_chains_the_five_stages(tmp_path, capsys) -> None:
     from streamdet.synth.recipe import main as recipe_main
     from streamdet.synth.recipe import stage_commands
 
@@ -149,6 +149,7 @@ def test_recipe_chains_the_four_stages(tmp_path, capsys) -> None:
         str(tmp_path / "model.stage1"),
         str(tmp_path / "model.stage2"),
         str(tmp_path / "model.stage3"),
+        str(tmp_path / "model.stage4"),
         str(out),
     ]
     assert "--init" not in commands[0]
@@ -167,10 +168,23 @@ def test_recipe_chains_the_four_stages(tmp_path, capsys) -> None:
         assert stop.value.code == 0
     capsys.readouterr()
     assert stage_commands(out, first=3) == commands[2:]
-    # stage 4 alone, from a stage-3 model kept elsewhere
-    alone = stage_commands(out, first=4, init=tmp_path / "shipped")
-    assert alone == [[*commands[3][:3], str(tmp_path / "shipped"), *commands[3][4:]]]
+    assert commands[4][commands[4].index("--init") + 1] == str(tmp_path / "model.stage4")
+    # stage 5 randomises the scenes, on one thread; the others do not
+    assert commands[4][commands[4].index("--randomise") + 1] == "0.8"
+    assert commands[4][commands[4].index("--threads") + 1] == "1"
+    assert all("--randomise" not in c for c in commands[:4])
+    # stage 5 alone, from a stage-4 model kept elsewhere
+    alone = stage_commands(out, first=5, init=tmp_path / "shipped")
+    assert alone == [[*commands[4][:3], str(tmp_path / "shipped"), *commands[4][4:]]]
     assert recipe_main(["--out", str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 6 and printed[-1].startswith("streamdet export")
+    assert len(printed) == 7 and printed[-1].startswith("streamdet export")
+    shipped = str(tmp_path / "shipped")
+    assert (
+        recipe_main(["--out", str(out), "--from-stage", "5", "--init", shipped, "--dry-run"]) == 0
+    )
+    printed = capsys.readouterr().out.splitlines()
+    assert (
+        len(printed) == 3 and f"--init {shipped}" in printed[0] and "--randomise 0.8" in printed[0]
+    )
     assert not out.exists() and not (tmp_path / "model.stage1").exists()

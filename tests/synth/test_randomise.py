@@ -1,0 +1,202 @@
+"""Domain randomisation for training (issue 18): labels stay true, and nothing else changes."""
+
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import numpy as np
+import pytest
+
+from streamdet.synth.data import (
+    FALSE,
+    IGNORE,
+    TRUE,
+    CaptionTable,
+    caption_set,
+    label_cells,
+    label_crop,
+    make_batch,
+)
+from streamdet.synth.randomise import (
+    NEIGHBOURS,
+    SHADES,
+    classify_shade,
+    shade,
+    varied_scene,
+)
+from streamdet.synth.scenes import COLOURS, KINDS, random_scene
+
+COLOUR_NAMES = list(COLOURS)
+
+
+def _hsv(bgr: tuple[int, int, int]) -> tuple[float, float, float]:
+    h, s, v = cv2.cvtColor(np.array([[bgr]], np.uint8), cv2.COLOR_BGR2HSV)[0, 0]
+    return float(h), float(s) / 255, float(v) / 255
+
+
+def _inside_safe(name: str, h: float, s: float, v: float, tol: float = 0.0) -> bool:
+    """Inside ``name``'s safe ranges, widened by ``tol`` (hue by 50 x ``tol``)."""
+    (h0, h1, _, _), (s0, s1, _, _), (v0, v1, _, _) = SHADES[name]
+    h0, h1 = h0 - 50 * tol, h1 + 50 * tol
+    hue_ok = name in ("white", "black") or h0 <= h <= h1 or h0 <= h - 180 <= h1
+    return hue_ok and s0 - tol <= s <= s1 + tol and v0 - tol <= v <= v1 + tol
+
+
+def test_safe_shades_read_as_their_own_name_and_no_other() -> None:
+    rng = np.random.default_rng(0)
+    clear = doubtful = 0
+    for name in COLOUR_NAMES:
+        for _ in range(150):
+            sh = shade(rng, name)
+            h, s, v = _hsv(sh.bgr)
+            if sh.doubt:
+                doubtful += 1
+                assert name in sh.doubt
+                assert len(sh.doubt) >= 2 or name in ("white", "black")
+                assert sh.doubt <= {name, *NEIGHBOURS[name]}
+                continue
+            clear += 1
+            # the drawn colour (after rounding to 8 bits) is still inside its name's safe
+            # ranges, give or take a rounding step, and inside no other name's
+            assert _inside_safe(name, h, s, v, tol=0.02), (name, sh.bgr, (h, s, v))
+            others = [o for o in COLOUR_NAMES if o != name and _inside_safe(o, h, s, v)]
+            assert not others, (name, sh.bgr, others)
+    assert clear > 6 * len(COLOUR_NAMES) * 10 and doubtful > 50
+
+
+def test_margin_shades_are_doubtful_between_the_neighbouring_names() -> None:
+    assert classify_shade("red", 0.0, 0.9, 0.9) == frozenset()
+    assert classify_shade("red", 7.0, 0.9, 0.9) == {"red", "orange"}
+    assert classify_shade("red", -8.0, 0.9, 0.9) == {"red", "purple"}
+    assert classify_shade("blue", 110.0, 0.5, 0.9) == {"blue", "black"}
+    assert classify_shade("white", 50.0, 0.15, 0.95) == {"white"}
+    assert classify_shade("white", 50.0, 0.05, 0.95) == frozenset()
+
+
+def test_default_off_leaves_the_generator_and_the_crops_as_they_were() -> None:
+    """Byte-identical to the generator before randomisation existed (hashes recorded from
+    commit 260f3ad): the quality benchmark's train generator must not move."""
+    digest = hashlib.sha256()
+    for seed in range(6):
+        scene = random_scene(np.random.default_rng(seed), 360, 640)
+        digest.update(scene.image.tobytes())
+        digest.update(scene.owner.tobytes())
+    assert digest.hexdigest() == "04078c81dde503bfd047ad4a307d40d887fd9187bf836187472c46079fc2117e"
+    table = CaptionTable.build(caption_set())
+    batch = make_batch(np.random.default_rng(3), table, 16, patch_grid=8, easy_fraction=0.25)
+    data = batch.images.tobytes() + batch.labels.tobytes() + batch.patches.tobytes()
+    assert hashlib.sha256(data).hexdigest() == (
+        "15331dff53b81c052ecee04de579ae53965979db27207e3daef706951227b154"
+    )
+    again = make_batch(
+        np.random.default_rng(3), table, 16, patch_grid=8, easy_fraction=0.25, randomise=0.0
+    )
+    assert np.array_equal(again.images, batch.images)
+
+
+def _table_index(table: CaptionTable, text: str) -> int:
+    return table.texts.index(text)
+
+
+def test_doubtful_colours_are_ignored_not_guessed() -> None:
+    table = CaptionTable.build(caption_set())
+    red, orange, blue = (COLOUR_NAMES.index(c) for c in ("red", "orange", "blue"))
+    attrs = np.array([[red, KINDS.index("circle")]])
+    full = np.array([[40.0, 40.0, 80.0, 80.0]])
+    crop = (30, 30, 60)
+    doubt = np.zeros((1, len(COLOUR_NAMES)), bool)
+    doubt[0, [red, orange]] = True
+    plain, _ = label_crop(table, attrs, full, crop)
+    labels, background = label_crop(table, attrs, full, crop, doubt=doubt)
+    at = {
+        t: _table_index(table, t)
+        for t in (
+            "a red circle",
+            "an orange circle",
+            "a circle",
+            "a blue circle",
+            "a red shape",
+            "a red square",
+        )
+    }
+    assert plain[at["a red circle"]] == TRUE and plain[at["an orange circle"]] == FALSE
+    assert labels[at["a red circle"]] == IGNORE and labels[at["an orange circle"]] == IGNORE
+    assert labels[at["a red shape"]] == IGNORE
+    assert labels[at["a circle"]] == TRUE  # the kind is still sure
+    assert labels[at["a blue circle"]] == FALSE and labels[at["a red square"]] == FALSE
+    assert background == FALSE
+    # the same for patches: no TRUE or FALSE for the doubtful colours where the object is
+    owner = np.full((64, 64), -1, np.int8)
+    owner[16:48, 16:48] = 0
+    cells = label_cells(table, attrs, owner, 4, 4, doubt)
+    assert (cells[1:3, 1:3, at["a red circle"]] == IGNORE).all()
+    assert (cells[1:3, 1:3, at["an orange circle"]] == IGNORE).all()
+    assert (cells[1:3, 1:3, at["a circle"]] == TRUE).all()
+    assert (cells[1:3, 1:3, at["a blue circle"]] == FALSE).all()
+    assert (cells[0, 0] == FALSE)[table.size < 0].all()
+    assert blue >= 0
+
+
+def test_hidden_objects_are_never_targets() -> None:
+    table = CaptionTable.build(caption_set())
+    attrs = np.array([[COLOUR_NAMES.index("green"), KINDS.index("star")]])
+    full = np.array([[40.0, 40.0, 80.0, 80.0]])
+    labels, background = label_crop(table, attrs, full, (30, 30, 60), hidden=np.array([True]))
+    star = _table_index(table, "a green star")
+    assert labels[star] == IGNORE and background == IGNORE
+    assert labels[_table_index(table, "a red star")] == FALSE
+
+
+def test_varied_scenes_keep_owner_doubt_and_hidden_consistent() -> None:
+    rng = np.random.default_rng(5)
+    seen_doubt = seen_hidden = tiny = 0
+    for _ in range(12):
+        varied = varied_scene(rng, 180, 320)
+        scene = varied.scene
+        n = len(scene.objects)
+        assert scene.image.shape == (180, 320, 3) and scene.image.dtype == np.uint8
+        assert varied.doubt.shape == (n, len(COLOUR_NAMES)) and varied.hidden.shape == (n,)
+        assert scene.owner.min() >= -1 and scene.owner.max() < max(n, 1)
+        for i, obj in enumerate(scene.objects):
+            if varied.doubt[i].any():  # a doubtful shade is doubtful about its own name too
+                assert varied.doubt[i, COLOUR_NAMES.index(obj.colour)]
+                seen_doubt += 1
+            shown = int((scene.owner == i).sum())
+            if not varied.hidden[i]:
+                assert shown > 0
+            seen_hidden += int(varied.hidden[i])
+            tiny += int(obj.placement.extent <= 32)
+    assert seen_doubt > 0 and tiny > 0
+
+
+def test_randomised_batches_differ_and_stay_labelled() -> None:
+    table = CaptionTable.build(caption_set())
+    plain = make_batch(np.random.default_rng(1), table, 24, patch_grid=8)
+    varied = make_batch(np.random.default_rng(1), table, 24, patch_grid=8, randomise=1.0)
+    assert not np.array_equal(plain.images, varied.images)
+    assert (varied.labels == TRUE).any() and (varied.labels == FALSE).any()
+    assert (varied.patches == TRUE).any()
+
+
+def test_randomised_frames_carry_labels() -> None:
+    pytest.importorskip("torch")
+    from streamdet.synth.frames import make_frame_batch
+
+    table = CaptionTable.build(caption_set())
+    batch = make_frame_batch(
+        np.random.default_rng(2), table, 2, frame_size=(320, 192), randomise=1.0
+    )
+    assert batch.pixels.shape[0] == 2 and (batch.labels == TRUE).any()
+    with pytest.raises(ValueError, match="soft"):
+        make_frame_batch(np.random.default_rng(2), table, 1, soft=True, randomise=0.5)
+
+
+def test_train_rejects_a_randomise_share_outside_0_to_1(capsys) -> None:
+    pytest.importorskip("torch")
+    from streamdet.synth.train import main as train_main
+
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--out", "/nonexistent/x", "--steps", "1", "--randomise", "1.5"])
+    assert stop.value.code == 2
+    assert "--randomise is a share" in capsys.readouterr().err
