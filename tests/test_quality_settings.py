@@ -139,7 +139,7 @@ def test_transfer_settings_change_one_choice_of_the_model_each():
     base = values("dense-naclip")  # the one pass with the model's own head: nothing else set
     for name, key, value in (
         ("dense-t0.15", ("boxes", "threshold"), 0.15),
-        ("dense-t0.5", ("boxes", "threshold"), 0.5),
+        ("dense-t0.3", ("boxes", "threshold"), 0.3),
         ("dense-bg1", ("scoring", "background_prompts"), ("background",)),
     ):
         changed = values(name)
