@@ -99,16 +99,26 @@ def _photos() -> tuple[np.ndarray, ...]:
     return tuple(photos)
 
 
-def _photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray | None:
+def photo_crop(
+    rng: np.random.Generator, h: int, w: int, max_zoom: float, interpolation: int
+) -> np.ndarray | None:
+    """A random crop of a random sample photograph resized to h x w (zoomed in up to
+    ``max_zoom`` beyond covering the frame); None when no photographs are installed."""
     photos = _photos()
     if not photos:
         return None
     img = photos[rng.integers(len(photos))]
     ph, pw = img.shape[:2]
-    scale = max(h / ph, w / pw) * rng.uniform(1.0, 1.6)
+    scale = max(h / ph, w / pw) * rng.uniform(1.0, max_zoom)
     ch, cw = min(ph, math.ceil(h / scale)), min(pw, math.ceil(w / scale))
     y, x = rng.integers(0, ph - ch + 1), rng.integers(0, pw - cw + 1)
-    out = cv2.resize(img[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_AREA)
+    return cv2.resize(img[y : y + ch, x : x + cw], (w, h), interpolation=interpolation)
+
+
+def _photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray | None:
+    out = photo_crop(rng, h, w, 1.6, cv2.INTER_AREA)
+    if out is None:
+        return None
     # Pull the photo's colours towards grey a little so it competes less with the objects.
     grey = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return cv2.addWeighted(out, 0.7, grey, 0.3, 0)

@@ -20,7 +20,7 @@ import math
 import cv2
 import numpy as np
 
-from streamdet.synth.backgrounds import _photos, random_background
+from streamdet.synth.backgrounds import _photos, photo_crop, random_background
 
 #: The new background kinds, drawn with :func:`varied_background`.
 SCENERY: tuple[str, ...] = (
@@ -192,15 +192,9 @@ def _water(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def _blurred_photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A crop of a sample photograph, maybe mirrored, blurred like an out-of-focus backdrop and
     recoloured (hue turned, saturation lowered); noise where no photographs are installed."""
-    photos = _photos()
-    if not photos:
+    out = photo_crop(rng, h, w, 2.5, cv2.INTER_LINEAR)
+    if out is None:
         return _terrain(rng, h, w)
-    img = photos[rng.integers(len(photos))]
-    ph, pw = img.shape[:2]
-    scale = max(h / ph, w / pw) * rng.uniform(1.0, 2.5)
-    ch, cw = min(ph, math.ceil(h / scale)), min(pw, math.ceil(w / scale))
-    y, x = rng.integers(0, ph - ch + 1), rng.integers(0, pw - cw + 1)
-    out = cv2.resize(img[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:
         out = out[:, ::-1]
     out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 4.0))
