@@ -78,6 +78,8 @@ MODES: Mapping[str, Mode] = MappingProxyType(
             _mode("dense+reuse", without="dense", method="dense", reuse=True),
             # the default with two verification crops per box (the built-in model's has one)
             _mode("dense+reuse+2crops", method="dense", reuse=True, verify_margins=(1.5, 2.0)),
+            # the default verifying up to 32 boxes a frame (the default is 16)
+            _mode("dense+reuse+verify32", method="dense", reuse=True, verify_max=32),
             _mode("fast", "fast"),
             _mode("writeup-int8", "writeup", precision="int8"),
         )

@@ -158,6 +158,10 @@ FLAGS: tuple[_Flag, ...] = (
         {"type": _margins, "help": "verification crop sizes, x a box's longer side, e.g. 1.5,2"},
     ),
     _Flag(
+        "verify_max",
+        {"type": int, "metavar": "N", "help": "verify at most N boxes a frame (the strongest)"},
+    ),
+    _Flag(
         "reuse",
         {
             "type": _reuse,

@@ -195,6 +195,7 @@ CHECKS: dict[str, Check] = {
     "verify": _flag,
     "verify_floor": fraction,
     "verify_margins": _margins,
+    "verify_max": _whole,
     "reuse": _reuse,
     "reuse_refresh": _whole,
     "reuse_motion": _open_fraction,

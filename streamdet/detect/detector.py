@@ -395,7 +395,7 @@ class Detector:
         plans: list[ReusePlan] = []
         crops: list[np.ndarray] = []
         for job in jobs:
-            job.detections = strongest(job.detections)
+            job.detections = strongest(job.detections, self.config.verify.max_boxes)
             xyxy, reuse = job.detections.xyxy, job.stream.reuse
             if reuse is None:
                 plan = ReusePlan(np.arange(len(xyxy), dtype=np.int64), len(xyxy), "changed")

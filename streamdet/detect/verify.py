@@ -14,8 +14,8 @@ two keeps them.
 
 On the quality benchmark's tuning seeds this re-ranking, with the heatmap threshold lowered to let
 more candidates in, raised AP50 and cut false boxes per frame (docs/benchmarks.md). It costs one
-extra batch of ``2 x boxes`` crops per frame, not a second pass over the windows; at most
-``MAX_VERIFIED`` boxes per frame are looked at (the highest peaks; the others are dropped), so a
+extra batch of ``margins x boxes`` crops per frame, not a second pass over the windows; at most
+``verify_max`` boxes per frame are looked at (the highest peaks; the others are dropped), so a
 frame full of weak candidates cannot stall a live source.
 """
 
@@ -29,8 +29,8 @@ from streamdet.types import Detections
 
 #: Crop sides as multiples of a box's longer side: the ``verify_margins`` setting's default.
 VIEW_MARGINS = VerifyConfig.margins
-#: At most this many boxes per frame are verified (the most confident); the rest are dropped.
-MAX_VERIFIED = 32
+#: At most this many boxes per frame are verified (the most confident): ``verify_max``'s default.
+MAX_VERIFIED = VerifyConfig.max_boxes
 
 
 def box_views(

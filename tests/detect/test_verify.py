@@ -159,3 +159,25 @@ def test_verify_needs_calibrated_scoring(tmp_path) -> None:
     # the model's suggestion is not applied where it cannot be
     ref = Detector("streamdet/scenes-clip", ["a car"], scoring="reference", cache_dir=tmp_path)
     assert not ref.config.verify.enabled
+
+
+@needs_builtin
+def test_verify_max_bounds_the_crops_of_a_frame(tmp_path) -> None:
+    """``verify_max``: a frame with more candidates than that verifies only the strongest."""
+    frame = np.full((360, 640, 3), 128, np.uint8)
+    for x in (100, 260, 420, 560):
+        cv2.circle(frame, (x, 180), 40, (35, 30, 215), -1, cv2.LINE_AA)
+    every = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path)
+    capped = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path, verify_max=2)
+    assert every.config.verify.max_boxes == 16 and capped.config.verify.max_boxes == 2
+    a, b = every.detect(frame), capped.detect(frame)
+    assert a.work.views_computed == len(a.detections) == 4
+    assert b.work.views_computed == len(b.detections) == 2
+    # the two kept are two of the four, unchanged
+    boxes = {tuple(box) for box in a.detections.xyxy.round(2).tolist()}
+    assert {tuple(box) for box in b.detections.xyxy.round(2).tolist()} <= boxes
+
+
+def test_verify_max_must_be_a_positive_whole_number() -> None:
+    with pytest.raises(ConfigError, match="verify_max must be a positive whole number"):
+        Detector("streamdet/scenes-clip", ["a car"], verify_max=0)
