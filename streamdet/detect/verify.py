@@ -85,10 +85,23 @@ def box_views(
 
 
 def strongest(detections: Detections, limit: int = MAX_VERIFIED) -> Detections:
-    """The ``limit`` most confident boxes (all of them when there are no more than that)."""
+    """The ``limit`` boxes to verify (all of them when there are no more than that).
+
+    Prompts take turns: every prompt's most confident box first, then every prompt's second, and
+    so on, by confidence within a turn. Ranking all boxes by confidence alone would let one
+    prompt's crowd of candidates (a dashcam's road markings for "a white car") push out every
+    candidate of another prompt whose scores run lower; with one prompt it is the same thing.
+    """
     if len(detections) <= limit:
         return detections
-    return detections[np.argsort(-detections.confidence, kind="stable")[:limit]]
+    order = np.argsort(-detections.confidence, kind="stable")
+    classes = detections.class_id[order]
+    turn = np.empty(len(order), np.int64)  # the box's rank among its own prompt's boxes
+    for k in np.unique(classes):
+        mine = classes == k
+        turn[mine] = np.arange(int(mine.sum()))
+    chosen = np.lexsort((np.arange(len(order)), turn))[:limit]  # by turn, then by confidence
+    return detections[order[chosen]]
 
 
 def rescore(detections: Detections, view_probs: np.ndarray, floor: float) -> Detections:

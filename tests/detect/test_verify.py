@@ -82,6 +82,22 @@ def test_only_the_most_confident_boxes_are_verified() -> None:
     assert len(strongest(dets, limit=3)) == 3
 
 
+def test_every_prompt_gets_its_turn_at_verification() -> None:
+    """Prompt 0's five strong candidates do not crowd out prompt 1's weaker ones."""
+    xyxy = np.array([[i * 20, 0, i * 20 + 10, 10] for i in range(7)], np.float32)
+    dets = Detections(
+        xyxy,
+        np.array([0.99, 0.98, 0.97, 0.96, 0.95, 0.4, 0.3], np.float32),
+        np.array([0, 0, 0, 0, 0, 1, 1], np.int64),
+    )
+    top = strongest(dets, limit=4)
+    # turns: (0.99, 0.4), then (0.98, 0.3)
+    np.testing.assert_allclose(top.confidence, [0.99, 0.4, 0.98, 0.3])
+    assert top.class_id.tolist() == [0, 1, 0, 1]
+    three = strongest(dets, limit=3)  # the last turn is cut by confidence
+    np.testing.assert_allclose(three.confidence, [0.99, 0.4, 0.98])
+
+
 def test_rescore_of_nothing_is_nothing() -> None:
     assert len(rescore(Detections.empty(), np.zeros((0, 2), np.float32), 0.1)) == 0
 
