@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from streamdet.config.settings import VerifyConfig
 from streamdet.synth.randomise import varied_scene
 from streamdet.synth.scenes import COLOURS, KINDS, OBJECTS, SHAPES, SIZES, Query, random_scene
 
@@ -38,6 +39,10 @@ ABSENT_COVER = 0.1
 # side, "large" from LARGE_FILL (unknowable in between).
 SMALL_FILL = 0.42
 LARGE_FILL = 0.55
+# Verification views (``make_batch``'s ``verify_crops``): square crops centred on one object at
+# these multiples of its longer side, the views :mod:`streamdet.detect.verify` scores by default
+# (the built-in model's dense method scores the 1.5x view alone, its windows method both).
+VIEW_MARGINS: tuple[float, ...] = VerifyConfig.margins
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,20 @@ def _crop_box(
     return x, y, side
 
 
+def _view_box(rng: np.random.Generator, h: int, w: int, boxes: np.ndarray) -> tuple[int, int, int]:
+    """A verification view (x, y, side): a square centred on one object's visible box, one of
+    :data:`VIEW_MARGINS` x its longer side, moved inside the frame where it would hang over an
+    edge (verification pads there instead; the crop stays centred on the object otherwise)."""
+    b = boxes[rng.integers(len(boxes))]
+    extent = max(b[2] - b[0], b[3] - b[1], 4.0)
+    side = extent * VIEW_MARGINS[int(rng.integers(len(VIEW_MARGINS)))]
+    cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+    side = round(min(max(side, 12.0), min(h, w)))
+    x = round(min(max(cx - side / 2, 0), w - side))
+    y = round(min(max(cy - side / 2, 0), h - side))
+    return x, y, side
+
+
 def _object_status(full: np.ndarray, crop: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Per object (rows of ``full``, unclipped xyxy boxes): status TRUE/FALSE/IGNORE for "shown
     in the crop", and apparent size index (0 small, 1 large, -1 unknowable)."""
@@ -334,6 +353,7 @@ def make_batch(
     easy_fraction: float = 0.0,
     patch_grid: int = 0,
     randomise: float = 0.0,
+    verify_crops: float = 0.0,
 ) -> Batch:
     """``n_crops`` labelled crops from fresh random scenes, ``crops_per_scene`` from each.
 
@@ -344,6 +364,10 @@ def make_batch(
     A share ``randomise`` of the other scenes are domain-randomised
     (:func:`streamdet.synth.randomise.varied_scene`: other shades, proportions, styles,
     backgrounds, occluders, hard negatives, camera effects); at 0 the batch is what it always was.
+    A share ``verify_crops`` of the randomised scenes' crops are verification views
+    (:func:`_view_box`: centred on one object at 1.5x or 2x its longer side), the crops whose
+    global embedding decides whether a detector's box is kept; at 0 (the default, and recipe
+    stage 5) no random number is drawn for it, so earlier stages' batches are unchanged.
     """
     colours, kinds = list(COLOURS), list(KINDS)
     images = np.empty((n_crops, image_size, image_size, 3), dtype=np.uint8)
@@ -379,8 +403,12 @@ def make_batch(
         full = np.array([o.full_box for o in scene.objects], dtype=np.float64).reshape(-1, 4)
         boxes = np.array([o.box for o in scene.objects], dtype=np.float64).reshape(-1, 4)
         boxes = boxes[(boxes[:, 2] - boxes[:, 0] > 2) & (boxes[:, 3] - boxes[:, 1] > 2)]
+        views = verify_crops if doubt is not None and len(boxes) else 0.0
         for _ in range(min(crops_per_scene, n_crops - i)):
-            x, y, side = _crop_box(rng, h, w, boxes, easy=easy)
+            if views > 0 and rng.random() < views:
+                x, y, side = _view_box(rng, h, w, boxes)
+            else:
+                x, y, side = _crop_box(rng, h, w, boxes, easy=easy)
             images[i] = _resize(rng, rgb[y : y + side, x : x + side], image_size)
             labels[i], background[i] = label_crop(
                 table, attrs.reshape(-1, 2), full, (x, y, side), doubt=doubt, hidden=hidden

@@ -85,6 +85,7 @@ class TrainConfig:
     frame_head: str = "naclip"
     frame_soft: bool = False
     randomise: float = 0.0
+    verify_crops: float = 0.0
     init: str | None = None
     arch: Architecture = field(default_factory=Architecture)
 
@@ -288,6 +289,7 @@ def train(
             easy_fraction=_easy_fraction(config, progress),
             patch_grid=grid if config.patch_weight > 0 else 0,
             randomise=config.randomise,
+            verify_crops=config.verify_crops,
         )
         labels = _labels_with_background(batch.labels, batch.background, n_bg)
         pixels = to_pixels(batch.images)
@@ -418,12 +420,23 @@ def main(argv: list[str] | None = None) -> int:
         help="share of crops' and frames' scenes that are domain-randomised (recipe stage 5)",
     )
     parser.add_argument(
+        "--verify-crops",
+        type=float,
+        default=0.0,
+        help="share of the randomised scenes' crops that are verification views: centred on one "
+        "object at 1.5x or 2x its longer side (recipe stage 6)",
+    )
+    parser.add_argument(
         "--easy-until", type=float, default=0.3, help="share of steps on easy scenes only"
     )
     parser.add_argument("--record", type=Path, help="also write the training record (JSON) here")
     args = parser.parse_args(argv)
     if not 0.0 <= args.randomise <= 1.0:
         parser.error(f"--randomise is a share: expected 0..1, but got {args.randomise}")
+    if not 0.0 <= args.verify_crops <= 1.0:
+        parser.error(f"--verify-crops is a share: expected 0..1, but got {args.verify_crops}")
+    if args.verify_crops > 0 and args.randomise == 0:
+        parser.error("--verify-crops needs --randomise above 0 (it acts on randomised scenes)")
     if args.randomise > 0 and args.frame_soft:
         parser.error("--randomise cannot be combined with --frame-soft")
     if args.init is not None:
@@ -454,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         frame_head=args.frame_head,
         frame_soft=args.frame_soft,
         randomise=args.randomise,
+        verify_crops=args.verify_crops,
         easy_until=args.easy_until,
         init=None if args.init is None else str(args.init),
         arch=arch,

@@ -12,7 +12,9 @@ from streamdet.synth.data import (
     FALSE,
     IGNORE,
     TRUE,
+    VIEW_MARGINS,
     CaptionTable,
+    _view_box,
     caption_set,
     label_cells,
     label_crop,
@@ -93,6 +95,44 @@ def test_default_off_leaves_the_generator_and_the_crops_as_they_were() -> None:
         np.random.default_rng(3), table, 16, patch_grid=8, easy_fraction=0.25, randomise=0.0
     )
     assert np.array_equal(again.images, batch.images)
+
+
+def test_verification_views_off_leave_stage_5_batches_as_they_were() -> None:
+    """``verify_crops`` 0 (recipe stage 5) draws the randomised batches of before the option
+    existed (hash recorded from commit d08a606), so stage 5 still reproduces the shipped model."""
+    table = CaptionTable.build(caption_set())
+    batch = make_batch(
+        np.random.default_rng(4), table, 16, patch_grid=8, easy_fraction=0.25, randomise=0.8
+    )
+    data = batch.images.tobytes() + batch.labels.tobytes() + batch.patches.tobytes()
+    assert hashlib.sha256(data).hexdigest() == (
+        "d51fad82f50ba8c3052b21340d4321130f705bf654017b40b3ba43d9c79cf1c9"
+    )
+
+
+def test_verification_views_are_centred_at_the_verify_margins() -> None:
+    boxes = np.array([[100.0, 50.0, 140.0, 70.0]])  # 40 x 20, centre (120, 60)
+    sides = set()
+    for seed in range(20):
+        x, y, side = _view_box(np.random.default_rng(seed), 360, 640, boxes)
+        assert (x + side / 2, y + side / 2) == pytest.approx((120, 60), abs=0.5)
+        sides.add(side)
+    assert sides == {round(40 * m) for m in VIEW_MARGINS} == {60, 80}
+    # at the frame's edge the view moves inside it rather than hanging over
+    x, y, side = _view_box(np.random.default_rng(0), 360, 640, np.array([[0.0, 0.0, 30, 30]]))
+    assert x == 0 and y == 0 and side in (45, 60)
+
+
+def test_verification_views_show_their_object() -> None:
+    """Every view frames one object whole, so far more crops have a TRUE caption than the
+    ordinary mix (a third of which are anywhere, often on nothing)."""
+    table = CaptionTable.build(caption_set())
+
+    def shown(views: float) -> float:
+        batch = make_batch(np.random.default_rng(5), table, 96, randomise=1.0, verify_crops=views)
+        return float((batch.background == FALSE).mean())
+
+    assert shown(1.0) > 0.85 and shown(1.0) > shown(0.0) + 0.1
 
 
 def _table_index(table: CaptionTable, text: str) -> int:
@@ -200,3 +240,20 @@ def test_train_rejects_a_randomise_share_outside_0_to_1(capsys) -> None:
         train_main(["--out", "/nonexistent/x", "--steps", "1", "--randomise", "1.5"])
     assert stop.value.code == 2
     assert "--randomise is a share" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--randomise", "0.8", "--verify-crops", "-0.1"], "--verify-crops is a share"),
+        (["--verify-crops", "0.3"], "--verify-crops needs --randomise"),
+    ],
+)
+def test_train_rejects_bad_verification_view_shares(capsys, argv, message) -> None:
+    pytest.importorskip("torch")
+    from streamdet.synth.train import main as train_main
+
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--out", "/nonexistent/x", "--steps", "1", *argv])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err

@@ -139,7 +139,7 @@ def test_hard_negative_term_weighs_the_worst_wrong_caption() -> None:
     )
 
 
-def test_recipe_chains_the_five_stages(tmp_path, capsys) -> None:
+def test_recipe_chains_the_six_stages(tmp_path, capsys) -> None:
     from streamdet.synth.recipe import main as recipe_main
     from streamdet.synth.recipe import stage_commands
 
@@ -150,6 +150,7 @@ def test_recipe_chains_the_five_stages(tmp_path, capsys) -> None:
         str(tmp_path / "model.stage2"),
         str(tmp_path / "model.stage3"),
         str(tmp_path / "model.stage4"),
+        str(tmp_path / "model.stage5"),
         str(out),
     ]
     assert "--init" not in commands[0]
@@ -169,22 +170,28 @@ def test_recipe_chains_the_five_stages(tmp_path, capsys) -> None:
     capsys.readouterr()
     assert stage_commands(out, first=3) == commands[2:]
     assert commands[4][commands[4].index("--init") + 1] == str(tmp_path / "model.stage4")
-    # stage 5 randomises the scenes, on one thread; the others do not
+    # stages 5 and 6 randomise the scenes, on one thread; the others do not
     assert commands[4][commands[4].index("--randomise") + 1] == "0.8"
     assert commands[4][commands[4].index("--threads") + 1] == "1"
     assert all("--randomise" not in c for c in commands[:4])
-    # stage 5 alone, from a stage-4 model kept elsewhere
-    alone = stage_commands(out, first=5, init=tmp_path / "shipped")
-    assert alone == [[*commands[4][:3], str(tmp_path / "shipped"), *commands[4][4:]]]
+    assert commands[5][commands[5].index("--init") + 1] == str(tmp_path / "model.stage5")
+    assert commands[5][commands[5].index("--randomise") + 1] == "0.9"
+    assert commands[5][commands[5].index("--threads") + 1] == "1"
+    # stage 6 alone adds verification views; stage 5 stays as the shipped stage-5 model was made
+    assert commands[5][commands[5].index("--verify-crops") + 1] == "0.25"
+    assert all("--verify-crops" not in c for c in commands[:5])
+    alone = stage_commands(out, first=6, init=tmp_path / "shipped")
+    assert alone == [[*commands[5][:3], str(tmp_path / "shipped"), *commands[5][4:]]]
     assert recipe_main(["--out", str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 7 and printed[-1].startswith("streamdet export")
+    assert len(printed) == 8 and printed[-1].startswith("streamdet export")
     shipped = str(tmp_path / "shipped")
     assert (
         recipe_main(["--out", str(out), "--from-stage", "5", "--init", shipped, "--dry-run"]) == 0
     )
     printed = capsys.readouterr().out.splitlines()
     assert (
-        len(printed) == 3 and f"--init {shipped}" in printed[0] and "--randomise 0.8" in printed[0]
+        len(printed) == 4 and f"--init {shipped}" in printed[0] and "--randomise 0.8" in printed[0]
     )
+    assert f"--init {out.with_name('model.stage5')}" in printed[1]
     assert not out.exists() and not (tmp_path / "model.stage1").exists()
