@@ -132,10 +132,9 @@ class VerifyConfig:
     """Score crops around every box again (``enabled``); boxes whose best view is below ``floor``
     are dropped. ``margins``: each box is seen in one square crop per margin, ``margin`` x its
     longer side (``streamdet.detect.verify``); every margin is one more crop per box. At most
-    ``max_boxes`` boxes per frame are verified (the highest peaks; the others are dropped), so a
-    frame full of weak candidates (real footage before an unfamiliar model) costs a bounded
-    number of crops: on the training generator's tuning frames 16 lost no AP50 against 32, and on
-    a dashcam it cut the verified crops from about 32 to 16 a frame (docs/benchmarks.md)."""
+    ``max_boxes`` boxes per frame are verified (prompts in turns, each its strongest first; the
+    others are dropped), so a frame full of weak candidates (real footage before an unfamiliar
+    model) costs a bounded number of crops (docs/benchmarks.md has the measurements)."""
 
     enabled: bool = False
     floor: float = 0.1

@@ -15,8 +15,8 @@ two keeps them.
 On the quality benchmark's tuning seeds this re-ranking, with the heatmap threshold lowered to let
 more candidates in, raised AP50 and cut false boxes per frame (docs/benchmarks.md). It costs one
 extra batch of ``margins x boxes`` crops per frame, not a second pass over the windows; at most
-``verify_max`` boxes per frame are looked at (the highest peaks; the others are dropped), so a
-frame full of weak candidates cannot stall a live source.
+``verify_max`` boxes per frame are looked at (prompts in turns, each its strongest first; the
+others are dropped: ``strongest``), so a frame full of weak candidates cannot stall a live source.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from streamdet.types import Detections
 
 #: Crop sides as multiples of a box's longer side: the ``verify_margins`` setting's default.
 VIEW_MARGINS = VerifyConfig.margins
-#: At most this many boxes per frame are verified (the most confident): ``verify_max``'s default.
+#: At most this many boxes per frame are verified (``strongest``): ``verify_max``'s default.
 MAX_VERIFIED = VerifyConfig.max_boxes
 
 
