@@ -162,6 +162,14 @@ FLAGS: tuple[_Flag, ...] = (
         {"type": int, "metavar": "N", "help": "verify at most N boxes a frame (the strongest)"},
     ),
     _Flag(
+        "verify_refine",
+        {
+            "type": float,
+            "metavar": "WEIGHT",
+            "help": "move boxes towards what their verification crop shows, 0..1 (0: off)",
+        },
+    ),
+    _Flag(
         "reuse",
         {
             "type": _reuse,

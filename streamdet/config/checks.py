@@ -196,6 +196,7 @@ CHECKS: dict[str, Check] = {
     "verify_floor": fraction,
     "verify_margins": _margins,
     "verify_max": _whole,
+    "verify_refine": fraction,
     "reuse": _reuse,
     "reuse_refresh": _whole,
     "reuse_motion": _open_fraction,

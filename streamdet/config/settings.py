@@ -134,12 +134,15 @@ class VerifyConfig:
     longer side (``streamdet.detect.verify``); every margin is one more crop per box. At most
     ``max_boxes`` boxes per frame are verified (prompts in turns, each its strongest first; the
     others are dropped), so a frame full of weak candidates (real footage before an unfamiliar
-    model) costs a bounded number of crops (docs/benchmarks.md has the measurements)."""
+    model) costs a bounded number of crops (docs/benchmarks.md has the measurements).
+    ``refine`` > 0 moves each box towards the box its first view's patch tokens show, by that
+    weight (0: off; models whose export has no patch tokens are never refined)."""
 
     enabled: bool = False
     floor: float = 0.1
     margins: tuple[float, ...] = (1.5, 2.0)
     max_boxes: int = 16
+    refine: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "verify_floor": ("verify", "floor"),
     "verify_margins": ("verify", "margins"),
     "verify_max": ("verify", "max_boxes"),
+    "verify_refine": ("verify", "refine"),
     "reuse": ("reuse", "threshold"),
     "reuse_refresh": ("reuse", "refresh"),
     "reuse_motion": ("reuse", "motion"),

@@ -43,7 +43,7 @@ from streamdet.detect.prompts import normalise_prompts
 from streamdet.detect.reuse import ReusePlan, WindowReuse
 from streamdet.detect.scoring import prompt_vs_background
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
-from streamdet.detect.verify import box_views, rescore, strongest
+from streamdet.detect.verify import box_views, refine_in_views, rescore, strongest
 from streamdet.detect.windows import WindowGrid, crop_windows
 from streamdet.errors import ConfigError, PromptError
 from streamdet.types import Detections, FrameResult, Timings, Workload
@@ -389,9 +389,12 @@ class Detector:
     def _verify(self, jobs: list[_Job], state: PromptState) -> None:
         """Re-score every box by crops around it (``streamdet.detect.verify``), the crops of
         every job in one batch; with reuse, boxes found again where their crops did not change
-        keep their crops' embeddings. Each job keeps the boxes that hold, and counts its crops."""
+        keep their crops' embeddings. With ``verify_refine`` each box also moves towards what
+        its first crop's patch tokens show. Each job keeps the boxes that hold, and counts its
+        crops."""
         size, fill = self.model.image_size, self.model.fill
         margins = self.config.verify.margins
+        weight = self.config.verify.refine if self.model.has_tokens else 0.0
         plans: list[ReusePlan] = []
         crops: list[np.ndarray] = []
         for job in jobs:
@@ -404,13 +407,21 @@ class Detector:
             plans.append(plan)
             crops.append(box_views(job.frame, xyxy[plan.compute], size, fill, margins))
         pixels = np.concatenate(crops)
-        dim = self.model.encoders.embed_dim
-        emb = self.model.embed_images(pixels) if len(pixels) else np.zeros((0, dim), np.float32)
+        emb, tokens = self._embed_views(pixels, weight > 0)
         at = 0
         for job, plan, part in zip(jobs, plans, crops, strict=True):
-            mine, at = emb[at : at + len(part)], at + len(part)
+            rows = slice(at, at + len(part))
+            mine, at = emb[rows], at + len(part)
+            dim = mine.shape[1]
+            if tokens is not None:  # each view row carries its box's first view's tokens
+                m, per_view = len(plan.compute), int(np.prod(tokens.shape[1:]))
+                first = tokens[rows][:m].reshape(m, per_view)
+                mine = np.concatenate([mine, np.tile(first, (len(margins), 1))], axis=1)
             if job.stream.reuse is not None and len(job.detections):
                 mine = job.stream.reuse.merge_views(plan, job.detections.xyxy, mine)
+            if tokens is not None:
+                self._refine(job, mine[: len(job.detections), dim:], tokens.shape[1:], state)
+                mine = mine[:, :dim]
             probs = prompt_vs_background(
                 mine, state.embeddings, state.background, self.model.logit_scale
             )
@@ -420,3 +431,28 @@ class Detector:
                 views_computed=len(margins) * len(plan.compute),
                 views_reused=len(margins) * plan.reused,
             )
+
+    def _embed_views(
+        self, pixels: np.ndarray, with_tokens: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The views' (N, D) embeddings and, ``with_tokens``, their (N, g, g, D) patch tokens
+        (N may be 0: every box kept its crops)."""
+        if with_tokens:
+            return self.model.embed_images_dense(pixels)
+        if len(pixels) == 0:
+            return np.zeros((0, self.model.encoders.embed_dim), np.float32), None
+        return self.model.embed_images(pixels), None
+
+    def _refine(
+        self, job: _Job, tokens: np.ndarray, shape: tuple[int, ...], state: PromptState
+    ) -> None:
+        """Move the job's boxes towards what their first views' (n, g*g*D) tokens show, each
+        for its own prompt (``verify.refine_in_views``)."""
+        n = len(job.detections)
+        g, d = shape[0], shape[-1]
+        probs = prompt_vs_background(
+            tokens.reshape(-1, d), state.embeddings, state.background, self.model.logit_scale
+        ).reshape(n, g, g, -1)
+        own = probs[np.arange(n), :, :, job.detections.class_id]  # (n, g, g)
+        margin, weight = self.config.verify.margins[0], self.config.verify.refine
+        job.detections = refine_in_views(job.detections, own, margin, weight, job.frame.shape[:2])

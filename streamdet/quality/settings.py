@@ -126,6 +126,10 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
             for m in (1.5, 1.75, 2.0)
         ),
         s("dense-views1.5+2", **at, method="dense", verify_margins=(1.5, 2.0)),
+        # boxes as the frame's heatmap gives them, not moved towards their verification views'
+        # (the built-in model's verify_refine 0.4), and moved all the way
+        s("dense-unrefined", **at, method="dense", verify_refine=0.0),
+        s("dense-view-boxes", **at, method="dense", verify_refine=1.0),
         # do the model's threshold (0.3) and background prompts, chosen on the training
         # generator, hold on the held-out one (issue 18)? One change each.
         s("dense-t0.15", **at, method="dense", threshold=0.15),

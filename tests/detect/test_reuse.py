@@ -183,10 +183,13 @@ def test_prompt_changes_keep_the_kept_embeddings(make):
     np.testing.assert_allclose(again.heatmaps, fresh.detect(frame).heatmaps, atol=1e-5)
 
 
-def test_verification_crops_of_unchanged_boxes_are_reused(make):
+@pytest.mark.parametrize("refine", [0.0, 0.4])
+def test_verification_crops_of_unchanged_boxes_are_reused(make, refine):
+    """Kept crops give the boxes, scores and (``verify_refine``) moved boxes of new crops."""
     frame = textured()
-    det = make(reuse=0.02, threshold=0.0, verify=True, verify_floor=0.0)
-    full = make(reuse=False, threshold=0.0, verify=True, verify_floor=0.0)
+    checks = {"threshold": 0.0, "verify": True, "verify_floor": 0.0, "verify_refine": refine}
+    det = make(reuse=0.02, **checks)
+    full = make(reuse=False, **checks)
     first, second = det.detect(frame), det.detect(frame)
     assert len(second.detections) > 0  # threshold 0: every prompt gives boxes to verify
     assert first.work.views_reused == 0 and first.work.views_computed > 0

@@ -119,7 +119,10 @@ def circle() -> np.ndarray:
 @needs_builtin
 def test_detector_confidence_is_peak_times_best_view(circle: np.ndarray, tmp_path) -> None:
     plain = Detector("streamdet/scenes-clip", ["a red circle"], verify=False, cache_dir=tmp_path)
-    verified = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path)
+    # boxes left where the heatmap put them (test_verify_refine.py moves them)
+    verified = Detector(
+        "streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path, verify_refine=0.0
+    )
     assert (
         verified.config.verify.enabled and not plain.config.verify.enabled
     )  # the built-in model asks for verification
@@ -189,9 +192,10 @@ def test_verify_max_bounds_the_crops_of_a_frame(tmp_path) -> None:
     a, b = every.detect(frame), capped.detect(frame)
     assert a.work.views_computed == len(a.detections) == 4
     assert b.work.views_computed == len(b.detections) == 2
-    # the two kept are two of the four, unchanged
-    boxes = {tuple(box) for box in a.detections.xyxy.round(2).tolist()}
-    assert {tuple(box) for box in b.detections.xyxy.round(2).tolist()} <= boxes
+    # the two kept are two of the four (within int8's batch-dependent rounding of the crops'
+    # patch tokens, which move the boxes: verify_refine)
+    for box in b.detections.xyxy:
+        assert np.abs(a.detections.xyxy - box).max(axis=1).min() < 0.5
 
 
 def test_verify_max_must_be_a_positive_whole_number() -> None:

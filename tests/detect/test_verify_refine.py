@@ -1,0 +1,99 @@
+"""Boxes moved towards what their verification crop's patch tokens show (``verify_refine``)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from streamdet import Detector
+from streamdet.clip.hub import BUILTIN_MODELS
+from streamdet.detect.boxes import box_iou
+from streamdet.detect.verify import refine_in_views
+from streamdet.errors import ConfigError
+from streamdet.types import Detections
+
+needs_builtin = pytest.mark.skipif(
+    not (BUILTIN_MODELS["streamdet/scenes-clip"] / "meta.json").is_file(),
+    reason="the built-in model is not in streamdet/models/scenes-clip",
+)
+
+# One 40 x 40 box at (100, 100): its 1.5x view is 60 pixels from (90, 90), 7.5 pixels a token.
+BOX = Detections(
+    np.array([[100, 100, 140, 140]], np.float32),
+    np.array([0.9], np.float32),
+    np.array([0], np.int64),
+)
+
+
+def _map(rows: slice, cols: slice, value: float = 0.95) -> np.ndarray:
+    probs = np.full((1, 8, 8), 0.02, np.float32)
+    probs[0, rows, cols] = value
+    return probs
+
+
+def test_the_view_box_is_where_its_tokens_show_the_prompt() -> None:
+    # the prompt lights tokens rows 3-4, columns 4-6: pixels 112.5-127.5 down, 120-142.5 across
+    moved = refine_in_views(BOX, _map(slice(3, 5), slice(4, 7)), 1.5, 1.0, (360, 640))
+    x1, y1, x2, y2 = moved.xyxy[0]
+    assert 120 - 7.5 < x1 < 120 + 3.75 and 142.5 - 3.75 < x2 < 142.5 + 7.5
+    assert 112.5 - 7.5 < y1 < 112.5 + 3.75 and 127.5 - 3.75 < y2 < 127.5 + 7.5
+    # the rest of the detection is kept
+    assert moved.confidence[0] == BOX.confidence[0] and moved.class_id[0] == 0
+
+
+def test_the_weight_blends_the_two_boxes() -> None:
+    probs = _map(slice(3, 5), slice(4, 7))
+    full = refine_in_views(BOX, probs, 1.5, 1.0, (360, 640)).xyxy
+    part = refine_in_views(BOX, probs, 1.5, 0.4, (360, 640)).xyxy
+    np.testing.assert_allclose(part, 0.4 * full + 0.6 * BOX.xyxy, atol=1e-4)
+    assert not np.allclose(part, BOX.xyxy)
+
+
+def test_no_weight_or_an_empty_view_leave_the_box() -> None:
+    probs = _map(slice(3, 5), slice(4, 7))
+    np.testing.assert_array_equal(refine_in_views(BOX, probs, 1.5, 0.0, (360, 640)).xyxy, BOX.xyxy)
+    empty = np.zeros((1, 8, 8), np.float32)
+    np.testing.assert_array_equal(refine_in_views(BOX, empty, 1.5, 1.0, (360, 640)).xyxy, BOX.xyxy)
+
+
+def test_a_stronger_neighbour_at_the_views_rim_is_not_the_box() -> None:
+    probs = _map(slice(3, 5), slice(3, 5), 0.8)
+    probs[0, 0, :] = 0.99  # something else along the view's top edge
+    x1, y1, x2, _ = refine_in_views(BOX, probs, 1.5, 1.0, (360, 640)).xyxy[0]
+    assert y1 > 105 and x2 - x1 < 30  # the middle region's box, not the rim's
+
+
+def test_moved_boxes_stay_inside_the_frame() -> None:
+    box = Detections(np.array([[0, 0, 40, 40]], np.float32), BOX.confidence, BOX.class_id)
+    probs = _map(slice(0, 4), slice(0, 4))  # the view's top-left, past the frame's corner
+    moved = refine_in_views(box, probs, 1.5, 1.0, (360, 640)).xyxy[0]
+    assert moved.min() >= 0 and moved[2] <= 640 and moved[3] <= 360
+
+
+def test_verify_refine_must_be_a_weight() -> None:
+    with pytest.raises(ConfigError, match="verify_refine must be a number between 0 and 1"):
+        Detector("streamdet/scenes-clip", ["a car"], verify_refine=1.5)
+
+
+@needs_builtin
+def test_moved_boxes_fit_small_objects_better(tmp_path) -> None:
+    """Small circles placed off the frame heatmap's 16-pixel cells: the boxes moved towards
+    their views' fit them better than the frame's boxes do."""
+    frame = np.full((360, 640, 3), 128, np.uint8)
+    truths = []
+    for i, (x, y) in enumerate([(70, 90), (205, 247), (331, 101), (463, 262), (581, 170)]):
+        r = 14 + 2 * i
+        cv2.circle(frame, (x, y), r, (35, 30, 215), -1, cv2.LINE_AA)
+        truths.append([x - r, y - r, x + r + 1, y + r + 1])
+    truth = np.array(truths, np.float32)
+
+    def fit(weight: float) -> float:
+        det = Detector(
+            "streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path, verify_refine=weight
+        )
+        found = det.detect(frame).detections
+        assert len(found) == len(truth)
+        return float(box_iou(truth, found.xyxy).max(axis=1).mean())
+
+    assert fit(0.4) > fit(0.0) + 0.02
