@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from streamdet.clip.export import CLIP_MEAN
 from streamdet.config.settings import VerifyConfig
 from streamdet.synth.randomise import varied_scene
 from streamdet.synth.scenes import COLOURS, KINDS, OBJECTS, SHAPES, SIZES, Query, random_scene
@@ -43,6 +44,8 @@ LARGE_FILL = 0.55
 # these multiples of its longer side, the views :mod:`streamdet.detect.verify` scores by default
 # (the built-in model's dense method scores the 1.5x view alone, its windows method both).
 VIEW_MARGINS: tuple[float, ...] = VerifyConfig.margins
+# What a crop shows past the frame's edge (RGB): the model's mean colour, the detector's fill.
+PAD_RGB: tuple[int, int, int] = tuple(round(255 * m) for m in CLIP_MEAN)  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -256,32 +259,63 @@ def _crop_box(
     return x, y, side
 
 
-def _view_box(rng: np.random.Generator, h: int, w: int, boxes: np.ndarray) -> tuple[int, int, int]:
+def _view_box(
+    rng: np.random.Generator, h: int, w: int, boxes: np.ndarray, *, pad: bool = False
+) -> tuple[int, int, int]:
     """A verification view (x, y, side): a square centred on one object's visible box, one of
-    :data:`VIEW_MARGINS` x its longer side, moved inside the frame where it would hang over an
-    edge (verification pads there instead; the crop stays centred on the object otherwise)."""
+    :data:`VIEW_MARGINS` x its longer side. Where it would hang over the frame's edge it moves
+    inside the frame, or with ``pad`` stays centred and may reach past the edge (the caller pads
+    there with the model's mean colour, as :func:`streamdet.detect.verify.box_views` does)."""
     b = boxes[rng.integers(len(boxes))]
     extent = max(b[2] - b[0], b[3] - b[1], 4.0)
     side = extent * VIEW_MARGINS[int(rng.integers(len(VIEW_MARGINS)))]
     cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+    if pad:
+        side = round(max(side, 12.0))
+        return round(cx - side / 2), round(cy - side / 2), side
     side = round(min(max(side, 12.0), min(h, w)))
     x = round(min(max(cx - side / 2, 0), w - side))
     y = round(min(max(cy - side / 2, 0), h - side))
     return x, y, side
 
 
-def _object_status(full: np.ndarray, crop: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per object (rows of ``full``, unclipped xyxy boxes): status TRUE/FALSE/IGNORE for "shown
-    in the crop", and apparent size index (0 small, 1 large, -1 unknowable)."""
+def _cut(image: np.ndarray, crop: tuple[int, int, int], fill: object) -> np.ndarray:
+    """The square ``crop`` (x, y, side) of ``image``; parts past its edges are ``fill``."""
     x, y, side = crop
-    ix = np.clip(np.minimum(full[:, 2], x + side) - np.maximum(full[:, 0], x), 0, None)
-    iy = np.clip(np.minimum(full[:, 3], y + side) - np.maximum(full[:, 1], y), 0, None)
+    h, w = image.shape[:2]
+    if x >= 0 and y >= 0 and x + side <= w and y + side <= h:
+        return image[y : y + side, x : x + side]
+    out = np.empty((side, side, *image.shape[2:]), image.dtype)
+    out[...] = fill
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, w), min(y + side, h)
+    if x1 > x0 and y1 > y0:
+        out[y0 - y : y1 - y, x0 - x : x1 - x] = image[y0:y1, x0:x1]
+    return out
+
+
+def _object_status(
+    full: np.ndarray,
+    crop: tuple[int, int, int],
+    frame: tuple[int, int] | None = None,
+    positive_visible: float = POSITIVE_VISIBLE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per object (rows of ``full``, unclipped xyxy boxes): status TRUE/FALSE/IGNORE for "shown
+    in the crop", and apparent size index (0 small, 1 large, -1 unknowable). ``frame`` (h, w)
+    bounds what a crop reaching past the frame's edge shows; ``positive_visible`` is the share
+    of an object's box that must show for it to count as shown."""
+    x, y, side = crop
+    left, top, right, bottom = x, y, x + side, y + side
+    if frame is not None:
+        left, top = max(left, 0), max(top, 0)
+        right, bottom = min(right, frame[1]), min(bottom, frame[0])
+    ix = np.clip(np.minimum(full[:, 2], right) - np.maximum(full[:, 0], left), 0, None)
+    iy = np.clip(np.minimum(full[:, 3], bottom) - np.maximum(full[:, 1], top), 0, None)
     area = np.maximum((full[:, 2] - full[:, 0]) * (full[:, 3] - full[:, 1]), 1e-6)
     visible = ix * iy / area
     fill = np.maximum(ix, iy) / side
     cover = ix * iy / side**2
     status = np.full(len(full), IGNORE, dtype=np.int8)
-    status[(visible >= POSITIVE_VISIBLE) & (fill >= POSITIVE_FILL)] = TRUE
+    status[(visible >= positive_visible) & (fill >= POSITIVE_FILL)] = TRUE
     absent = ((visible < ABSENT_VISIBLE) | (fill < ABSENT_FILL)) & (cover < ABSENT_COVER)
     status[absent] = FALSE
     size = np.full(len(full), -1, dtype=np.int64)
@@ -298,6 +332,8 @@ def label_crop(
     *,
     doubt: np.ndarray | None = None,
     hidden: np.ndarray | None = None,
+    frame: tuple[int, int] | None = None,
+    positive_visible: float = POSITIVE_VISIBLE,
 ) -> tuple[np.ndarray, int]:
     """Labels (C,) for the captions and the background label of one crop.
 
@@ -305,12 +341,13 @@ def label_crop(
     unclipped boxes. A caption is TRUE if a shown object matches it, else IGNORE if an unclear one
     does, else FALSE. Randomised scenes add ``doubt`` (n, colours: captions naming an object's
     doubtful colours are IGNORE for it) and ``hidden`` (n,: mostly occluded objects are unclear,
-    never shown).
+    never shown). ``frame`` (h, w) is needed for crops reaching past the frame's edge (only the
+    part inside it shows anything); ``positive_visible`` as in :func:`_object_status`.
     """
     labels = np.zeros(len(table.texts), dtype=np.int8)
     if len(full) == 0:
         return labels, TRUE
-    status, size = _object_status(full, crop)
+    status, size = _object_status(full, crop, frame, positive_visible)
     if hidden is not None:
         status[(status == TRUE) & hidden] = IGNORE
     match = _caption_matches(table, attrs, doubt)  # (n, C)
@@ -354,6 +391,8 @@ def make_batch(
     patch_grid: int = 0,
     randomise: float = 0.0,
     verify_crops: float = 0.0,
+    pad_views: bool = False,
+    positive_visible: float = POSITIVE_VISIBLE,
 ) -> Batch:
     """``n_crops`` labelled crops from fresh random scenes, ``crops_per_scene`` from each.
 
@@ -368,6 +407,11 @@ def make_batch(
     (:func:`_view_box`: centred on one object at 1.5x or 2x its longer side), the crops whose
     global embedding decides whether a detector's box is kept; at 0 (the default, and recipe
     stage 5) no random number is drawn for it, so earlier stages' batches are unchanged.
+    With ``pad_views`` a view of an object at the frame's edge stays centred on it and shows
+    the model's mean colour past the edge, as verification's views do (else it moves inside the
+    frame); ``positive_visible`` is the share of an object's box a crop must show for the object
+    to count as shown (:data:`POSITIVE_VISIBLE`; the quality benchmarks require objects half in
+    the frame, so a view of one cut at half its size should say it is there).
     """
     colours, kinds = list(COLOURS), list(KINDS)
     images = np.empty((n_crops, image_size, image_size, 3), dtype=np.uint8)
@@ -406,15 +450,22 @@ def make_batch(
         views = verify_crops if doubt is not None and len(boxes) else 0.0
         for _ in range(min(crops_per_scene, n_crops - i)):
             if views > 0 and rng.random() < views:
-                x, y, side = _view_box(rng, h, w, boxes)
+                x, y, side = _view_box(rng, h, w, boxes, pad=pad_views)
             else:
                 x, y, side = _crop_box(rng, h, w, boxes, easy=easy)
-            images[i] = _resize(rng, rgb[y : y + side, x : x + side], image_size)
+            images[i] = _resize(rng, _cut(rgb, (x, y, side), PAD_RGB), image_size)
             labels[i], background[i] = label_crop(
-                table, attrs.reshape(-1, 2), full, (x, y, side), doubt=doubt, hidden=hidden
+                table,
+                attrs.reshape(-1, 2),
+                full,
+                (x, y, side),
+                doubt=doubt,
+                hidden=hidden,
+                frame=(h, w),
+                positive_visible=positive_visible,
             )
             if patches is not None:
-                owner = scene.owner[y : y + side, x : x + side]  # type: ignore[index]
+                owner = _cut(scene.owner, (x, y, side), -1)  # type: ignore[arg-type]
                 patches[i] = label_patches(table, attrs.reshape(-1, 2), owner, patch_grid, doubt)
             i += 1
     return Batch(images=images, labels=labels, background=background, patches=patches)

@@ -43,6 +43,7 @@ from transformers import CLIPConfig, CLIPModel, CLIPTokenizerFast
 from streamdet.clip.towers import dense_tokens
 from streamdet.synth.data import (
     BACKGROUND_PROMPTS,
+    POSITIVE_VISIBLE,
     TRUE,
     CaptionTable,
     caption_set,
@@ -86,6 +87,8 @@ class TrainConfig:
     frame_soft: bool = False
     randomise: float = 0.0
     verify_crops: float = 0.0
+    pad_views: bool = False
+    positive_visible: float = POSITIVE_VISIBLE
     init: str | None = None
     arch: Architecture = field(default_factory=Architecture)
 
@@ -290,6 +293,8 @@ def train(
             patch_grid=grid if config.patch_weight > 0 else 0,
             randomise=config.randomise,
             verify_crops=config.verify_crops,
+            pad_views=config.pad_views,
+            positive_visible=config.positive_visible,
         )
         labels = _labels_with_background(batch.labels, batch.background, n_bg)
         pixels = to_pixels(batch.images)
@@ -427,6 +432,19 @@ def main(argv: list[str] | None = None) -> int:
         "object at 1.5x or 2x its longer side (recipe stage 6)",
     )
     parser.add_argument(
+        "--pad-views",
+        action="store_true",
+        help="verification views of objects at the frame's edge stay centred and are padded with "
+        "the model's mean colour past it, as the detector's are (recipe stage 7)",
+    )
+    parser.add_argument(
+        "--positive-visible",
+        type=float,
+        default=POSITIVE_VISIBLE,
+        help="share of an object's box a crop must show for the object to count as shown "
+        f"(default {POSITIVE_VISIBLE}; recipe stage 7: 0.5)",
+    )
+    parser.add_argument(
         "--easy-until", type=float, default=0.3, help="share of steps on easy scenes only"
     )
     parser.add_argument("--record", type=Path, help="also write the training record (JSON) here")
@@ -435,6 +453,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--randomise is a share: expected 0..1, but got {args.randomise}")
     if not 0.0 <= args.verify_crops <= 1.0:
         parser.error(f"--verify-crops is a share: expected 0..1, but got {args.verify_crops}")
+    if not 0.0 < args.positive_visible <= 1.0:
+        parser.error(
+            "--positive-visible is a share: expected above 0 up to 1, "
+            f"but got {args.positive_visible}"
+        )
+    if args.pad_views and args.verify_crops == 0:
+        parser.error("--pad-views needs --verify-crops above 0 (it acts on verification views)")
     if args.verify_crops > 0 and args.randomise == 0:
         parser.error("--verify-crops needs --randomise above 0 (it acts on randomised scenes)")
     if args.randomise > 0 and args.frame_soft:
@@ -468,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
         frame_soft=args.frame_soft,
         randomise=args.randomise,
         verify_crops=args.verify_crops,
+        pad_views=args.pad_views,
+        positive_visible=args.positive_visible,
         easy_until=args.easy_until,
         init=None if args.init is None else str(args.init),
         arch=arch,

@@ -11,9 +11,11 @@ import pytest
 from streamdet.synth.data import (
     FALSE,
     IGNORE,
+    PAD_RGB,
     TRUE,
     VIEW_MARGINS,
     CaptionTable,
+    _cut,
     _view_box,
     caption_set,
     label_cells,
@@ -257,3 +259,49 @@ def test_train_rejects_bad_verification_view_shares(capsys, argv, message) -> No
         train_main(["--out", "/nonexistent/x", "--steps", "1", *argv])
     assert stop.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_padded_views_stay_centred_past_the_frame_edge() -> None:
+    """``pad_views`` (recipe stage 7): a view of an object at the edge is cut as the detector
+    cuts it, centred on the object, the part past the edge in the model's mean colour."""
+    boxes = np.array([[0.0, 100.0, 30.0, 130.0]])  # 30 x 30 against the left edge
+    x, y, side = _view_box(np.random.default_rng(0), 360, 640, boxes, pad=True)
+    assert side in (45, 60) and (x + side / 2, y + side / 2) == pytest.approx((15, 115), abs=0.5)
+    assert x < 0
+    image = np.full((360, 640, 3), 7, np.uint8)
+    view = _cut(image, (x, y, side), PAD_RGB)
+    assert view.shape == (side, side, 3)
+    assert (view[:, :-x] == PAD_RGB).all() and (view[:, -x:] == 7).all()
+    owner = _cut(np.zeros((360, 640), np.int8), (x, y, side), -1)
+    assert (owner[:, :-x] == -1).all() and (owner[:, -x:] == 0).all()
+
+
+def test_padding_shows_nothing_and_half_an_object_can_count() -> None:
+    """What lies past the frame's edge is not shown, even inside a padded crop; with
+    ``positive_visible`` 0.5 an object half inside the frame is a target, as the quality
+    benchmarks count it (at the default 0.6 it is unclear)."""
+    table = CaptionTable.build(caption_set())
+    attrs = np.array([[COLOUR_NAMES.index("red"), KINDS.index("circle")]])
+    full = np.array([[-18.0, 100.0, 22.0, 140.0]])  # 40 x 40, 55% inside the frame
+    crop = (-28, 90, 60)  # centred on it, 28 pixels of padding
+    circle = _table_index(table, "a red circle")
+    unclear, _ = label_crop(table, attrs, full, crop, frame=(360, 640))
+    shown, background = label_crop(table, attrs, full, crop, frame=(360, 640), positive_visible=0.5)
+    assert unclear[circle] == IGNORE
+    assert shown[circle] == TRUE and background == FALSE
+    # without the frame, the padding would wrongly count as showing the whole object
+    whole, _ = label_crop(table, attrs, full, crop)
+    assert whole[circle] == TRUE
+
+
+def test_stage_7_batches_pad_their_views() -> None:
+    table = CaptionTable.build(caption_set())
+
+    def padded(pad: bool) -> int:
+        batch = make_batch(
+            np.random.default_rng(5), table, 96, randomise=1.0, verify_crops=1.0, pad_views=pad
+        )
+        corners = batch.images[:, [0, 0, -1, -1], [0, -1, 0, -1]]  # (N, 4, 3)
+        return int((corners == PAD_RGB).all(axis=2).any(axis=1).sum())
+
+    assert padded(True) > 3 and padded(False) == 0
