@@ -80,6 +80,8 @@ MODES: Mapping[str, Mode] = MappingProxyType(
             _mode("dense+reuse+2crops", method="dense", reuse=True, verify_margins=(1.5, 2.0)),
             # the default verifying up to 32 boxes a frame (the default is 16)
             _mode("dense+reuse+verify32", method="dense", reuse=True, verify_max=32),
+            # the default with boxes left where the frame's heatmap put them (verify_refine 0)
+            _mode("dense+reuse+unrefined", method="dense", reuse=True, verify_refine=0.0),
             _mode("fast", "fast"),
             _mode("writeup-int8", "writeup", precision="int8"),
         )
