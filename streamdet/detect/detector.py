@@ -121,6 +121,7 @@ class Detector:
         self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
         self._grid_for = lru_cache(maxsize=8)(self._build_grid)
         self._frame_grid_for = lru_cache(maxsize=8)(self._build_frame_grid)
+        self._view_tokens: tuple[int, ...] | None = None  # (g, g, D) of a crop, once seen
         self._streams: dict[Hashable, _Stream] = {}  # by stream key; None: ``detect``'s
         templates = cfg.scoring.templates
         background = cfg.scoring.background_prompts
@@ -436,11 +437,15 @@ class Detector:
         self, pixels: np.ndarray, with_tokens: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The views' (N, D) embeddings and, ``with_tokens``, their (N, g, g, D) patch tokens
-        (N may be 0: every box kept its crops)."""
-        if with_tokens:
-            return self.model.embed_images_dense(pixels)
+        (N may be 0: every box kept its crops; no model run then once the token grid is known)."""
+        dim = self.model.encoders.embed_dim
+        if with_tokens and (len(pixels) or self._view_tokens is None):
+            emb, tokens = self.model.embed_images_dense(pixels)
+            self._view_tokens = tokens.shape[1:]
+            return emb, tokens
         if len(pixels) == 0:
-            return np.zeros((0, self.model.encoders.embed_dim), np.float32), None
+            empty = None if not with_tokens else np.zeros((0, *self._view_tokens), np.float32)
+            return np.zeros((0, dim), np.float32), empty
         return self.model.embed_images(pixels), None
 
     def _refine(
