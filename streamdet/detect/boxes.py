@@ -32,7 +32,7 @@ def _cells_to_pixels(
     return xyxy
 
 
-def _components(mask: np.ndarray, heatmap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def regions(mask: np.ndarray, heatmap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """8-connected regions of a boolean cell mask: (n, 4) inclusive cell ranges, peaks, labels."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
         mask.astype(np.uint8), connectivity=8
@@ -124,14 +124,14 @@ def region_boxes(
     if not above.any():
         return Detections.empty()
     if peak_ratio <= 0:
-        cells, peaks, _ = _components(above, heatmap)
+        cells, peaks, _ = regions(above, heatmap)
     else:
         # Hysteresis: a region is detected when its peak passes the threshold, but its extent is
         # the cells near its own peak, which may lie below the threshold.
         low = heatmap >= peak_ratio * threshold
-        _, peaks, labels = _components(low, heatmap)
+        _, peaks, labels = regions(low, heatmap)
         core = low & (heatmap >= peak_ratio * peaks[labels]) & (peaks[labels] > threshold)
-        cells, peaks, _ = _components(core, heatmap)
+        cells, peaks, _ = regions(core, heatmap)
         keep = peaks[1:] > threshold  # a merged neighbour whose own peak is too low goes
         cells, peaks = cells[keep], np.concatenate([peaks[:1], peaks[1:][keep]])
     r0, c0, r1, c1 = cells.T

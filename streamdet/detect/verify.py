@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from streamdet.config.settings import VerifyConfig
-from streamdet.detect.boxes import refine_edges
+from streamdet.detect.boxes import refine_edges, regions
 from streamdet.types import Detections
 
 #: Crop sides as multiples of a box's longer side: the ``verify_margins`` setting's default.
@@ -113,14 +113,9 @@ def _view_box(token_probs: np.ndarray) -> np.ndarray:
     r, c = np.unravel_index(int(middle.argmax()), middle.shape)
     peak = float(middle[r, c])
     level = REFINE_LEVEL * peak
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(
-        (token_probs >= level).astype(np.uint8), connectivity=8
-    )
-    own = stats[labels[r + rim, c + rim]]
-    c0, r0 = own[cv2.CC_STAT_LEFT], own[cv2.CC_STAT_TOP]
-    cells = np.array(
-        [[r0, c0, r0 + own[cv2.CC_STAT_HEIGHT] - 1, c0 + own[cv2.CC_STAT_WIDTH] - 1]], np.int64
-    )
+    cells, _, labels = regions(token_probs >= level, token_probs)
+    own = labels[r + rim, c + rim]  # region labels count from 1
+    cells = cells[own - 1 : own]
     return refine_edges(token_probs, cells, np.array([level]), 1, (g, g))[0]
 
 
