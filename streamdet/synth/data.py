@@ -10,14 +10,12 @@ ignored in between, so that the model is never taught a guess.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from streamdet.clip.export import CLIP_MEAN
-from streamdet.config.settings import VerifyConfig
+from streamdet.synth.crops import PAD_RGB, crop_box, cut, resize_crop, view_box
 from streamdet.synth.randomise import varied_scene
 from streamdet.synth.scenes import COLOURS, KINDS, OBJECTS, SHAPES, SIZES, Query, random_scene
 
@@ -40,12 +38,6 @@ ABSENT_COVER = 0.1
 # side, "large" from LARGE_FILL (unknowable in between).
 SMALL_FILL = 0.42
 LARGE_FILL = 0.55
-# Verification views (``make_batch``'s ``verify_crops``): square crops centred on one object at
-# these multiples of its longer side, the views :mod:`streamdet.detect.verify` scores by default
-# (the built-in model's dense method scores the 1.5x view alone, its windows method both).
-VIEW_MARGINS: tuple[float, ...] = VerifyConfig.margins
-# What a crop shows past the frame's edge (RGB): the model's mean colour, the detector's fill.
-PAD_RGB: tuple[int, int, int] = tuple(round(255 * m) for m in CLIP_MEAN)  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -219,80 +211,6 @@ def label_patches(
     return label_cells(table, attrs, owner, grid, grid, doubt)
 
 
-def _crop_box(
-    rng: np.random.Generator, h: int, w: int, boxes: np.ndarray, *, easy: bool = False
-) -> tuple[int, int, int]:
-    """A square crop (x, y, side) inside the frame, of one of three sorts: around an object,
-    around part of an object, or anywhere. ``easy`` crops frame a whole object at 1.2x to 2.5x."""
-    short = min(h, w)
-    if easy and len(boxes):
-        b = boxes[rng.integers(len(boxes))]
-        extent = max(b[2] - b[0], b[3] - b[1], 4.0)
-        side = extent * rng.uniform(1.2, 2.5)
-        slack = (side - extent) / 2
-        cx = (b[0] + b[2]) / 2 + rng.uniform(-slack, slack)
-        cy = (b[1] + b[3]) / 2 + rng.uniform(-slack, slack)
-        side = round(min(max(side, 12.0), short))
-        x = round(min(max(cx - side / 2, 0), w - side))
-        y = round(min(max(cy - side / 2, 0), h - side))
-        return x, y, side
-    mode = rng.random()
-    if len(boxes) and mode < 0.75:
-        b = boxes[rng.integers(len(boxes))]
-        extent = max(b[2] - b[0], b[3] - b[1], 4.0)
-        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-        if mode < 0.6:  # the whole object, 1.1x to 4.5x its size
-            side = extent * math.exp(rng.uniform(math.log(1.1), math.log(4.5)))
-            slack = max(0.0, side - extent) / 2
-            cx += rng.uniform(-slack, slack)
-            cy += rng.uniform(-slack, slack)
-        else:  # part of it
-            side = extent * math.exp(rng.uniform(math.log(0.6), math.log(2.5)))
-            cx += rng.uniform(-0.6, 0.6) * side
-            cy += rng.uniform(-0.6, 0.6) * side
-    else:
-        side = short * math.exp(rng.uniform(math.log(0.12), math.log(0.9)))
-        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-    side = round(min(max(side, 12.0), short))
-    x = round(min(max(cx - side / 2, 0), w - side))
-    y = round(min(max(cy - side / 2, 0), h - side))
-    return x, y, side
-
-
-def _view_box(
-    rng: np.random.Generator, h: int, w: int, boxes: np.ndarray, *, pad: bool = False
-) -> tuple[int, int, int]:
-    """A verification view (x, y, side): a square centred on one object's visible box, one of
-    :data:`VIEW_MARGINS` x its longer side. Where it would hang over the frame's edge it moves
-    inside the frame, or with ``pad`` stays centred and may reach past the edge (the caller pads
-    there with the model's mean colour, as :func:`streamdet.detect.verify.box_views` does)."""
-    b = boxes[rng.integers(len(boxes))]
-    extent = max(b[2] - b[0], b[3] - b[1], 4.0)
-    side = extent * VIEW_MARGINS[int(rng.integers(len(VIEW_MARGINS)))]
-    cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-    if pad:
-        side = round(max(side, 12.0))
-        return round(cx - side / 2), round(cy - side / 2), side
-    side = round(min(max(side, 12.0), min(h, w)))
-    x = round(min(max(cx - side / 2, 0), w - side))
-    y = round(min(max(cy - side / 2, 0), h - side))
-    return x, y, side
-
-
-def _cut(image: np.ndarray, crop: tuple[int, int, int], fill: object) -> np.ndarray:
-    """The square ``crop`` (x, y, side) of ``image``; parts past its edges are ``fill``."""
-    x, y, side = crop
-    h, w = image.shape[:2]
-    if x >= 0 and y >= 0 and x + side <= w and y + side <= h:
-        return image[y : y + side, x : x + side]
-    out = np.empty((side, side, *image.shape[2:]), image.dtype)
-    out[...] = fill
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, w), min(y + side, h)
-    if x1 > x0 and y1 > y0:
-        out[y0 - y : y1 - y, x0 - x : x1 - x] = image[y0:y1, x0:x1]
-    return out
-
-
 def _object_status(
     full: np.ndarray,
     crop: tuple[int, int, int],
@@ -371,14 +289,6 @@ def label_crop(
     return labels, background
 
 
-def _resize(rng: np.random.Generator, crop: np.ndarray, size: int) -> np.ndarray:
-    """Resize like a detector might: area averaging or bilinear, picked at random."""
-    interp = cv2.INTER_AREA if rng.random() < 0.6 else cv2.INTER_LINEAR
-    if crop.shape[0] < size:
-        interp = cv2.INTER_LINEAR if rng.random() < 0.7 else cv2.INTER_CUBIC
-    return cv2.resize(crop, (size, size), interpolation=interp)
-
-
 def make_batch(
     rng: np.random.Generator,
     table: CaptionTable,
@@ -404,9 +314,10 @@ def make_batch(
     (:func:`streamdet.synth.randomise.varied_scene`: other shades, proportions, styles,
     backgrounds, occluders, hard negatives, camera effects); at 0 the batch is what it always was.
     A share ``verify_crops`` of the randomised scenes' crops are verification views
-    (:func:`_view_box`: centred on one object at 1.5x or 2x its longer side), the crops whose
-    global embedding decides whether a detector's box is kept; at 0 (the default, and recipe
-    stage 5) no random number is drawn for it, so earlier stages' batches are unchanged.
+    (:func:`~streamdet.synth.crops.view_box`: centred on one object at 1.5x or 2x its longer
+    side), the crops whose global embedding decides whether a detector's box is kept; at 0 (the
+    default, and recipe stage 5) no random number is drawn for it, so earlier stages' batches
+    are unchanged.
     With ``pad_views`` a view of an object at the frame's edge stays centred on it and shows
     the model's mean colour past the edge, as verification's views do (else it moves inside the
     frame); ``positive_visible`` is the share of an object's box a crop must show for the object
@@ -450,10 +361,10 @@ def make_batch(
         views = verify_crops if doubt is not None and len(boxes) else 0.0
         for _ in range(min(crops_per_scene, n_crops - i)):
             if views > 0 and rng.random() < views:
-                x, y, side = _view_box(rng, h, w, boxes, pad=pad_views)
+                x, y, side = view_box(rng, h, w, boxes, pad=pad_views)
             else:
-                x, y, side = _crop_box(rng, h, w, boxes, easy=easy)
-            images[i] = _resize(rng, _cut(rgb, (x, y, side), PAD_RGB), image_size)
+                x, y, side = crop_box(rng, h, w, boxes, easy=easy)
+            images[i] = resize_crop(rng, cut(rgb, (x, y, side), PAD_RGB), image_size)
             labels[i], background[i] = label_crop(
                 table,
                 attrs.reshape(-1, 2),
@@ -465,7 +376,7 @@ def make_batch(
                 positive_visible=positive_visible,
             )
             if patches is not None:
-                owner = _cut(scene.owner, (x, y, side), -1)  # type: ignore[arg-type]
+                owner = cut(scene.owner, (x, y, side), -1)  # type: ignore[arg-type]
                 patches[i] = label_patches(table, attrs.reshape(-1, 2), owner, patch_grid, doubt)
             i += 1
     return Batch(images=images, labels=labels, background=background, patches=patches)

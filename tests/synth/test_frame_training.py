@@ -81,7 +81,8 @@ def test_frame_batch_is_what_the_detector_feeds() -> None:
 def test_frame_loss_teaches_the_tokens(tiny_arch) -> None:
     from transformers import CLIPTokenizerFast
 
-    from streamdet.synth.train import DEFAULT_TOKENIZER, _texts_and_scale
+    from streamdet.synth.logits import texts_and_scale
+    from streamdet.synth.train import DEFAULT_TOKENIZER
 
     if not (DEFAULT_TOKENIZER / "tokenizer.json").is_file():
         pytest.skip("no tokenizer folder")
@@ -96,7 +97,7 @@ def test_frame_loss_teaches_the_tokens(tiny_arch) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(25):
-        txt, scale = _texts_and_scale(model, tokens)
+        txt, scale = texts_and_scale(model, tokens)
         loss = patch_loss(frame_token_logits(model, batch.pixels, txt, scale, "naclip"), labels, 2)
         opt.zero_grad()
         loss.backward()

@@ -8,15 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
+from streamdet.synth.crops import PAD_RGB, VIEW_MARGINS, cut, view_box
 from streamdet.synth.data import (
     FALSE,
     IGNORE,
-    PAD_RGB,
     TRUE,
-    VIEW_MARGINS,
     CaptionTable,
-    _cut,
-    _view_box,
     caption_set,
     label_cells,
     label_crop,
@@ -116,12 +113,12 @@ def test_verification_views_are_centred_at_the_verify_margins() -> None:
     boxes = np.array([[100.0, 50.0, 140.0, 70.0]])  # 40 x 20, centre (120, 60)
     sides = set()
     for seed in range(20):
-        x, y, side = _view_box(np.random.default_rng(seed), 360, 640, boxes)
+        x, y, side = view_box(np.random.default_rng(seed), 360, 640, boxes)
         assert (x + side / 2, y + side / 2) == pytest.approx((120, 60), abs=0.5)
         sides.add(side)
     assert sides == {round(40 * m) for m in VIEW_MARGINS} == {60, 80}
     # at the frame's edge the view moves inside it rather than hanging over
-    x, y, side = _view_box(np.random.default_rng(0), 360, 640, np.array([[0.0, 0.0, 30, 30]]))
+    x, y, side = view_box(np.random.default_rng(0), 360, 640, np.array([[0.0, 0.0, 30, 30]]))
     assert x == 0 and y == 0 and side in (45, 60)
 
 
@@ -265,14 +262,14 @@ def test_padded_views_stay_centred_past_the_frame_edge() -> None:
     """``pad_views`` (recipe stage 7): a view of an object at the edge is cut as the detector
     cuts it, centred on the object, the part past the edge in the model's mean colour."""
     boxes = np.array([[0.0, 100.0, 30.0, 130.0]])  # 30 x 30 against the left edge
-    x, y, side = _view_box(np.random.default_rng(0), 360, 640, boxes, pad=True)
+    x, y, side = view_box(np.random.default_rng(0), 360, 640, boxes, pad=True)
     assert side in (45, 60) and (x + side / 2, y + side / 2) == pytest.approx((15, 115), abs=0.5)
     assert x < 0
     image = np.full((360, 640, 3), 7, np.uint8)
-    view = _cut(image, (x, y, side), PAD_RGB)
+    view = cut(image, (x, y, side), PAD_RGB)
     assert view.shape == (side, side, 3)
     assert (view[:, :-x] == PAD_RGB).all() and (view[:, -x:] == 7).all()
-    owner = _cut(np.zeros((360, 640), np.int8), (x, y, side), -1)
+    owner = cut(np.zeros((360, 640), np.int8), (x, y, side), -1)
     assert (owner[:, :-x] == -1).all() and (owner[:, -x:] == 0).all()
 
 

@@ -12,13 +12,9 @@ pytest.importorskip("transformers")
 
 from streamdet.clip.hub import BUILTIN_MODELS  # noqa: E402
 from streamdet.synth.data import BACKGROUND_PROMPTS, CaptionTable, caption_set, make_batch  # noqa: E402
+from streamdet.synth.logits import logits_for, logits_with_patches  # noqa: E402
 from streamdet.synth.model import build_model, to_pixels  # noqa: E402
-from streamdet.synth.train import (  # noqa: E402
-    logits_for,
-    logits_with_patches,
-    main,
-    patch_loss,
-)
+from streamdet.synth.train import main, patch_loss  # noqa: E402
 
 MODEL_DIR = BUILTIN_MODELS["streamdet/scenes-clip"]
 
