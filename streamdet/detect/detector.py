@@ -413,16 +413,12 @@ class Detector:
         for job, plan, part in zip(jobs, plans, crops, strict=True):
             rows = slice(at, at + len(part))
             mine, at = emb[rows], at + len(part)
-            dim = mine.shape[1]
-            if tokens is not None:  # each view row carries its box's first view's tokens
-                m, per_view = len(plan.compute), int(np.prod(tokens.shape[1:]))
-                first = tokens[rows][:m].reshape(m, per_view)
-                mine = np.concatenate([mine, np.tile(first, (len(margins), 1))], axis=1)
+            # the first view's tokens of each computed box (margin-major: they come first)
+            first = None if tokens is None else tokens[rows][: len(plan.compute)]
             if job.stream.reuse is not None and len(job.detections):
-                mine = job.stream.reuse.merge_views(plan, job.detections.xyxy, mine)
-            if tokens is not None:
-                self._refine(job, mine[: len(job.detections), dim:], tokens.shape[1:], state)
-                mine = mine[:, :dim]
+                mine, first = self._merge_views(job, plan, mine, first)
+            if first is not None:
+                self._refine(job, first, state)
             probs = prompt_vs_background(
                 mine, state.embeddings, state.background, self.model.logit_scale
             )
@@ -448,13 +444,27 @@ class Detector:
             return np.zeros((0, dim), np.float32), empty
         return self.model.embed_images(pixels), None
 
-    def _refine(
-        self, job: _Job, tokens: np.ndarray, shape: tuple[int, ...], state: PromptState
-    ) -> None:
-        """Move the job's boxes towards what their first views' (n, g*g*D) tokens show, each
+    def _merge_views(
+        self, job: _Job, plan: ReusePlan, emb: np.ndarray, first: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every box's view embeddings (and first views' tokens) from those just computed and
+        those its stream kept (``reuse.merge_views``): the tokens ride along as extra columns of
+        each view's row, so a kept box keeps them too."""
+        reuse, xyxy = job.stream.reuse, job.detections.xyxy
+        assert reuse is not None
+        if first is None:
+            return reuse.merge_views(plan, xyxy, emb), None
+        shape, dim, views = first.shape[1:], emb.shape[1], len(self.config.verify.margins)
+        packed = np.tile(first.reshape(len(first), int(np.prod(shape))), (views, 1))
+        merged = reuse.merge_views(plan, xyxy, np.concatenate([emb, packed], axis=1))
+        return merged[:, :dim], merged[: len(xyxy), dim:].reshape(len(xyxy), *shape)
+
+    def _refine(self, job: _Job, tokens: np.ndarray, state: PromptState) -> None:
+        """Move the job's boxes towards what their first views' (n, g, g, D) tokens show, each
         for its own prompt (``verify.refine_in_views``)."""
-        n = len(job.detections)
-        g, d = shape[0], shape[-1]
+        n, g, _, d = tokens.shape
+        if n == 0:
+            return
         probs = prompt_vs_background(
             tokens.reshape(-1, d), state.embeddings, state.background, self.model.logit_scale
         ).reshape(n, g, g, -1)
