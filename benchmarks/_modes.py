@@ -76,8 +76,18 @@ MODES: Mapping[str, Mode] = MappingProxyType(
             _mode("windows+reuse", without="windows", method="windows", reuse=True),
             _mode("dense", method="dense", reuse=False),
             _mode("dense+reuse", without="dense", method="dense", reuse=True),
-            # the default with two verification crops per box (the built-in model's has one)
-            _mode("dense+reuse+2crops", method="dense", reuse=True, verify_margins=(1.5, 2.0)),
+            # the default with the second crop for every box, not only for those the first
+            # crop leaves unsure (the built-in model's verify_recheck 0.05)
+            _mode(
+                "dense+reuse+2crops",
+                method="dense",
+                reuse=True,
+                verify_margins=(1.5, 2.0),
+                verify_recheck=0.0,
+            ),
+            # the default with one verification crop per box (the default before the second
+            # opinion)
+            _mode("dense+reuse+1crop", method="dense", reuse=True, verify_margins=(1.5,)),
             # the default verifying up to 32 boxes a frame (the default is 16)
             _mode("dense+reuse+verify32", method="dense", reuse=True, verify_max=32),
             # the default with boxes left where the frame's heatmap put them (verify_refine 0)

@@ -170,6 +170,22 @@ FLAGS: tuple[_Flag, ...] = (
         },
     ),
     _Flag(
+        "verify_recheck",
+        {
+            "type": float,
+            "metavar": "P",
+            "help": "other crop sizes only for boxes whose first crop gives at least P (0: all)",
+        },
+    ),
+    _Flag(
+        "verify_recheck_floor",
+        {
+            "type": float,
+            "metavar": "P",
+            "help": "with --verify-recheck: keep a box its first crop rejects if another gives P",
+        },
+    ),
+    _Flag(
         "reuse",
         {
             "type": _reuse,

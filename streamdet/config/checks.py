@@ -197,6 +197,8 @@ CHECKS: dict[str, Check] = {
     "verify_margins": _margins,
     "verify_max": _whole,
     "verify_refine": fraction,
+    "verify_recheck": fraction,
+    "verify_recheck_floor": fraction,
     "reuse": _reuse,
     "reuse_refresh": _whole,
     "reuse_motion": _open_fraction,

@@ -136,13 +136,20 @@ class VerifyConfig:
     others are dropped), so a frame full of weak candidates (real footage before an unfamiliar
     model) costs a bounded number of crops (docs/benchmarks.md has the measurements).
     ``refine`` > 0 moves each box towards the box its first view's patch tokens show, by that
-    weight (0: off; models whose export has no patch tokens are never refined)."""
+    weight (0: off; models whose export has no patch tokens are never refined).
+    ``recheck`` > 0 makes the other margins a second opinion (``streamdet.detect.verifier``):
+    only boxes whose first view gives their prompt at least ``recheck`` are seen in them, and a
+    box the first view puts below ``floor`` is kept if another view reaches ``recheck_floor``.
+    0: every box is seen in every margin and kept if its best view reaches ``floor``
+    (``recheck_floor`` unused)."""
 
     enabled: bool = False
     floor: float = 0.1
     margins: tuple[float, ...] = (1.5, 2.0)
     max_boxes: int = 16
     refine: float = 0.0
+    recheck: float = 0.0
+    recheck_floor: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "verify_margins": ("verify", "margins"),
     "verify_max": ("verify", "max_boxes"),
     "verify_refine": ("verify", "refine"),
+    "verify_recheck": ("verify", "recheck"),
+    "verify_recheck_floor": ("verify", "recheck_floor"),
     "reuse": ("reuse", "threshold"),
     "reuse_refresh": ("reuse", "refresh"),
     "reuse_motion": ("reuse", "motion"),

@@ -41,9 +41,8 @@ from streamdet.detect.occlusion import occluded_batch
 from streamdet.detect.onepass import FrameGrid, token_px
 from streamdet.detect.prompts import normalise_prompts
 from streamdet.detect.reuse import ReusePlan, WindowReuse
-from streamdet.detect.scoring import prompt_vs_background
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
-from streamdet.detect.verify import box_views, refine_in_views, rescore, strongest
+from streamdet.detect.verifier import ToVerify, Verifier
 from streamdet.detect.windows import WindowGrid, crop_windows
 from streamdet.errors import ConfigError, PromptError
 from streamdet.types import Detections, FrameResult, Timings, Workload
@@ -121,7 +120,7 @@ class Detector:
         self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
         self._grid_for = lru_cache(maxsize=8)(self._build_grid)
         self._frame_grid_for = lru_cache(maxsize=8)(self._build_frame_grid)
-        self._view_tokens: tuple[int, ...] | None = None  # (g, g, D) of a crop, once seen
+        self._verifier = Verifier(self.model, cfg.verify)
         self._streams: dict[Hashable, _Stream] = {}  # by stream key; None: ``detect``'s
         templates = cfg.scoring.templates
         background = cfg.scoring.background_prompts
@@ -388,86 +387,10 @@ class Detector:
         return self._frame_grid_for(height, width)
 
     def _verify(self, jobs: list[_Job], state: PromptState) -> None:
-        """Re-score every box by crops around it (``streamdet.detect.verify``), the crops of
-        every job in one batch; with reuse, boxes found again where their crops did not change
-        keep their crops' embeddings. With ``verify_refine`` each box also moves towards what
-        its first crop's patch tokens show. Each job keeps the boxes that hold, and counts its
-        crops."""
-        size, fill = self.model.image_size, self.model.fill
-        margins = self.config.verify.margins
-        weight = self.config.verify.refine if self.model.has_tokens else 0.0
-        plans: list[ReusePlan] = []
-        crops: list[np.ndarray] = []
-        for job in jobs:
-            job.detections = strongest(job.detections, self.config.verify.max_boxes)
-            xyxy, reuse = job.detections.xyxy, job.stream.reuse
-            if reuse is None:
-                plan = ReusePlan(np.arange(len(xyxy), dtype=np.int64), len(xyxy), "changed")
-            else:
-                plan = reuse.plan_views(xyxy)
-            plans.append(plan)
-            crops.append(box_views(job.frame, xyxy[plan.compute], size, fill, margins))
-        pixels = np.concatenate(crops)
-        emb, tokens = self._embed_views(pixels, weight > 0)
-        at = 0
-        for job, plan, part in zip(jobs, plans, crops, strict=True):
-            rows = slice(at, at + len(part))
-            mine, at = emb[rows], at + len(part)
-            # the first view's tokens of each computed box (margin-major: they come first)
-            first = None if tokens is None else tokens[rows][: len(plan.compute)]
-            if job.stream.reuse is not None and len(job.detections):
-                mine, first = self._merge_views(job, plan, mine, first)
-            if first is not None:
-                self._refine(job, first, state)
-            probs = prompt_vs_background(
-                mine, state.embeddings, state.background, self.model.logit_scale
-            )
-            job.detections = rescore(job.detections, probs, self.config.verify.floor)
-            job.work = replace(
-                job.work,
-                views_computed=len(margins) * len(plan.compute),
-                views_reused=len(margins) * plan.reused,
-            )
-
-    def _embed_views(
-        self, pixels: np.ndarray, with_tokens: bool
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The views' (N, D) embeddings and, ``with_tokens``, their (N, g, g, D) patch tokens
-        (N may be 0: every box kept its crops; no model run then once the token grid is known)."""
-        dim = self.model.encoders.embed_dim
-        if with_tokens and (len(pixels) or self._view_tokens is None):
-            emb, tokens = self.model.embed_images_dense(pixels)
-            self._view_tokens = tokens.shape[1:]
-            return emb, tokens
-        if len(pixels) == 0:
-            empty = None if not with_tokens else np.zeros((0, *self._view_tokens), np.float32)
-            return np.zeros((0, dim), np.float32), empty
-        return self.model.embed_images(pixels), None
-
-    def _merge_views(
-        self, job: _Job, plan: ReusePlan, emb: np.ndarray, first: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Every box's view embeddings (and first views' tokens) from those just computed and
-        those its stream kept (``reuse.merge_views``): the tokens ride along as extra columns of
-        each view's row, so a kept box keeps them too."""
-        reuse, xyxy = job.stream.reuse, job.detections.xyxy
-        assert reuse is not None
-        if first is None:
-            return reuse.merge_views(plan, xyxy, emb), None
-        shape, dim, views = first.shape[1:], emb.shape[1], len(self.config.verify.margins)
-        packed = np.tile(first.reshape(len(first), int(np.prod(shape))), (views, 1))
-        merged = reuse.merge_views(plan, xyxy, np.concatenate([emb, packed], axis=1))
-        return merged[:, :dim], merged[: len(xyxy), dim:].reshape(len(xyxy), *shape)
-
-    def _refine(self, job: _Job, tokens: np.ndarray, state: PromptState) -> None:
-        """Move the job's boxes towards what their first views' (n, g, g, D) tokens show, each
-        for its own prompt (``verify.refine_in_views``)."""
-        n, g, _, d = tokens.shape
-        if n == 0:
-            return
-        probs = prompt_vs_background(
-            tokens.reshape(-1, d), state.embeddings, state.background, self.model.logit_scale
-        ).reshape(n, g, g, -1)
-        own = probs[np.arange(n), :, :, job.detections.class_id]  # (n, g, g)
-        margin, weight = self.config.verify.margins[0], self.config.verify.refine
-        job.detections = refine_in_views(job.detections, own, margin, weight, job.frame.shape[:2])
+        """Re-score every box by crops around it, the crops of every job in one batch
+        (``streamdet.detect.verifier``: reuse, second opinions, ``verify_refine``); each job
+        keeps the boxes that hold, and counts its crops."""
+        todo = [ToVerify(j.frame, j.detections, j.stream.reuse) for j in jobs]
+        for job, done in zip(jobs, self._verifier.run(todo, state), strict=True):
+            job.detections = done.detections
+            job.work = replace(job.work, views_computed=done.computed, views_reused=done.reused)

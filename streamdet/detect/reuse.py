@@ -315,7 +315,8 @@ class WindowReuse:
         ``verify.box_views`` lays them out: (views * m, D)); return every box's (views * n, D).
         Only this frame's boxes stay kept; none on a frame that moved (``plan_views`` computed
         every box): the next frame would most likely move too, and a box's signature costs a
-        crop of the signature picture (a moving camera verifies some 30 boxes a frame)."""
+        crop of the signature picture (a moving camera verifies some 30 boxes a frame). Rows of
+        views not taken yet are NaN (a second opinion: ``keep_later_views`` fills them in)."""
         n, m = len(xyxy), len(plan.compute)
         if self._moved and m == n:
             self._views = {}
@@ -337,3 +338,14 @@ class WindowReuse:
                 kept[key] = self._views[key]
         self._views = kept
         return out.reshape(views * n, dim)
+
+    def keep_later_views(self, xyxy: np.ndarray, embeddings: np.ndarray) -> None:
+        """Keep the later margins' views of boxes (k, 4) of this frame, computed after
+        ``merge_views`` (a second opinion, ``streamdet.detect.verifier``): (views - 1, k, D),
+        written into each kept box's rows 1.. (their first D columns). Boxes not kept (a frame
+        that moved) are skipped."""
+        dim = embeddings.shape[-1]
+        for j, box in enumerate(xyxy):
+            kept = self._views.get(np.asarray(box, np.float32).tobytes())
+            if kept is not None:
+                kept.embeddings[1:, :dim] = embeddings[:, j]

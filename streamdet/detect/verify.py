@@ -172,18 +172,34 @@ def strongest(detections: Detections, limit: int = MAX_VERIFIED) -> Detections:
     return detections[order[chosen]]
 
 
-def rescore(detections: Detections, view_probs: np.ndarray, floor: float) -> Detections:
-    """Confidence x best view probability; boxes whose best view is below ``floor`` go.
+def rescore(
+    detections: Detections,
+    view_probs: np.ndarray,
+    floor: float,
+    *,
+    seen: np.ndarray | None = None,
+    recheck_floor: float | None = None,
+) -> Detections:
+    """Confidence x best view probability; boxes no view confirms go.
 
     view_probs: (views * n, K) probabilities of every view for every prompt, margin-major as
-    ``box_views`` returns them. The order of the surviving boxes is by new confidence.
+    ``box_views`` returns them. ``seen``: (views, n) bool, the views each box was seen in (None:
+    all; the first view always). A box is kept when its first view reaches ``floor`` or another
+    reaches ``recheck_floor`` (None: ``floor`` as well, so: when its best view reaches ``floor``).
+    The order of the surviving boxes is by new confidence.
     """
     n = len(detections)
     if n == 0:
         return detections
     per_view = view_probs.reshape(-1, n, view_probs.shape[1])  # (views, n, K)
-    best = per_view[:, np.arange(n), detections.class_id].max(axis=0)  # (n,)
-    keep = best >= floor
+    own = per_view[:, np.arange(n), detections.class_id]  # (views, n)
+    if seen is not None:
+        own = np.where(seen, own, -1.0)
+    first = own[0]
+    others = own[1:].max(axis=0) if len(own) > 1 else np.full(n, -1.0, own.dtype)
+    rescue = floor if recheck_floor is None else recheck_floor
+    keep = (first >= floor) | (others >= rescue)
+    best = np.maximum(first, others)
     rescored = Detections(
         xyxy=detections.xyxy,
         confidence=(detections.confidence * best).astype(np.float32),

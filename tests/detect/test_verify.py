@@ -119,9 +119,14 @@ def circle() -> np.ndarray:
 @needs_builtin
 def test_detector_confidence_is_peak_times_best_view(circle: np.ndarray, tmp_path) -> None:
     plain = Detector("streamdet/scenes-clip", ["a red circle"], verify=False, cache_dir=tmp_path)
-    # boxes left where the heatmap put them (test_verify_refine.py moves them)
+    # boxes left where the heatmap put them (test_verify_refine.py moves them); every box seen
+    # in every view at once (test_verify_recheck.py has the second opinion)
     verified = Detector(
-        "streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path, verify_refine=0.0
+        "streamdet/scenes-clip",
+        ["a red circle"],
+        cache_dir=tmp_path,
+        verify_refine=0.0,
+        verify_recheck=0.0,
     )
     assert (
         verified.config.verify.enabled and not plain.config.verify.enabled
@@ -130,7 +135,7 @@ def test_detector_confidence_is_peak_times_best_view(circle: np.ndarray, tmp_pat
     assert len(before.detections) == len(after.detections) == 1
     np.testing.assert_array_equal(before.detections.xyxy, after.detections.xyxy)
     session = verified.model
-    margins = verified.config.verify.margins  # the model's own (one crop per box)
+    margins = verified.config.verify.margins  # the model's own (two crops per box)
     views = box_views(circle, before.detections.xyxy, session.image_size, session.fill, margins)
     state = verified._state
     probs = prompt_vs_background(
@@ -148,9 +153,15 @@ def test_detector_confidence_is_peak_times_best_view(circle: np.ndarray, tmp_pat
 @needs_builtin
 def test_more_margins_mean_more_crops_per_box(circle: np.ndarray, tmp_path) -> None:
     """``verify_margins`` sets how many crops each box gets; every setting checks each view."""
-    one = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path)
+    one = Detector(
+        "streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path, verify_margins=[1.5]
+    )
     two = Detector(
-        "streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path, verify_margins=[1.5, 2.0]
+        "streamdet/scenes-clip",
+        ["a red circle"],
+        cache_dir=tmp_path,
+        verify_margins=[1.5, 2.0],
+        verify_recheck=0.0,  # every box in every view, not a second opinion
     )
     a, b = one.detect(circle), two.detect(circle)
     assert one.config.verify.margins == (1.5,) and two.config.verify.margins == (1.5, 2.0)
@@ -161,9 +172,14 @@ def test_more_margins_mean_more_crops_per_box(circle: np.ndarray, tmp_path) -> N
 
 @needs_builtin
 def test_a_box_below_the_floor_is_dropped(circle: np.ndarray, tmp_path) -> None:
-    # the circle's best view scores 0.99-something: a floor above it removes the box
+    # the circle's best view scores 0.99-something: a floor above it removes the box (with
+    # every view judged by the floor; test_verify_recheck.py has the second opinion's floor)
     strict = Detector(
-        "streamdet/scenes-clip", ["a red circle"], verify_floor=0.9999, cache_dir=tmp_path
+        "streamdet/scenes-clip",
+        ["a red circle"],
+        verify_floor=0.9999,
+        verify_recheck=0.0,
+        cache_dir=tmp_path,
     )
     assert len(strict.detect(circle).detections) == 0
 
@@ -186,8 +202,9 @@ def test_verify_max_bounds_the_crops_of_a_frame(tmp_path) -> None:
     frame = np.full((360, 640, 3), 128, np.uint8)
     for x in (100, 260, 420, 560):
         cv2.circle(frame, (x, 180), 40, (35, 30, 215), -1, cv2.LINE_AA)
-    every = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path)
-    capped = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path, verify_max=2)
+    one_crop = {"cache_dir": tmp_path, "verify_margins": [1.5]}  # one view per box
+    every = Detector("streamdet/scenes-clip", ["a red circle"], **one_crop)
+    capped = Detector("streamdet/scenes-clip", ["a red circle"], verify_max=2, **one_crop)
     assert every.config.verify.max_boxes == 16 and capped.config.verify.max_boxes == 2
     a, b = every.detect(frame), capped.detect(frame)
     assert a.work.views_computed == len(a.detections) == 4

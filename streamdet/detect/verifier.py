@@ -1,0 +1,242 @@
+"""The verification stage of a ``detect_many`` call: every frame's boxes scored again by crops
+around them (``streamdet.detect.verify``), the crops of all frames in one batch.
+
+Per call:
+
+1. each frame's strongest boxes (``verify_max``) are cut into views; with temporal reuse, boxes
+   found again where their crops did not change keep their views' embeddings
+   (``WindowReuse.plan_views`` / ``merge_views``);
+2. with a second opinion (``verify_recheck`` > 0 and more than one margin), only the first
+   margin's view is cut at first; boxes whose first view gives their prompt at least
+   ``verify_recheck`` are then cut at the other margins too, in one more batch, and the rest are
+   decided by their first view alone. A box the first view rejects (below ``verify_floor``) is
+   kept when another view reaches ``verify_recheck_floor``. Most of a real clip's candidates are
+   plainly not the prompt (first view under 0.02), so the other views cost a fraction of what
+   they cost for every box (docs/benchmarks.md has the figures);
+3. with ``verify_refine`` each box moves towards what its first view's patch tokens show;
+4. each box's confidence becomes its region peak x its best view (``verify.rescore``).
+
+Without a second opinion every box is cut at every margin in one batch, as it always was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamdet.config.settings import VerifyConfig
+from streamdet.detect.heatmaps import PromptState
+from streamdet.detect.model import LoadedModel
+from streamdet.detect.reuse import ReusePlan, WindowReuse
+from streamdet.detect.scoring import prompt_vs_background
+from streamdet.detect.verify import box_views, refine_in_views, rescore, strongest
+from streamdet.types import Detections
+
+
+@dataclass(frozen=True)
+class ToVerify:
+    """One frame's boxes to verify, and its stream's reuse state (None: no reuse)."""
+
+    frame: np.ndarray
+    detections: Detections
+    reuse: WindowReuse | None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """One frame's boxes after verification, and the views it took: computed now or kept."""
+
+    detections: Detections
+    computed: int
+    reused: int
+
+
+@dataclass
+class _Frame:
+    """One frame on its way through ``Verifier.run``."""
+
+    todo: ToVerify
+    detections: Detections
+    plan: ReusePlan
+    views: np.ndarray  # (margins, n, D) embeddings; NaN where a view was not taken
+    first_tokens: np.ndarray | None = None  # (n, g, g, D) of the first views, for refine
+    rechecked: np.ndarray | None = None  # (n,) bool: boxes whose other views count
+    computed: int = 0
+
+
+class Verifier:
+    """Verifies boxes with ``model`` as ``config`` says (see the module docstring)."""
+
+    def __init__(self, model: LoadedModel, config: VerifyConfig) -> None:
+        self.model = model
+        self.config = config
+        self._view_tokens: tuple[int, ...] | None = None  # (g, g, D) of a view, once seen
+
+    @property
+    def second_opinion(self) -> bool:
+        """Whether the other margins' views are taken only for boxes the first view is unsure of."""
+        return len(self.config.margins) > 1 and self.config.recheck > 0
+
+    @property
+    def refine_weight(self) -> float:
+        return self.config.refine if self.model.has_tokens else 0.0
+
+    def run(self, todo: Sequence[ToVerify], state: PromptState) -> list[Verified]:
+        """Every frame's verified boxes, in order."""
+        margins = self.config.margins
+        first_margins = margins[:1] if self.second_opinion else margins
+        frames = [self._plan(t) for t in todo]
+        crops = [
+            box_views(
+                f.todo.frame,
+                f.detections.xyxy[f.plan.compute],
+                self.model.image_size,
+                self.model.fill,
+                first_margins,
+            )
+            for f in frames
+        ]
+        emb, tokens = self._embed(np.concatenate(crops), self.refine_weight > 0)
+        at = 0
+        for f, part in zip(frames, crops, strict=True):
+            rows = slice(at, at + len(part))
+            at += len(part)
+            first = None if tokens is None else tokens[rows][: len(f.plan.compute)]
+            self._gather(f, emb[rows], first, len(first_margins))
+        if self.second_opinion:
+            self._recheck(frames, state)
+        return [self._decide(f, state) for f in frames]
+
+    # ----------------------------------------------------------------- stages
+
+    def _plan(self, todo: ToVerify) -> _Frame:
+        """The frame's boxes to verify and which of them need their views computed."""
+        detections = strongest(todo.detections, self.config.max_boxes)
+        n = len(detections)
+        if todo.reuse is None:
+            plan = ReusePlan(np.arange(n, dtype=np.int64), n, "changed")
+        else:
+            plan = todo.reuse.plan_views(detections.xyxy)
+        dim = self.model.encoders.embed_dim
+        empty = np.zeros((len(self.config.margins), n, dim), np.float32)
+        return _Frame(todo, detections, plan, empty)
+
+    def _gather(self, f: _Frame, emb: np.ndarray, first: np.ndarray | None, taken: int) -> None:
+        """Every box's views from those just computed (``taken`` margins of the boxes in
+        ``f.plan.compute``, margin-major) and those its stream kept."""
+        margins, m, n = len(self.config.margins), len(f.plan.compute), len(f.detections)
+        dim = emb.shape[1]
+        if taken < margins:  # the other views are not taken yet
+            emb = np.concatenate([emb, np.full(((margins - taken) * m, dim), np.nan, np.float32)])
+        f.computed = taken * m
+        reuse = f.todo.reuse
+        if reuse is not None and n:
+            emb, first = self._merge(reuse, f, emb, first)
+        f.views = emb.reshape(margins, n, dim)
+        f.first_tokens = first
+
+    def _merge(
+        self, reuse: WindowReuse, f: _Frame, emb: np.ndarray, first: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``reuse.merge_views``: the first views' tokens ride along as extra columns of each
+        view's row, so a kept box keeps them too."""
+        xyxy = f.detections.xyxy
+        if first is None:
+            return reuse.merge_views(f.plan, xyxy, emb), None
+        shape, dim, views = first.shape[1:], emb.shape[1], len(self.config.margins)
+        packed = np.tile(first.reshape(len(first), int(np.prod(shape))), (views, 1))
+        merged = reuse.merge_views(f.plan, xyxy, np.concatenate([emb, packed], axis=1))
+        return merged[:, :dim], merged[: len(xyxy), dim:].reshape(len(xyxy), *shape)
+
+    def _recheck(self, frames: list[_Frame], state: PromptState) -> None:
+        """The other margins' views of every box whose first view is at least ``recheck`` for
+        its prompt, all frames' in one batch; views a stream kept are not cut again."""
+        others = self.config.margins[1:]
+        needs, crops = [], []
+        for f in frames:
+            first = self._own_probs(f, f.views[0], state)
+            f.rechecked = first >= self.config.recheck
+            missing = np.isnan(f.views[1:, :, 0]).any(axis=0)
+            need = np.flatnonzero(f.rechecked & missing)
+            needs.append(need)
+            crops.append(
+                box_views(
+                    f.todo.frame,
+                    f.detections.xyxy[need],
+                    self.model.image_size,
+                    self.model.fill,
+                    others,
+                )
+            )
+        pixels = np.concatenate(crops)
+        if len(pixels) == 0:
+            return
+        emb = self.model.embed_images(pixels)
+        at = 0
+        for f, need in zip(frames, needs, strict=True):
+            rows = emb[at : at + len(others) * len(need)].reshape(len(others), len(need), -1)
+            at += len(others) * len(need)
+            f.views[1:, need] = rows
+            f.computed += len(others) * len(need)
+            if f.todo.reuse is not None and len(need):
+                f.todo.reuse.keep_later_views(f.detections.xyxy[need], rows)
+
+    def _decide(self, f: _Frame, state: PromptState) -> Verified:
+        """Refine (``verify_refine``) and rescore the frame's boxes with the views they have."""
+        detections = f.detections
+        if f.first_tokens is not None:
+            detections = self._refine(f.todo.frame, detections, f.first_tokens, state)
+        margins, n = len(self.config.margins), len(detections)
+        seen = np.ones((margins, n), bool)
+        if f.rechecked is not None:
+            seen[1:] = f.rechecked
+        views = np.where(seen[:, :, None], f.views, 0.0).reshape(margins * n, -1)
+        probs = prompt_vs_background(
+            views, state.embeddings, state.background, self.model.logit_scale
+        )
+        rescue = self.config.recheck_floor if self.second_opinion else None
+        kept = rescore(detections, probs, self.config.floor, seen=seen, recheck_floor=rescue)
+        used = int(seen.sum())
+        return Verified(kept, f.computed, used - f.computed)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _own_probs(self, f: _Frame, views: np.ndarray, state: PromptState) -> np.ndarray:
+        """(n,) each box's own prompt's probability in one view per box ((n, D) embeddings)."""
+        n = len(f.detections)
+        if n == 0:
+            return np.zeros(0, np.float32)
+        probs = prompt_vs_background(
+            views, state.embeddings, state.background, self.model.logit_scale
+        )
+        return probs[np.arange(n), f.detections.class_id]
+
+    def _embed(self, pixels: np.ndarray, with_tokens: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The views' (N, D) embeddings and, ``with_tokens``, their (N, g, g, D) patch tokens
+        (N may be 0: every box kept its crops; no model run then once the token grid is known)."""
+        dim = self.model.encoders.embed_dim
+        if with_tokens and (len(pixels) or self._view_tokens is None):
+            emb, tokens = self.model.embed_images_dense(pixels)
+            self._view_tokens = tokens.shape[1:]
+            return emb, tokens
+        if len(pixels) == 0:
+            empty = None if not with_tokens else np.zeros((0, *self._view_tokens), np.float32)
+            return np.zeros((0, dim), np.float32), empty
+        return self.model.embed_images(pixels), None
+
+    def _refine(
+        self, frame: np.ndarray, detections: Detections, tokens: np.ndarray, state: PromptState
+    ) -> Detections:
+        """The boxes moved towards what their first views' (n, g, g, D) tokens show, each for
+        its own prompt (``verify.refine_in_views``)."""
+        n, g, _, d = tokens.shape
+        if n == 0:
+            return detections
+        probs = prompt_vs_background(
+            tokens.reshape(-1, d), state.embeddings, state.background, self.model.logit_scale
+        ).reshape(n, g, g, -1)
+        own = probs[np.arange(n), :, :, detections.class_id]  # (n, g, g)
+        margin, weight = self.config.margins[0], self.refine_weight
+        return refine_in_views(detections, own, margin, weight, frame.shape[:2])
