@@ -85,10 +85,16 @@ MODES: Mapping[str, Mode] = MappingProxyType(
                 verify_margins=(1.5, 2.0),
                 verify_recheck=0.0,
             ),
-            # the default with one verification crop per box (the default before the second
-            # opinion)
-            _mode("dense+reuse+1crop", method="dense", reuse=True, verify_margins=(1.5,)),
-            # the default verifying up to 32 boxes a frame (the default is 16)
+            # one verification crop per box, at most 16 boxes: the default before the second
+            # opinion (and verify_max 12)
+            _mode(
+                "dense+reuse+1crop",
+                method="dense",
+                reuse=True,
+                verify_margins=(1.5,),
+                verify_max=16,
+            ),
+            # the default verifying up to 32 boxes a frame (the built-in model's is 12)
             _mode("dense+reuse+verify32", method="dense", reuse=True, verify_max=32),
             # the default with boxes left where the frame's heatmap put them (verify_refine 0)
             _mode("dense+reuse+unrefined", method="dense", reuse=True, verify_refine=0.0),
