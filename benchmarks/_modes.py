@@ -76,8 +76,7 @@ MODES: Mapping[str, Mode] = MappingProxyType(
             _mode("windows+reuse", without="windows", method="windows", reuse=True),
             _mode("dense", method="dense", reuse=False),
             _mode("dense+reuse", without="dense", method="dense", reuse=True),
-            # the default with the second crop for every box, not only for those the first
-            # crop leaves unsure (the built-in model's verify_recheck 0.05)
+            # the default with two verification crops for every box (the built-in model's has one)
             _mode(
                 "dense+reuse+2crops",
                 method="dense",
@@ -85,16 +84,18 @@ MODES: Mapping[str, Mode] = MappingProxyType(
                 verify_margins=(1.5, 2.0),
                 verify_recheck=0.0,
             ),
-            # one verification crop per box, at most 16 boxes: the default before the second
-            # opinion (and verify_max 12)
+            # the 2x crop as a second opinion for boxes the 1.5x one is unsure of, at most 12
+            # boxes a frame (bench_verify's "second opinion"; not the default: docs/benchmarks.md)
             _mode(
-                "dense+reuse+1crop",
+                "dense+reuse+recheck",
                 method="dense",
                 reuse=True,
-                verify_margins=(1.5,),
-                verify_max=16,
+                verify_margins=(1.5, 2.0),
+                verify_recheck=0.05,
+                verify_recheck_floor=0.4,
+                verify_max=12,
             ),
-            # the default verifying up to 32 boxes a frame (the built-in model's is 12)
+            # the default verifying up to 32 boxes a frame (the default is 16)
             _mode("dense+reuse+verify32", method="dense", reuse=True, verify_max=32),
             # the default with boxes left where the frame's heatmap put them (verify_refine 0)
             _mode("dense+reuse+unrefined", method="dense", reuse=True, verify_refine=0.0),

@@ -5,10 +5,10 @@
     python benchmarks/bench_verify.py --model DIR --frames 120
 
 The settings (``VARIANTS``) differ only in the verification crops: ``one crop`` (1.5x each box,
-at most 16 boxes a frame: the built-in model's defaults before the second opinion), ``second
-opinion`` (the 2x crop only for boxes whose first crop gives their prompt at least 0.05, a box the
-first rejects kept when the second gives 0.4, at most 12 boxes: the built-in model's defaults),
-the same with 16 boxes, and ``two crops`` (1.5x and 2x for every box, 16 boxes). Per clip, the
+at most 16 boxes a frame: the built-in model's defaults), ``second opinion`` (the 2x crop only
+for boxes whose first crop gives their prompt at least 0.05, a box the first rejects kept when the
+second gives 0.4, at most 12 boxes: the option docs/benchmarks.md measures), the same with 16
+boxes, and ``two crops`` (1.5x and 2x for every box, 16 boxes). Per clip, the
 detectors (the built-in model's other settings, temporal reuse on, as ``streamdet run`` has them)
 see the same frames frame by frame in turn (``bench_reuse.run_side_by_side``), so the ratios are
 side by side in one run and a change in the machine's speed, which on a shared two-core machine

@@ -10,7 +10,10 @@ surroundings, as the training crops did), all in one batch, and scored against t
 background prompts. The box's probability is the best of its views; its confidence becomes region
 peak x that probability, and a box no view confirms (probability below ``floor``) is dropped.
 A single view drops true boxes (a small object crowded by neighbours in its crop); the best of
-two keeps them.
+two keeps them. The other margins can also be a second opinion, taken only for boxes the first
+view is unsure of (``verify_recheck``; ``streamdet.detect.verifier`` runs the stage): ``rescore``
+then counts only the views a box was seen in, and keeps a box the first view rejects when another
+reaches ``recheck_floor``.
 
 On the quality benchmark's tuning seeds this re-ranking, with the heatmap threshold lowered to let
 more candidates in, raised AP50 and cut false boxes per frame (docs/benchmarks.md). It costs one

@@ -120,14 +120,22 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         s("dense-no-verify", **at, method="dense", verify=False, threshold=0.6),
         s("dense-coarse", **at, method="dense", token_scale=1.75),
         s("dense-ts1.25", **at, method="dense", token_scale=1.25),
-        # verification crops: one size per box (dense-views1.5: the default before the second
-        # opinion), or two for every box instead of the second only where the first is unsure
-        # (the built-in model's verify_recheck 0.05)
+        # verification crops: one size per box (the built-in model's 1.5), two for every box, or
+        # the 2x crop as a second opinion where the 1.5x one is unsure (verify_recheck)
         *(
             s(f"dense-views{m}", **at, method="dense", verify_margins=(m,))
             for m in (1.5, 1.75, 2.0)
         ),
         s("dense-views1.5+2", **at, method="dense", verify_margins=(1.5, 2.0), verify_recheck=0.0),
+        s(
+            "dense-recheck",
+            **at,
+            method="dense",
+            verify_margins=(1.5, 2.0),
+            verify_recheck=0.05,
+            verify_recheck_floor=0.4,
+            verify_max=12,
+        ),
         # boxes as the frame's heatmap gives them, not moved towards their verification views'
         # (the built-in model's verify_refine 0.4), and moved all the way
         s("dense-unrefined", **at, method="dense", verify_refine=0.0),

@@ -101,18 +101,16 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 
 
 #: Detector settings shipped with the model in streamdet.json (copied into meta.json "defaults").
-#: Chosen on the quality benchmark's frames (the training generator's seeds 1 and 2, later 1 to 4;
-#: not the reported seed):
+#: Chosen on the quality benchmark's frames (seeds 1 and 2, not the reported seed):
 #:
 #: * the one-pass ``dense`` method (the whole frame through the model once; recipe stage 4 taught
 #:   the tokens where objects are), which beat the windows method on AP50 at a tenth of its cost;
 #:   its token heatmaps' boxes are cut at 70% of their region's peak (re-chosen for the stage-5
 #:   model on seeds 1 and 2: AP50 0.765 and 0.045 false boxes a frame against 0.755 and 0.055
 #:   at 60%) and verified by crops
-#:   around them, a box whose best view is below 0.2 dropped; a first crop per box (1.5 x its
-#:   longer side), the second (2x) only as a second opinion (below): a second crop for every
-#:   box doubled the verification work, which a moving camera at 30 FPS on two cores could not
-#:   afford;
+#:   around them, a box whose best view is below 0.2 dropped; one crop per box (1.5 x its
+#:   longer side) rather than two: AP50 0.775 against 0.794 with two, at half the verification
+#:   work, which is what a moving camera at 30 FPS on two cores could not afford;
 #: * for the windows method (``method="windows"``, ``by_method``): 128-pixel windows (4 cells of
 #:   32) plus 64-pixel ones (scale 2) for small objects, fine heatmaps from each window's patch
 #:   tokens (8-pixel cells), boxes cut at 95% of their region's peak (the trained patch tokens
@@ -126,14 +124,10 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 #:   patch tokens show (``verify_refine``; stage-6 model, seeds 1 and 2: dense AP50 0.785 / 0.771
 #:   unmoved, 0.855 / 0.808 at 0.4, 0.834 / 0.773 at 0.65; windows 0.739 / 0.689 unmoved, 0.743 /
 #:   0.747 at 0.4);
-#: * for the dense method: the 2x crop as a second opinion (``verify_recheck``) for boxes whose
-#:   1.5x crop gives their prompt at least 0.05 (on real clips about one candidate in five; most
-#:   are plainly not the prompt), a box the first crop rejects kept if the second gives 0.4
-#:   (seeds 1-4: AP50 0.855 / 0.808 / 0.826 / 0.846 with one crop, 0.872 / 0.827 / 0.849 /
-#:   0.850 with the second opinion, 0.034 false boxes a frame against 0.029; the windows method
-#:   keeps both crops for every box: it lost AP50 with the second opinion); and at most 12
-#:   boxes a frame verified, not 16: the same AP50 on all four seeds (10 too), and on real clips
-#:   12 first crops plus the second opinions cost no more than 16 first crops did.
+#: * not (yet) the 2x crop as a second opinion for unsure boxes (``verify_recheck`` 0.05, rescue
+#:   floor 0.4, at most 12 boxes): AP50 +0.016 on seeds 1-4 and on four held-out seeds, but 3 ms
+#:   more a frame end to end on the real clips, which took the 720p dashcam under 30 FPS
+#:   (docs/benchmarks.md, "A second opinion"); an option.
 #:
 #: docs/models.md has the figures behind these choices.
 DETECTOR_DEFAULTS: dict[str, object] = {
@@ -148,11 +142,8 @@ DETECTOR_DEFAULTS: dict[str, object] = {
     "refine": True,
     "verify": True,
     "verify_floor": 0.2,
-    "verify_margins": [1.5, 2.0],
-    "verify_max": 12,
+    "verify_margins": [1.5],
     "verify_refine": 0.4,
-    "verify_recheck": 0.05,
-    "verify_recheck_floor": 0.4,
     "by_method": {
         "windows": {
             "threshold": 0.3,
@@ -160,7 +151,6 @@ DETECTOR_DEFAULTS: dict[str, object] = {
             "peak_ratio": 0.95,
             "verify_floor": 0.1,
             "verify_margins": [1.5, 2.0],
-            "verify_recheck": 0.0,
         }
     },
 }

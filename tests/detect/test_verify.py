@@ -205,7 +205,7 @@ def test_verify_max_bounds_the_crops_of_a_frame(tmp_path) -> None:
     one_crop = {"cache_dir": tmp_path, "verify_margins": [1.5]}  # one view per box
     every = Detector("streamdet/scenes-clip", ["a red circle"], **one_crop)
     capped = Detector("streamdet/scenes-clip", ["a red circle"], verify_max=2, **one_crop)
-    assert every.config.verify.max_boxes == 12 and capped.config.verify.max_boxes == 2  # model: 12
+    assert every.config.verify.max_boxes == 16 and capped.config.verify.max_boxes == 2
     a, b = every.detect(frame), capped.detect(frame)
     assert a.work.views_computed == len(a.detections) == 4
     assert b.work.views_computed == len(b.detections) == 2

@@ -70,12 +70,17 @@ def _detector(tmp_path, **settings) -> Detector:
 
 
 @needs_builtin
-def test_the_built_in_model_takes_its_second_crop_as_a_second_opinion(tmp_path) -> None:
+def test_the_second_opinion_is_an_option_of_the_built_in_model(tmp_path) -> None:
     det = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path)
-    assert det.config.verify.margins == (1.5, 2.0)
-    assert det.config.verify.recheck == 0.05 and det.config.verify.recheck_floor == 0.4
-    windows = Detector("streamdet/scenes-clip", ["a red circle"], method="windows")
-    assert windows.config.verify.recheck == 0.0  # the windows method sees every box twice
+    assert det.config.verify.margins == (1.5,) and det.config.verify.recheck == 0.0
+    chosen = Detector(
+        "streamdet/scenes-clip",
+        ["a red circle"],
+        cache_dir=tmp_path,
+        verify_margins=[1.5, 2.0],
+        verify_recheck=0.05,
+    )
+    assert chosen.config.verify.recheck == 0.05 and chosen.config.verify.recheck_floor == 0.4
 
 
 @needs_builtin
@@ -112,7 +117,12 @@ def test_a_box_the_first_crop_rejects_is_kept_by_a_second_that_reaches_its_floor
 ) -> None:
     # the circle's crops give "a red circle" 0.99-something: a first-view floor above that
     # rejects it; the second crop keeps it when its floor is lower, not when it is as high
-    strict = {"verify_floor": 0.9999, "verify_recheck": 0.05, "threshold": 0.5}
+    strict = {
+        "verify_floor": 0.9999,
+        "verify_margins": [1.5, 2.0],
+        "verify_recheck": 0.05,
+        "threshold": 0.5,
+    }
     rescued = _detector(tmp_path, verify_recheck_floor=0.5, **strict).detect(scene)
     dropped = _detector(tmp_path, verify_recheck_floor=0.9999, **strict).detect(scene)
     assert len(rescued.detections) >= 1 and len(dropped.detections) == 0
@@ -124,7 +134,7 @@ def test_a_box_the_first_crop_rejects_is_kept_by_a_second_that_reaches_its_floor
 def test_kept_crops_give_the_second_opinion_of_new_crops(scene, tmp_path) -> None:
     """With reuse, a still frame's second frame computes no crop: its boxes keep both their
     first and (where taken) second crops, and give what a detector without reuse gives."""
-    settings = {"verify_floor": 0.0, "verify_recheck": 0.05}
+    settings = {"verify_floor": 0.0, "verify_margins": [1.5, 2.0], "verify_recheck": 0.05}
     det = _detector(tmp_path, reuse=0.02, **settings)
     first, second = det.detect(scene), det.detect(scene)
     assert first.work.views_computed > len(first.detections)  # some second opinions taken
