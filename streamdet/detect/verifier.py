@@ -173,7 +173,10 @@ class Verifier:
         pixels = np.concatenate(crops)
         if len(pixels) == 0:
             return
-        emb = self.model.embed_images(pixels)
+        # the first views' graph again (with tokens when they had them, unused here): on a CPU
+        # every ONNX Runtime session has its own threads, and waking a second session's threads
+        # cost the pipeline milliseconds a frame with the decoder and encoder on the same cores
+        emb, _ = self._embed(pixels, self.refine_weight > 0)
         at = 0
         for f, need in zip(frames, needs, strict=True):
             rows = emb[at : at + len(others) * len(need)].reshape(len(others), len(need), -1)

@@ -125,8 +125,8 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 #:   unmoved, 0.855 / 0.808 at 0.4, 0.834 / 0.773 at 0.65; windows 0.739 / 0.689 unmoved, 0.743 /
 #:   0.747 at 0.4);
 #: * not (yet) the 2x crop as a second opinion for unsure boxes (``verify_recheck`` 0.05, rescue
-#:   floor 0.4, at most 12 boxes): AP50 +0.016 on seeds 1-4 and on four held-out seeds, but 3 ms
-#:   more a frame end to end on the real clips, which took the 720p dashcam under 30 FPS
+#:   floor 0.4, at most 12 boxes): AP50 +0.016 on seeds 1-4 and on four held-out seeds, but 0.5-2
+#:   ms more a frame end to end on the real clips, which leaves the 540p dashcam near 30 FPS
 #:   (docs/benchmarks.md, "A second opinion"); an option.
 #:
 #: docs/models.md has the figures behind these choices.
