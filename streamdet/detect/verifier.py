@@ -22,7 +22,7 @@ Without a second opinion every box is cut at every margin in one batch, as it al
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -60,7 +60,8 @@ class _Frame:
     todo: ToVerify
     detections: Detections
     plan: ReusePlan
-    views: np.ndarray  # (margins, n, D) embeddings; NaN where a view was not taken
+    # (margins, n, D) embeddings, NaN where a view was not taken (``Verifier._gather``)
+    views: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
     first_tokens: np.ndarray | None = None  # (n, g, g, D) of the first views, for refine
     rechecked: np.ndarray | None = None  # (n,) bool: boxes whose other views count
     computed: int = 0
@@ -119,9 +120,7 @@ class Verifier:
             plan = ReusePlan(np.arange(n, dtype=np.int64), n, "changed")
         else:
             plan = todo.reuse.plan_views(detections.xyxy)
-        dim = self.model.encoders.embed_dim
-        empty = np.zeros((len(self.config.margins), n, dim), np.float32)
-        return _Frame(todo, detections, plan, empty)
+        return _Frame(todo, detections, plan)
 
     def _gather(self, f: _Frame, emb: np.ndarray, first: np.ndarray | None, taken: int) -> None:
         """Every box's views from those just computed (``taken`` margins of the boxes in
@@ -192,16 +191,18 @@ class Verifier:
         if f.first_tokens is not None:
             detections = self._refine(f.todo.frame, detections, f.first_tokens, state)
         margins, n = len(self.config.margins), len(detections)
-        seen = np.ones((margins, n), bool)
-        if f.rechecked is not None:
+        seen, rescue = None, None
+        views = f.views.reshape(margins * n, -1)
+        if f.rechecked is not None:  # a second opinion: views not taken are masked out
+            seen = np.ones((margins, n), bool)
             seen[1:] = f.rechecked
-        views = np.where(seen[:, :, None], f.views, 0.0).reshape(margins * n, -1)
+            views = np.where(seen.reshape(-1, 1), views, 0.0)
+            rescue = self.config.recheck_floor
         probs = prompt_vs_background(
             views, state.embeddings, state.background, self.model.logit_scale
         )
-        rescue = self.config.recheck_floor if self.second_opinion else None
         kept = rescore(detections, probs, self.config.floor, seen=seen, recheck_floor=rescue)
-        used = int(seen.sum())
+        used = margins * n if seen is None else int(seen.sum())
         return Verified(kept, f.computed, used - f.computed)
 
     # ----------------------------------------------------------------- helpers
