@@ -303,6 +303,7 @@ def make_batch(
     verify_crops: float = 0.0,
     pad_views: bool = False,
     positive_visible: float = POSITIVE_VISIBLE,
+    wide_shapes: bool = False,
 ) -> Batch:
     """``n_crops`` labelled crops from fresh random scenes, ``crops_per_scene`` from each.
 
@@ -322,7 +323,8 @@ def make_batch(
     the model's mean colour past the edge, as verification's views do (else it moves inside the
     frame); ``positive_visible`` is the share of an object's box a crop must show for the object
     to count as shown (:data:`POSITIVE_VISIBLE`; the quality benchmarks require objects half in
-    the frame, so a view of one cut at half its size should say it is there).
+    the frame, so a view of one cut at half its size should say it is there); ``wide_shapes``
+    draws the randomised scenes' shapes from wider proportions (tried, not in the recipe).
     """
     colours, kinds = list(COLOURS), list(KINDS)
     images = np.empty((n_crops, image_size, image_size, 3), dtype=np.uint8)
@@ -339,7 +341,7 @@ def make_batch(
         easy = bool(rng.random() < easy_fraction)
         doubt = hidden = None
         if not easy and randomise > 0 and rng.random() < randomise:
-            varied = varied_scene(rng, h, w)
+            varied = varied_scene(rng, h, w, wide_shapes=wide_shapes)
             scene, doubt, hidden = varied.scene, varied.doubt, varied.hidden
         elif easy:
             scene = random_scene(

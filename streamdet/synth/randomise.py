@@ -348,11 +348,13 @@ def varied_scene(
     *,
     occlude: float = 0.35,
     camera: float = 0.85,
+    wide_shapes: bool = False,
 ) -> VariedScene:
     """A random domain-randomised scene of ``height`` x ``width`` pixels (see the module doc).
 
     ``occlude`` is the chance that occluders are drawn, ``camera`` that camera and codec
-    effects are applied.
+    effects are applied; ``wide_shapes`` draws shapes from wider proportions
+    (:func:`streamdet.synth.variants.varied_prims`).
     """
     placements = [_shrink(rng, p) for p in _composition(rng, height, width)]
     image = varied_background(rng, height, width)
@@ -367,7 +369,7 @@ def varied_scene(
             doubt[i, _COLOUR_NAMES.index(name)] = True
         style = random_style(rng, p.kind, sh.bgr, p.colour)
         before = image.copy()
-        full = draw_varied(rng, image, p, varied_prims(rng, p.kind), style)
+        full = draw_varied(rng, image, p, varied_prims(rng, p.kind, wide=wide_shapes), style)
         x1, y1 = min(max(full[0], 0.0), width), min(max(full[1], 0.0), height)
         x2, y2 = min(max(full[2], 0.0), width), min(max(full[3], 0.0), height)
         r0, r1 = max(int(y1) - 3, 0), min(math.ceil(y2) + 3, height)

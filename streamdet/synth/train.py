@@ -92,6 +92,7 @@ class TrainConfig:
     verify_crops: float = 0.0
     pad_views: bool = False
     positive_visible: float = POSITIVE_VISIBLE
+    wide_shapes: bool = False
     init: str | None = None
     arch: Architecture = field(default_factory=Architecture)
 
@@ -114,7 +115,12 @@ def _frame_loss(
     the dense head the detector uses (:mod:`streamdet.synth.frames`): the patch loss on every
     token of the frame instead of every patch of a crop."""
     batch = make_frame_batch(
-        rng, table, config.frames, soft=config.frame_soft, randomise=config.randomise
+        rng,
+        table,
+        config.frames,
+        soft=config.frame_soft,
+        randomise=config.randomise,
+        wide_shapes=config.wide_shapes,
     )
     txt, scale = texts_and_scale(model, tokens)
     logits = frame_token_logits(model, batch.pixels, txt, scale, config.frame_head)
@@ -227,6 +233,7 @@ def train(
             verify_crops=config.verify_crops,
             pad_views=config.pad_views,
             positive_visible=config.positive_visible,
+            wide_shapes=config.wide_shapes,
         )
         labels = _labels_with_background(batch.labels, batch.background, n_bg)
         pixels = to_pixels(batch.images)
@@ -367,14 +374,21 @@ def main(argv: list[str] | None = None) -> int:
         "--pad-views",
         action="store_true",
         help="verification views of objects at the frame's edge stay centred and are padded with "
-        "the model's mean colour past it, as the detector's are (recipe stage 7)",
+        "the model's mean colour past it, as the detector's are (tried after stage 6)",
     )
     parser.add_argument(
         "--positive-visible",
         type=float,
         default=POSITIVE_VISIBLE,
         help="share of an object's box a crop must show for the object to count as shown "
-        f"(default {POSITIVE_VISIBLE}; recipe stage 7: 0.5)",
+        f"(default {POSITIVE_VISIBLE}; tried after stage 6: 0.5)",
+    )
+    parser.add_argument(
+        "--wide-shapes",
+        action="store_true",
+        help="randomised scenes draw shapes from wider proportions: stars of 5 to 8 points, "
+        "rounded squares, off-centre (Latin) crosses, flatter and taller triangles (tried after "
+        "stage 6, not in the recipe: docs/models.md)",
     )
     parser.add_argument(
         "--easy-until", type=float, default=0.3, help="share of steps on easy scenes only"
@@ -394,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--pad-views needs --verify-crops above 0 (it acts on verification views)")
     if args.verify_crops > 0 and args.randomise == 0:
         parser.error("--verify-crops needs --randomise above 0 (it acts on randomised scenes)")
+    if args.wide_shapes and args.randomise == 0:
+        parser.error("--wide-shapes needs --randomise above 0 (it acts on randomised scenes)")
     if args.randomise > 0 and args.frame_soft:
         parser.error("--randomise cannot be combined with --frame-soft")
     if args.init is not None:
@@ -427,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         verify_crops=args.verify_crops,
         pad_views=args.pad_views,
         positive_visible=args.positive_visible,
+        wide_shapes=args.wide_shapes,
         easy_until=args.easy_until,
         init=None if args.init is None else str(args.init),
         arch=arch,

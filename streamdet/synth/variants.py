@@ -112,9 +112,46 @@ def _tree(rng: np.random.Generator) -> list:
     return prims
 
 
-def varied_prims(rng: np.random.Generator, kind: str) -> tuple:
+def _wide_shape(rng: np.random.Generator, kind: str) -> list | None:
+    """A shape from wider proportions than :func:`varied_prims`' own (``wide``): stars of 5 to 8
+    points, rounded squares, flatter and taller triangles, crosses with thin or chunky arms and
+    with the bar off centre (a Latin cross). ``None`` for the kinds it leaves alone."""
+    if kind == "star":
+        points = int(rng.integers(5, 9))
+        return [("poly", _star(points, 0.5, 0.5 * rng.uniform(0.25, 0.62)), "main")]
+    if kind == "cross":
+        t = rng.uniform(0.07, 0.28)
+        bar = rng.uniform(-0.28, -0.06) if rng.random() < 0.35 else 0.0
+        pts = [[-t, -0.5], [t, -0.5], [t, bar - t], [0.5, bar - t], [0.5, bar + t], [t, bar + t]]
+        pts += [[t, 0.5], [-t, 0.5], [-t, bar + t], [-0.5, bar + t], [-0.5, bar - t], [-t, bar - t]]
+        return [("poly", np.array(pts), "main")]
+    if kind == "square" and rng.random() < 0.5:
+        r = rng.uniform(0.04, 0.18)
+        turns = np.linspace(0.0, math.pi / 2, 5)
+        pts = []
+        for (cx, cy), start in zip(
+            [(0.5 - r, -0.5 + r), (0.5 - r, 0.5 - r), (-0.5 + r, 0.5 - r), (-0.5 + r, -0.5 + r)],
+            [-math.pi / 2, 0.0, math.pi / 2, math.pi],
+            strict=True,
+        ):
+            pts += [[cx + r * math.cos(start + a), cy + r * math.sin(start + a)] for a in turns]
+        return [("poly", np.array(pts), "main")]
+    if kind == "triangle":
+        apex, height = rng.uniform(-0.45, 0.45), rng.uniform(0.5, 1.2)
+        return [
+            ("poly", np.array([[apex, -height / 2], [0.5, height / 2], [-0.5, height / 2]]), "main")
+        ]
+    return None
+
+
+def varied_prims(rng: np.random.Generator, kind: str, *, wide: bool = False) -> tuple:
     """Unit primitives (as :func:`streamdet.synth.drawing.normalise_prims` makes them) of one
-    randomly proportioned instance of ``kind``."""
+    randomly proportioned instance of ``kind``. With ``wide`` the shapes come from wider
+    proportions (:func:`_wide_shape`; tried after stage 6, not in the recipe); without it no
+    random number is drawn for them, so earlier stages' scenes are unchanged."""
+    shape = _wide_shape(rng, kind) if wide else None
+    if shape is not None:
+        return normalise_prims(shape)
     if kind == "ring":
         thick = rng.uniform(0.08, 0.26)
         prims = [("circle", (0.0, 0.0), 0.5 - thick / 2, "main", thick)]

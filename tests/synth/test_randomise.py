@@ -259,7 +259,7 @@ def test_train_rejects_bad_verification_view_shares(capsys, argv, message) -> No
 
 
 def test_padded_views_stay_centred_past_the_frame_edge() -> None:
-    """``pad_views`` (recipe stage 7): a view of an object at the edge is cut as the detector
+    """``pad_views`` (tried after stage 6): a view of an object at the edge is cut as the detector
     cuts it, centred on the object, the part past the edge in the model's mean colour."""
     boxes = np.array([[0.0, 100.0, 30.0, 130.0]])  # 30 x 30 against the left edge
     x, y, side = view_box(np.random.default_rng(0), 360, 640, boxes, pad=True)
@@ -302,3 +302,57 @@ def test_stage_7_batches_pad_their_views() -> None:
         return int((corners == PAD_RGB).all(axis=2).any(axis=1).sum())
 
     assert padded(True) > 3 and padded(False) == 0
+
+
+def test_wide_shapes_reach_past_the_default_proportions() -> None:
+    """``wide`` (tried after stage 6) draws stars of 5 to 8 points, Latin crosses (the bar off
+    centre), rounded squares and flatter or taller triangles; every shape still fills its unit
+    box, so it is drawn at the size the scene asked for."""
+    from streamdet.synth.variants import varied_prims
+
+    rng = np.random.default_rng(11)
+    points, bars, corners, aspects = set(), [], [], []
+    for _ in range(120):
+        (star,) = varied_prims(rng, "star", wide=True)
+        points.add(len(star[1]) // 2)
+        (cross,) = varied_prims(rng, "cross", wide=True)
+        pts = cross[1]
+        arm = pts[np.isclose(np.abs(pts[:, 0]), np.abs(pts[:, 0]).max())]  # the bar's ends
+        bars.append(float(arm[:, 1].mean()))
+        corners.append(len(varied_prims(rng, "square", wide=True)[0][1]))
+        tri = varied_prims(rng, "triangle", wide=True)[0][1]
+        aspects.append(float(np.ptp(tri[:, 1]) / np.ptp(tri[:, 0])))
+        for prims in (star, cross):
+            span = prims[1].max(0) - prims[1].min(0)
+            assert span.max() == pytest.approx(1.0)
+    assert points == {5, 6, 7, 8}
+    assert min(bars) < -0.1 and sum(abs(b) < 1e-9 for b in bars) > 40  # Latin and plain crosses
+    assert {4, 20} <= set(corners)  # square corners and rounded ones
+    assert min(aspects) < 0.55 and max(aspects) > 1.1
+    # the kinds it leaves alone, and wide off: the default proportions, no extra draws
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    for kind in ("ring", "person", "house", "circle"):
+        wide = varied_prims(a, kind, wide=True)
+        plain = varied_prims(b, kind)
+        assert len(wide) == len(plain)
+        pairs = zip(wide, plain, strict=True)
+        assert all(np.allclose(np.asarray(x[1]), np.asarray(y[1])) for x, y in pairs)
+
+
+def test_wide_shape_batches_differ_and_stay_labelled() -> None:
+    table = CaptionTable.build(caption_set())
+    plain = make_batch(np.random.default_rng(6), table, 32, randomise=1.0)
+    wide = make_batch(np.random.default_rng(6), table, 32, randomise=1.0, wide_shapes=True)
+    assert not np.array_equal(plain.images, wide.images)
+    assert (wide.labels == TRUE).sum() > 10
+    assert ((wide.labels == TRUE).sum(axis=1) > 0).sum() > 8
+
+
+def test_train_rejects_wide_shapes_without_randomised_scenes(capsys) -> None:
+    pytest.importorskip("torch")
+    from streamdet.synth.train import main as train_main
+
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--out", "/nonexistent/x", "--steps", "1", "--wide-shapes"])
+    assert stop.value.code == 2
+    assert "--wide-shapes needs --randomise" in capsys.readouterr().err
