@@ -16,6 +16,7 @@ import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,28 @@ def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every quality run shares (this benchmark and ``quality_seeds``): prompt sets,
+    frame kinds and size, the grid, threads, cache and precision."""
+    parser.add_argument(
+        "--sets", type=_names, help=f"prompt sets to run (all of {', '.join(PROMPT_SETS)})"
+    )
+    parser.add_argument(
+        "--kinds", type=_names, help=f"frame kinds (all of {', '.join(FRAME_KINDS)})"
+    )
+    parser.add_argument("--frame-size", type=_frame_size, default=(640, 360), metavar="WxH")
+    parser.add_argument("--patch", type=int, default=32, help="cell size in pixels")
+    parser.add_argument("--window", type=int, default=4, help="base window size in cells")
+    parser.add_argument("--stride", type=int, default=1, help="base stride in cells")
+    parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: its own)")
+    parser.add_argument("--cache-dir", help="streamdet cache (default ~/.cache/streamdet)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="image tower precision for every setting (default: as exported)",
+    )
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python " + SCRIPT,
@@ -94,23 +117,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default="both",
         help="scene generator: train (the model's own), heldout (never trained on), or both",
     )
-    parser.add_argument(
-        "--sets", type=_names, help=f"prompt sets to run (all of {', '.join(PROMPT_SETS)})"
-    )
-    parser.add_argument(
-        "--kinds", type=_names, help=f"frame kinds (all of {', '.join(FRAME_KINDS)})"
-    )
-    parser.add_argument("--frame-size", type=_frame_size, default=(640, 360), metavar="WxH")
-    parser.add_argument("--patch", type=int, default=32, help="cell size in pixels")
-    parser.add_argument("--window", type=int, default=4, help="base window size in cells")
-    parser.add_argument("--stride", type=int, default=1, help="base stride in cells")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: its own)")
-    parser.add_argument("--cache-dir", help="streamdet cache (default ~/.cache/streamdet)")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help="image tower precision for every setting (default: as exported)",
-    )
+    add_run_arguments(parser)
     parser.add_argument(
         "--out", type=Path, help="JSON file (benchmarks/results/quality[-quick].json)"
     )
@@ -154,11 +161,23 @@ def chosen_settings(args: argparse.Namespace, run: RunSettings) -> list[NamedSet
     return chosen
 
 
-def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
-    """The whole benchmark as one JSON-ready dict."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class Prepared:
+    """What a run needs before any frame is made: the model as resolved (``model_info``), the
+    run's settings, the named settings to compare (each checked), the prompt sets and kinds."""
+
+    model: dict[str, Any]
+    runs: RunSettings
+    settings: list[NamedSetting]
+    sets: dict[str, list[str]]
+    kinds: list[str]
+
+
+def prepare(args: argparse.Namespace) -> Prepared:
+    """Everything ``args`` names, checked before any frame is made: pycocotools, the model (a
+    missing one fails fast), the settings, prompt sets and frame kinds (one-line errors)."""
     require_pycocotools()
-    model = model_info(args.model, args.cache_dir)  # first: a missing model fails fast
+    model = model_info(args.model, args.cache_dir)
     runs = RunSettings(
         model=args.model,
         patch=args.patch,
@@ -168,8 +187,17 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         cache_dir=args.cache_dir,
     )
     settings = chosen_settings(args, runs)
-    sets = {n: PROMPT_SETS[n] for n in _select(args.sets, PROMPT_SETS, "prompt set")}
+    sets = {n: list(PROMPT_SETS[n]) for n in _select(args.sets, PROMPT_SETS, "prompt set")}
     kinds = _select(args.kinds, dict.fromkeys(FRAME_KINDS), "frame kind")
+    return Prepared(model, runs, settings, sets, kinds)
+
+
+def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The whole benchmark as one JSON-ready dict."""
+    started = time.perf_counter()
+    ready = prepare(args)
+    model, runs, settings, sets = ready.model, ready.runs, ready.settings, ready.sets
+    kinds = ready.kinds
     width, height = args.frame_size
     generators = {}
     for name in GENERATOR_CHOICES[args.generator]:

@@ -26,15 +26,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from streamdet.config import DEFAULT_MODEL, PRECISIONS
+from streamdet.config import DEFAULT_MODEL
 from streamdet.errors import ConfigError, StreamdetError
 from streamdet.machine import machine_info
-from streamdet.quality.cli import _frame_size, _names, _select, chosen_settings
-from streamdet.quality.dataset import FRAME_KINDS, PROMPT_SETS
-from streamdet.quality.evaluate import RunSettings, evaluate_setting, rounded
+from streamdet.quality.cli import _names, add_run_arguments, prepare
+from streamdet.quality.evaluate import evaluate_setting, rounded
 from streamdet.quality.generators import GENERATORS
-from streamdet.quality.metrics import require_pycocotools
-from streamdet.quality.report import fmt, model_info, write_report
+from streamdet.quality.report import fmt, write_report
 
 SCRIPT = "benchmarks/quality_seeds.py"
 #: The defaults: the training generator's tuning seeds and four held-out seeds (the benchmark's
@@ -84,15 +82,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help=seeds.format("held-out", ",".join(map(str, HELDOUT_SEEDS))),
     )
     parser.add_argument("--frames", type=int, default=4, help="still frames per prompt and kind")
-    parser.add_argument("--sets", type=_names, help=f"prompt sets ({', '.join(PROMPT_SETS)})")
-    parser.add_argument("--kinds", type=_names, help=f"frame kinds ({', '.join(FRAME_KINDS)})")
-    parser.add_argument("--frame-size", type=_frame_size, default=(640, 360), metavar="WxH")
-    parser.add_argument("--patch", type=int, default=32, help="cell size in pixels")
-    parser.add_argument("--window", type=int, default=4, help="base window size in cells")
-    parser.add_argument("--stride", type=int, default=1, help="base stride in cells")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: its own)")
-    parser.add_argument("--cache-dir", help="streamdet cache (default ~/.cache/streamdet)")
-    parser.add_argument("--precision", choices=PRECISIONS, help="image tower precision")
+    add_run_arguments(parser)
     parser.add_argument(
         "--out", type=Path, help="JSON file (benchmarks/results/quality-seeds.json)"
     )
@@ -122,19 +112,8 @@ def summarise(per_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     """Every setting on every seed of each generator, as one JSON-ready dict."""
     started = time.perf_counter()
-    require_pycocotools()
-    model = model_info(args.model, args.cache_dir)  # first: a missing model fails fast
-    runs = RunSettings(
-        model=args.model,
-        patch=args.patch,
-        precision=args.precision,
-        export_precision=model["precision"],
-        threads=args.threads,
-        cache_dir=args.cache_dir,
-    )
-    settings = chosen_settings(args, runs)
-    sets = {n: PROMPT_SETS[n] for n in _select(args.sets, PROMPT_SETS, "prompt set")}
-    kinds = _select(args.kinds, dict.fromkeys(FRAME_KINDS), "frame kind")
+    ready = prepare(args)
+    settings, sets, kinds = ready.settings, ready.sets, ready.kinds
     width, height = args.frame_size
     seeds = {"train": args.train_seeds, "heldout": args.heldout_seeds}
     results: dict[str, dict[str, dict[str, Any]]] = {s.name: {} for s in settings}
@@ -153,7 +132,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             )
             truths = sum(not t.ignore for t in dataset.truths)
             for setting in settings:
-                r = evaluate_setting(setting, dataset, runs)
+                r = evaluate_setting(setting, dataset, ready.runs)
                 per[setting.name][str(seed)] = {k: r[k] for k in KEPT} | {"true_boxes": truths}
                 _log(f"{generator} seed {seed} {setting.name}: AP50 {fmt(r['ap50'])}")
         if chosen:
@@ -168,7 +147,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         "command": command,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(("numpy", "onnxruntime", "streamdet")),
-        "model": model,
+        "model": ready.model,
         "settings": {
             "seeds": seeds,
             "frames_per_kind": args.frames,
