@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from streamdet.config import DEFAULT_MODEL
-from streamdet.errors import ConfigError, StreamdetError
+from streamdet.errors import StreamdetError
 from streamdet.machine import machine_info
 from streamdet.quality.cli import _names, add_run_arguments, prepare
 from streamdet.quality.evaluate import evaluate_setting, rounded
@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None, *, results_dir: Path | None = None) 
     command = shlex.join(["python", SCRIPT, *argv])
     try:
         report = run(args, command)
-    except (StreamdetError, ConfigError) as e:  # a message that says what to do
+    except StreamdetError as e:  # a one-line message that says what to do (ConfigError too)
         _log(f"error: {e}")
         return 2
     out = args.out or (results_dir or Path.cwd()) / "quality-seeds.json"
