@@ -103,6 +103,9 @@ MODES: Mapping[str, Mode] = MappingProxyType(
             # scenes, about twice the one pass's work (not the default: docs/benchmarks.md)
             _mode("dense+reuse+ts0.75", method="dense", reuse=True, token_scale=0.75),
             _mode("fast", "fast"),
+            # two passes: coarse tokens over the frame, 12-pixel ones over its candidates
+            # (streamdet.detect.zoom; not the default: docs/benchmarks.md)
+            _mode("fine", "fine", reuse=True),
             _mode("writeup-int8", "writeup", precision="int8"),
         )
     }

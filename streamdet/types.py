@@ -221,8 +221,9 @@ class Workload:
     windows_computed / windows_reused: windows whose embeddings were computed for this frame /
     kept from an earlier frame (``streamdet.detect.reuse``); views_computed / views_reused: the
     same for the verification crops around boxes; frames_computed / frames_reused: one-pass
-    (``dense`` method) frames that went through the frame tower / kept the last pass's tokens.
-    Summed over a run by the pipeline's report.
+    (``dense`` method) frames that went through the frame tower / kept the last pass's tokens;
+    zoom_computed / zoom_reused: the same for the crops of its second, finer pass
+    (``streamdet.detect.zoom``). Summed over a run by the pipeline's report.
     """
 
     windows_computed: int = 0
@@ -231,6 +232,8 @@ class Workload:
     views_reused: int = 0
     frames_computed: int = 0
     frames_reused: int = 0
+    zoom_computed: int = 0
+    zoom_reused: int = 0
 
     def __add__(self, other: Workload) -> Workload:
         return Workload(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Workload)))

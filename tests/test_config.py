@@ -103,7 +103,7 @@ def test_a_suggestion_that_cannot_apply_gives_way_quietly():
         ({"scales": [2, 0]}, None, "every entry of scales must be a positive whole number"),
         ({"device": "quantum"}, None, "device must be one of cpu, cuda, tensorrt"),
         ({"strid": 2}, None, "unknown setting 'strid'; did you mean stride?"),
-        ({}, "turbo", "unknown preset 'turbo'; choose one of model, fast, writeup"),
+        ({}, "turbo", "unknown preset 'turbo'; choose one of model, fast, fine, writeup"),
     ],
 )
 def test_conflicts_and_bad_values_are_one_line_naming_their_sources(overrides, preset, message):

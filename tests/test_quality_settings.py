@@ -61,6 +61,10 @@ def test_the_full_run_compares_these_settings():
         "dense-ts0.875",
         "dense-ts0.75",
         "dense-ts0.5",
+        "calibrated-fine",
+        "dense-zoom-ts1",
+        "dense-zoom-level0.5",
+        "dense-zoom-margin4",
         "dense-views1.5",
         "dense-views1.75",
         "dense-views2.0",
@@ -83,6 +87,14 @@ def test_every_setting_resolves_without_a_model():
     for setting in make_settings(4, 1, 32).values():
         config = resolve_config(detector_overrides(setting, RUN), preset=setting.preset)
         assert config.preset == (setting.preset or "model")
+
+
+def test_fine_is_the_fine_preset_with_two_passes():
+    config = resolved("calibrated-fine")
+    assert make_settings(4, 1, 32)["calibrated-fine"].preset == "fine"
+    assert config.scoring.method == "dense" and config.grid.zooms
+    assert (config.grid.token_scale, config.grid.zoom_scale) == (1.5, 0.75)
+    assert resolved("dense-zoom-margin4").grid.zoom_margin == 4
 
 
 def test_fast_is_the_fast_preset_at_the_runs_precision():

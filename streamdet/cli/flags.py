@@ -116,6 +116,22 @@ FLAGS: tuple[_Flag, ...] = (
         {"type": float, "help": "dense method: tokens this many times coarser (faster), e.g. 1.5"},
     ),
     _Flag(
+        "zoom_scale",
+        {
+            "type": float,
+            "help": "dense method: a second pass with tokens this fine (e.g. 0.75) over the "
+            "first pass's candidates; 0 for none" + MODELS,
+        },
+    ),
+    _Flag(
+        "zoom_level",
+        {"type": float, "help": "dense method: the first pass's probability that earns a second"},
+    ),
+    _Flag(
+        "zoom_margin",
+        {"type": int, "help": "dense method: tokens of context around each second-pass crop"},
+    ),
+    _Flag(
         "templates",
         {
             "action": "append",

@@ -39,8 +39,9 @@ DEVICE_PROVIDERS: dict[str, tuple[str, ...]] = {
 }
 _DEVICE_LABEL = {"cpu": "CPU", "cuda": "CUDA", "tensorrt": "TensorRT"}
 #: Frame-graph sessions kept, one per input shape: a video has one; a many-stream run batches
-#: 1 to N same-sized frames (``Detector.detect_many``), one shape per batch size.
-FRAME_SESSIONS = 4
+#: 1 to N same-sized frames (``Detector.detect_many``), one shape per batch size; the second,
+#: finer pass (``streamdet.detect.zoom``) adds its crops' few shapes.
+FRAME_SESSIONS = 12
 
 
 class OrtEncoders(Encoders):

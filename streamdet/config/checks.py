@@ -57,6 +57,13 @@ def _positive(key: str, value: Any) -> float:
     return float(value)
 
 
+def _non_negative(key: str, value: Any) -> float:
+    """A number of 0 or more (a scale where 0 means off)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1e3:
+        raise ConfigError(f"{key} must be a number of 0 or more (e.g. 0.75), but got {value!r}")
+    return float(value)
+
+
 def fraction(key: str, value: Any) -> float:
     """A number in [0, 1] (thresholds, ratios, IoU)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
@@ -180,6 +187,9 @@ CHECKS: dict[str, Check] = {
     "scales": _scales,
     "overhang": _flag,
     "token_scale": _positive,
+    "zoom_scale": _non_negative,
+    "zoom_level": fraction,
+    "zoom_margin": _count,
     "method": _choice(METHODS),
     "scoring": _choice(SCORINGS),
     "dense": _flag,

@@ -6,6 +6,10 @@ caller's own settings.
   method) with tokens ``FAST_TOKEN_SCALE`` times as wide as a window's (about 2.3x fewer tokens),
   and the image tower in int8 on a CPU (fp16 on a GPU, where int8 does not run).
   docs/benchmarks.md has the measurements behind it.
+* ``fine``: small and cut objects: the ``dense`` method's two passes (``streamdet.detect.zoom``),
+  a first with ``FAST_TOKEN_SCALE`` tokens, then ``FINE_ZOOM`` tokens (12 pixels for the
+  built-in model) over its candidates: the best held-out quality measured, at about the time of
+  one whole pass of such tokens (docs/benchmarks.md, "A second, finer pass").
 * ``writeup``: the original write-up's method as it describes it (sliding windows of 64-pixel
   cells, 4 cells a window, stride 1, its min-max "reference" scoring, one box region per prompt
   level, no dense heatmaps, no verification, prompts scored as written, every frame computed
@@ -24,6 +28,8 @@ from streamdet.errors import ConfigError
 DEFAULT_PRESET = "model"
 #: The ``fast`` preset's token scale (``GridConfig.token_scale``).
 FAST_TOKEN_SCALE = 1.5
+#: The ``fine`` preset's second-pass token scale (``GridConfig.zoom_scale``).
+FINE_ZOOM = 0.75
 
 
 @dataclass(frozen=True)
@@ -47,11 +53,18 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
         "model": Preset("model", "the model's own suggested settings"),
         "fast": Preset(
             "fast",
-            "real time: the whole frame through the model once (dense method) with tokens 1.5x "
-            "coarser than a window's, int8 on a CPU (fp16 on a GPU)",
-            settings={"method": "dense", "token_scale": FAST_TOKEN_SCALE},
+            "real time: the whole frame through the model once (dense method, no second pass) "
+            "with tokens 1.5x coarser than a window's, int8 on a CPU (fp16 on a GPU)",
+            settings={"method": "dense", "token_scale": FAST_TOKEN_SCALE, "zoom_scale": 0.0},
             on_cpu={"precision": "int8"},
             on_gpu={"precision": "fp16"},
+        ),
+        "fine": Preset(
+            "fine",
+            "small and cut objects: the dense method's first pass with tokens 1.5x coarser, "
+            "then a second pass with tokens 0.75x a window's (12 px for the built-in model) "
+            "over its candidates; about twice the time of the model's own setting",
+            settings={"method": "dense", "token_scale": FAST_TOKEN_SCALE, "zoom_scale": FINE_ZOOM},
         ),
         "writeup": Preset(
             "writeup",

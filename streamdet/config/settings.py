@@ -52,7 +52,11 @@ class GridConfig:
     stepping ``stride`` cells; ``overhang`` lets windows hang over the frame edges.
     ``token_scale``: in the one-pass ``dense`` method, frame pixels per patch token as a multiple
     of what a token covers in a main window (``patch * window / tokens per window side``): 2
-    makes tokens twice as wide, four times fewer, about four times faster."""
+    makes tokens twice as wide, four times fewer, about four times faster.
+    ``zoom_scale``: the ``dense`` method's second pass (``streamdet.detect.zoom``), with tokens
+    of this scale, over the crops where the first pass's best prompt reaches ``zoom_level``,
+    each grown by ``zoom_margin`` of its tokens of context; it runs only when finer than
+    ``token_scale`` (0: never)."""
 
     patch: int = 64
     window: int = 4
@@ -60,6 +64,9 @@ class GridConfig:
     scales: tuple[int, ...] = ()
     overhang: bool = False
     token_scale: float = 1.0
+    zoom_scale: float = 0.0
+    zoom_level: float = 0.3
+    zoom_margin: int = 6
 
     def __post_init__(self) -> None:
         # The geometry is checked here, whoever builds it; the resolver checks the same earlier,
@@ -89,6 +96,11 @@ class GridConfig:
     def sizes(self) -> tuple[int, ...]:
         """Window sizes in cells, main window first, without duplicates."""
         return tuple(dict.fromkeys((self.window, *self.scales)))
+
+    @property
+    def zooms(self) -> bool:
+        """Whether the ``dense`` method makes a second, finer pass."""
+        return 0 < self.zoom_scale < self.token_scale
 
 
 @dataclass(frozen=True)

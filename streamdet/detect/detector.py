@@ -44,6 +44,7 @@ from streamdet.detect.reuse import ReusePlan, WindowReuse
 from streamdet.detect.sizes import SizedPrompt, keep_sized, split_size
 from streamdet.detect.verifier import ToVerify, Verifier
 from streamdet.detect.windows import WindowGrid, crop_windows
+from streamdet.detect.zoom import ZoomRegion, fine_shape, paste, plan_regions, resample
 from streamdet.errors import ConfigError, PromptError
 from streamdet.types import Detections, FrameResult, Timings, Workload
 
@@ -56,6 +57,7 @@ class _Stream:
 
     reuse: WindowReuse | None
     frame_tokens: np.ndarray | None = None  # the dense method's last pass, with reuse
+    zoom: tuple[tuple[ZoomRegion, ...], list[np.ndarray | None]] | None = None  # its crops
 
 
 @dataclass
@@ -120,6 +122,7 @@ class Detector:
         self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
         self._grid_for = lru_cache(maxsize=8)(self._build_grid)
         self._frame_grid_for = lru_cache(maxsize=8)(self._build_frame_grid)
+        self._zoom_px = self._zoom_token_px()
         self._verifier = Verifier(self.model, cfg.verify)
         self._streams: dict[Hashable, _Stream] = {}  # by stream key; None: ``detect``'s
         templates = cfg.scoring.templates
@@ -245,6 +248,9 @@ class Detector:
         for job in jobs:
             self._heat(job, state)
         t3 = time.perf_counter()
+        if self._zoom_px:
+            self._zoom(jobs, state)
+        t3z = time.perf_counter()
         for job in jobs:
             h, w = job.frame.shape[:2]
             found = heatmaps_to_detections(
@@ -264,9 +270,9 @@ class Detector:
             t5 = time.perf_counter()
         timings = Timings(
             preprocess_ms=(t1 - t0) * 1e3,
-            encode_ms=(t2 - t1) * 1e3,
+            encode_ms=(t2 - t1 + t3z - t3) * 1e3,
             score_ms=(t3 - t2) * 1e3,
-            boxes_ms=(t4 - t3) * 1e3,
+            boxes_ms=(t4 - t3z) * 1e3,
             verify_ms=(t5 - t4) * 1e3,
         )
         return [
@@ -381,6 +387,53 @@ class Detector:
         model_patch = self.model.frame_patch(head)
         px = token_px(self.config.grid, self.model.image_size, model_patch)
         return FrameGrid(height, width, px, model_patch)
+
+    def _zoom_token_px(self) -> int:
+        """Frame pixels per token of the dense method's second pass; 0 where it has none
+        (another method, no ``zoom_scale``, or tokens no finer than the first pass's)."""
+        cfg = self.config
+        if cfg.scoring.method != "dense" or not cfg.grid.zooms:
+            return 0
+        model_patch = self.model.frame_patch(cfg.scoring.dense_head)
+        coarse = token_px(cfg.grid, self.model.image_size, model_patch)
+        fine = token_px(
+            replace(cfg.grid, token_scale=cfg.grid.zoom_scale), self.model.image_size, model_patch
+        )
+        return fine if fine < coarse else 0
+
+    def _zoom(self, jobs: list[_Job], state: PromptState) -> None:
+        """The dense method's second pass (``streamdet.detect.zoom``): each job's heatmaps move
+        to the finer cells, and the crops around its candidates go through the frame tower
+        again with finer tokens, one crop a run (each input shape, batch size included, is a
+        session of its own, and on a CPU a batch gains nothing). A frame whose first pass was
+        kept (temporal reuse) keeps its crops' tokens too while its crops stay the same."""
+        cfg, model, fine_px = self.config, self.model, self._zoom_px
+        head, patch = cfg.scoring.dense_head, model.frame_patch(cfg.scoring.dense_head)
+        planned: list[tuple[_Job, tuple[ZoomRegion, ...], list[np.ndarray | None]]] = []
+        for job in jobs:
+            h, w = job.frame.shape[:2]
+            job.heatmaps = resample(job.heatmaps, job.patch, fine_px, fine_shape((h, w), fine_px))
+            job.patch = fine_px
+            regions = plan_regions(job.heatmaps, cfg.grid.zoom_level, cfg.grid.zoom_margin)
+            kept = job.stream.zoom
+            if job.work.frames_reused and kept is not None and kept[0] == regions:
+                planned.append((job, regions, kept[1]))
+                job.work = replace(job.work, zoom_reused=len(regions))
+                continue
+            tokens: list[np.ndarray | None] = [None] * len(regions)
+            planned.append((job, regions, tokens))
+            job.stream.zoom = (regions, tokens) if job.stream.reuse is not None else None
+            job.work = replace(job.work, zoom_computed=len(regions))
+            for i, region in enumerate(regions):
+                y0, x0, y1, x1 = region.pixels(fine_px, (h, w))
+                crop = FrameGrid(y1 - y0, x1 - x0, fine_px, patch)
+                pixels = crop.pixels(job.frame[y0:y1, x0:x1], model.fill)
+                tokens[i] = model.embed_frames(pixels[None], head)[0]
+        scale, reference = model.logit_scale, cfg.scoring.scoring == "reference"
+        for job, regions, tokens in planned:
+            for region, t in zip(regions, tokens, strict=True):
+                assert t is not None
+                paste(job.heatmaps, region, token_heatmaps(t, state, scale, reference))
 
     def frame_grid(self, height: int, width: int) -> FrameGrid:
         """How frames of this size go through the frame tower (``dense`` method; cached)."""

@@ -122,6 +122,13 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         s("dense-ts1.25", **at, method="dense", token_scale=1.25),
         # finer tokens than the model's (frame scaled up): more found, at 1.8x to 5x the time
         *(s(f"dense-ts{t}", **at, method="dense", token_scale=t) for t in (0.875, 0.75, 0.5)),
+        # the dense method's second, finer pass over the first pass's candidates
+        # (``streamdet.detect.zoom``): the ``fine`` preset, its first pass at the model's own
+        # tokens, a higher candidate level, less context
+        s("calibrated-fine", "fine", window=window),
+        s("dense-zoom-ts1", **at, method="dense", token_scale=1.0, zoom_scale=0.75),
+        s("dense-zoom-level0.5", "fine", **at, zoom_level=0.5),
+        s("dense-zoom-margin4", "fine", **at, zoom_margin=4),
         # verification crops: one size per box (the built-in model's 1.5), two for every box, or
         # the 2x crop as a second opinion where the 1.5x one is unsure (verify_recheck)
         *(
