@@ -166,6 +166,7 @@ def test_sessions_fixed_to_a_frame_size_equal_the_size_free_graph(
     free = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(2)
     sizes = [(1, 16, 40), (1, 56, 24), (2, 16, 40), (1, 32, 32), (1, 8, 8), (1, 16, 16)]
+    sizes += [(1, 8, 8 * k) for k in range(3, 3 + FRAME_SESSIONS)]  # more than are kept
     distinct = [(*size, 3) for size in sizes[: FRAME_SESSIONS + 1]]
     # the first shape used again before the others push the oldest out: it stays
     shapes = [distinct[0], distinct[1], distinct[0], *distinct[2:]]

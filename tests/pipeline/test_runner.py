@@ -151,6 +151,8 @@ def test_the_report_sums_each_frames_work_and_the_run_starts_with_a_reset():
         "views_reused": 8,
         "frames_computed": 0,
         "frames_reused": 0,
+        "zoom_computed": 0,
+        "zoom_reused": 0,
     }
     assert report.to_dict()["work"] == report.work
     assert any("windows computed 14, reused 36 (72%)" in line for line in report.lines())
