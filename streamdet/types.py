@@ -204,7 +204,7 @@ class Timings:
     """Milliseconds spent in each stage of ``Detector.detect`` for one frame."""
 
     preprocess_ms: float = 0.0
-    encode_ms: float = 0.0
+    encode_ms: float = 0.0  # the image tower, the dense method's second pass included
     score_ms: float = 0.0
     boxes_ms: float = 0.0
     verify_ms: float = 0.0  # crops around the boxes scored again (streamdet.detect.verify)

@@ -1,9 +1,9 @@
 """The one-pass method's second look: finer tokens only where the first pass found something.
 
-The built-in model finds small and cut objects far better with finer tokens (12 frame pixels a
-token instead of 16: held-out AP50 0.702 against 0.676 over four seeds), but a whole frame of
-finer tokens costs 2.7x the tower time, since attention grows with the square of the tokens.
-Most of a frame is plain background, so the ``dense`` method can look twice instead:
+The built-in model finds small and cut objects better with finer tokens (12 frame pixels a token
+instead of 16: held-out AP50 0.702 against 0.676 over four seeds), but a whole frame of finer
+tokens costs 2.7x the tower time, since attention grows with the square of the tokens. Where
+most of a frame is background, the ``dense`` method can look twice instead:
 
 1. a coarse pass over the whole frame (``token_scale``), whose heatmaps only say *where* to look;
 2. every frame cell whose best prompt reaches ``zoom_level`` in the coarse heatmaps is marked,
@@ -15,9 +15,12 @@ Most of a frame is plain background, so the ``dense`` method can look twice inst
    fine heatmaps pasted over them, less ``TRIM`` tokens on each side that faces the rest of
    the frame (those tokens see nothing beyond the crop).
 
-Boxes, verification and drawing then work on the fine cells unchanged. Crops are small, so the
-two passes together cost about what one pass at the model's own tokens costs, while the boxes
-come from the fine tokens (docs/benchmarks.md, "A second, finer pass").
+Boxes, verification and drawing then work on the fine cells unchanged. It is an option (preset
+``fine``), not the default: on the quality benchmark's scenes the candidates and their context
+cover most of the frame, and the built-in model finds its prompts almost everywhere in real
+footage, so the two passes cost about what one whole pass of fine tokens costs (1.5x to 2.2x
+the default's time) for the best tuning AP50 measured (docs/benchmarks.md, "A second, finer
+pass").
 """
 
 from __future__ import annotations
@@ -126,7 +129,8 @@ def plan_regions(fine: np.ndarray, level: float, margin: int) -> tuple[ZoomRegio
     Every candidate is zoomed, with all the context its neighbours bring: on the tuning seeds,
     leaving the weakest crops to the first pass (a budget of a quarter or half of the frame)
     scored below one pass at the model's own tokens, and one crop per candidate, overlapping
-    (less context, less time), lost 0.016 AP50 (docs/benchmarks.md, "A second, finer pass")."""
+    (less context, less time), scored 0.846 against 0.866 (docs/benchmarks.md, "A second,
+    finer pass")."""
     rows, cols = fine.shape[1:]
     if fine.size == 0:
         return ()
