@@ -76,13 +76,17 @@ MODES: Mapping[str, Mode] = MappingProxyType(
             _mode("windows+reuse", without="windows", method="windows", reuse=True),
             _mode("dense", method="dense", reuse=False),
             _mode("dense+reuse", without="dense", method="dense", reuse=True),
-            # the default with two verification crops for every box (the built-in model's has one)
+            # the default before it took the mean of two crops: one crop for each of 16 boxes
+            _mode("dense+reuse+1crop", method="dense", reuse=True, verify_margins=(1.5,)),
+            # two crops for every box, the best one (the default: their mean, within 16 crops)
             _mode(
                 "dense+reuse+2crops",
                 method="dense",
                 reuse=True,
                 verify_margins=(1.5, 2.0),
                 verify_recheck=0.0,
+                verify_combine="best",
+                verify_budget=32,
             ),
             # the 2x crop as a second opinion for boxes the 1.5x one is unsure of, at most 12
             # boxes a frame (bench_verify's "second opinion"; not the default: docs/benchmarks.md)
@@ -94,6 +98,7 @@ MODES: Mapping[str, Mode] = MappingProxyType(
                 verify_recheck=0.05,
                 verify_recheck_floor=0.4,
                 verify_max=12,
+                verify_combine="best",
             ),
             # the default verifying up to 32 boxes a frame (the default is 16)
             _mode("dense+reuse+verify32", method="dense", reuse=True, verify_max=32),

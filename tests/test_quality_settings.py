@@ -69,6 +69,8 @@ def test_the_full_run_compares_these_settings():
         "dense-views1.75",
         "dense-views2.0",
         "dense-views1.5+2",
+        "dense-views-mean",
+        "dense-views-mean16",
         "dense-recheck",
         "dense-unrefined",
         "dense-view-boxes",

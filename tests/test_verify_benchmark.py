@@ -21,8 +21,9 @@ def test_bench_verify_quick_counts_the_crops_of_each_setting(tmp_path, capsys):
     assert report["command"].startswith("python benchmarks/bench_verify.py --quick")
     (clip,) = report["clips"]
     assert clip["clip"] == CLIP.name and clip["frames"] == 4
-    one, second, second16, two = clip["rows"]
-    assert [r["setting"] for r in (one, second, second16, two)] == list(bench_verify.VARIANTS)
+    one, second, second16, two, mean16 = clip["rows"]
+    rows = (one, second, second16, two, mean16)
+    assert [r["setting"] for r in rows] == list(bench_verify.VARIANTS)
 
     def used(row):
         return row["crops_computed_per_frame"] + row["crops_kept_per_frame"]
@@ -33,6 +34,8 @@ def test_bench_verify_quick_counts_the_crops_of_each_setting(tmp_path, capsys):
     assert used(two) == pytest.approx(2 * used(one))
     assert used(one) <= used(second16) <= used(two)
     assert used(second) <= used(second16)  # 12 boxes a frame at most, not 16
+    # the mean of two within 16 crops a frame: both crops while they fit, never more than 16
+    assert used(one) <= used(mean16) <= min(used(two), 16)
     assert one["time_ratio"] == 1.0 and one["vs_one_crop"]["box_agreement"] == 1.0
     assert "| dashcam-highway-1280x720.mp4 | second opinion |" in capsys.readouterr().out
 

@@ -24,6 +24,7 @@ from streamdet.config import (
     PRESETS,
     SCORINGS,
     SETTINGS,
+    VIEW_COMBINES,
     TrackConfig,
 )
 from streamdet.errors import ConfigError
@@ -199,6 +200,21 @@ FLAGS: tuple[_Flag, ...] = (
             "type": float,
             "metavar": "P",
             "help": "with --verify-recheck: keep a box its first crop rejects if another gives P",
+        },
+    ),
+    _Flag(
+        "verify_combine",
+        {
+            "choices": VIEW_COMBINES,
+            "help": "a box's probability from its crops: the best one, or their mean",
+        },
+    ),
+    _Flag(
+        "verify_budget",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "at most N crops a frame: past them, boxes get the first crop size only",
         },
     ),
     _Flag(

@@ -22,6 +22,7 @@ from streamdet.config.settings import (
     REUSE_TOLERANCE,
     SCORINGS,
     SETTINGS,
+    VIEW_COMBINES,
 )
 from streamdet.errors import ConfigError, PromptError
 
@@ -209,6 +210,8 @@ CHECKS: dict[str, Check] = {
     "verify_refine": fraction,
     "verify_recheck": fraction,
     "verify_recheck_floor": fraction,
+    "verify_combine": _choice(VIEW_COMBINES),
+    "verify_budget": _optional_whole,
     "reuse": _reuse,
     "reuse_refresh": _whole,
     "reuse_motion": _open_fraction,

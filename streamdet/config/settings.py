@@ -37,6 +37,8 @@ DENSE_HEADS = ("naclip", "clearclip", "sclip", "maskclip")
 SCORINGS = ("calibrated", "reference")
 DEVICES = ("cpu", "cuda", "tensorrt")
 BACKENDS = ("auto", "onnxruntime", "torch")
+#: How a verified box's views become its probability (``VerifyConfig.combine``).
+VIEW_COMBINES = ("best", "mean")
 PRECISIONS = ("fp32", "int8", "fp16")
 #: The reuse tolerance ``reuse=True`` stands for, and the built-in default: the largest change of
 #: any block's mean colour (a block is a quarter cell on a side), as a fraction of 255, that still
@@ -153,7 +155,13 @@ class VerifyConfig:
     only boxes whose first view gives their prompt at least ``recheck`` are seen in them, and a
     box the first view puts below ``floor`` is kept if another view reaches ``recheck_floor``.
     0: every box is seen in every margin and kept if its best view reaches ``floor``
-    (``recheck_floor`` unused)."""
+    (``recheck_floor`` unused). ``combine`` says what the views make together: ``best`` (the
+    best view decides, as above) or ``mean`` (the mean of the views a box was seen in is its
+    probability, kept from ``floor``; ``recheck_floor`` unused): a box both views believe in
+    outranks one only the wider or the tighter view likes. ``budget``: at most this many views a
+    frame (None: every verified box at every margin): every box gets its first view, the
+    strongest the others while the crops last, so two margins cost a crowded frame no more than
+    one (``verify.fully_viewed``)."""
 
     enabled: bool = False
     floor: float = 0.1
@@ -162,6 +170,8 @@ class VerifyConfig:
     refine: float = 0.0
     recheck: float = 0.0
     recheck_floor: float = 0.4
+    combine: str = "best"
+    budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +252,8 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "verify_refine": ("verify", "refine"),
     "verify_recheck": ("verify", "recheck"),
     "verify_recheck_floor": ("verify", "recheck_floor"),
+    "verify_combine": ("verify", "combine"),
+    "verify_budget": ("verify", "budget"),
     "reuse": ("reuse", "threshold"),
     "reuse_refresh": ("reuse", "refresh"),
     "reuse_motion": ("reuse", "motion"),

@@ -3,9 +3,10 @@ around them (``streamdet.detect.verify``), the crops of all frames in one batch.
 
 Per call:
 
-1. each frame's strongest boxes (``verify_max``) are cut into views; with temporal reuse, boxes
-   found again where their crops did not change keep their views' embeddings
-   (``WindowReuse.plan_views`` / ``merge_views``);
+1. each frame's strongest boxes (``verify_max``) are cut into views, every box at the first
+   margin and, within ``verify_budget`` views a frame, the strongest at the others too
+   (``verify.fully_viewed``); with temporal reuse, boxes found again where their crops did not
+   change keep their views' embeddings (``WindowReuse.plan_views`` / ``merge_views``);
 2. with a second opinion (``verify_recheck`` > 0 and more than one margin), only the first
    margin's view is cut at first; boxes whose first view gives their prompt at least
    ``verify_recheck`` are then cut at the other margins too, in one more batch, and the rest are
@@ -14,7 +15,8 @@ Per call:
    plainly not the prompt (first view under 0.02), so the other views cost a fraction of what
    they cost for every box (docs/benchmarks.md has the figures);
 3. with ``verify_refine`` each box moves towards what its first view's patch tokens show;
-4. each box's confidence becomes its region peak x its best view (``verify.rescore``).
+4. each box's confidence becomes its region peak x its views' probability (``verify.rescore``):
+   the best view's, or with ``verify_combine`` "mean" the mean of the views it was seen in.
 
 Without a second opinion every box is cut at every margin in one batch, as it always was.
 """
@@ -31,7 +33,13 @@ from streamdet.detect.heatmaps import PromptState
 from streamdet.detect.model import LoadedModel
 from streamdet.detect.reuse import ReusePlan, WindowReuse
 from streamdet.detect.scoring import prompt_vs_background
-from streamdet.detect.verify import box_views, refine_in_views, rescore, strongest
+from streamdet.detect.verify import (
+    box_views,
+    fully_viewed,
+    refine_in_views,
+    rescore,
+    strongest,
+)
 from streamdet.types import Detections
 
 
@@ -64,6 +72,7 @@ class _Frame:
     views: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
     first_tokens: np.ndarray | None = None  # (n, g, g, D) of the first views, for refine
     rechecked: np.ndarray | None = None  # (n,) bool: boxes whose other views count
+    full: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (n,) seen at every margin
     computed: int = 0
 
 
@@ -89,23 +98,14 @@ class Verifier:
         margins = self.config.margins
         first_margins = margins[:1] if self.second_opinion else margins
         frames = [self._plan(t) for t in todo]
-        crops = [
-            box_views(
-                f.todo.frame,
-                f.detections.xyxy[f.plan.compute],
-                self.model.image_size,
-                self.model.fill,
-                first_margins,
-            )
-            for f in frames
-        ]
+        crops = [self._cut(f, first_margins) for f in frames]
         emb, tokens = self._embed(np.concatenate(crops), self.refine_weight > 0)
         at = 0
         for f, part in zip(frames, crops, strict=True):
             rows = slice(at, at + len(part))
             at += len(part)
             first = None if tokens is None else tokens[rows][: len(f.plan.compute)]
-            self._gather(f, emb[rows], first, len(first_margins))
+            self._gather(f, self._spread(f, emb[rows], len(first_margins)), first, len(part))
         if self.second_opinion:
             self._recheck(frames, state)
         return [self._decide(f, state) for f in frames]
@@ -120,16 +120,43 @@ class Verifier:
             plan = ReusePlan(np.arange(n, dtype=np.int64), n, "changed")
         else:
             plan = todo.reuse.plan_views(detections.xyxy)
-        return _Frame(todo, detections, plan)
+        full = fully_viewed(detections, len(self.config.margins), self.config.budget)
+        return _Frame(todo, detections, plan, full=full)
 
-    def _gather(self, f: _Frame, emb: np.ndarray, first: np.ndarray | None, taken: int) -> None:
-        """Every box's views from those just computed (``taken`` margins of the boxes in
-        ``f.plan.compute``, margin-major) and those its stream kept."""
+    def _cut(self, f: _Frame, margins: tuple[float, ...]) -> np.ndarray:
+        """The views to compute now: the first margin's of every box in ``f.plan.compute``, then
+        (margin-major) the other ``margins``' of those of them seen at every margin."""
+        boxes = f.detections.xyxy[f.plan.compute]
+        size, fill = self.model.image_size, self.model.fill
+        first = box_views(f.todo.frame, boxes, size, fill, margins[:1])
+        if len(margins) == 1:
+            return first
+        full = f.full[f.plan.compute]
+        rest = box_views(f.todo.frame, boxes[full], size, fill, margins[1:])
+        return np.concatenate([first, rest])
+
+    def _spread(self, f: _Frame, emb: np.ndarray, taken: int) -> np.ndarray:
+        """``_cut``'s embeddings laid out as (taken margins x the computed boxes, D), margin-major,
+        NaN where a box was not seen at a margin."""
+        m = len(f.plan.compute)
+        full = np.flatnonzero(f.full[f.plan.compute])
+        if taken == 1 or len(full) == m:
+            return emb
+        out = np.full((taken, m, emb.shape[1]), np.nan, np.float32)
+        out[0] = emb[:m]
+        out[1:, full] = emb[m:].reshape(taken - 1, len(full), emb.shape[1])
+        return out.reshape(taken * m, -1)
+
+    def _gather(self, f: _Frame, emb: np.ndarray, first: np.ndarray | None, computed: int) -> None:
+        """Every box's views from those just computed (margin-major rows of the boxes in
+        ``f.plan.compute``, NaN where not taken; ``computed`` views in all) and those its
+        stream kept."""
         margins, m, n = len(self.config.margins), len(f.plan.compute), len(f.detections)
         dim = emb.shape[1]
+        taken = len(emb) // m if m else margins
         if taken < margins:  # the other views are not taken yet
             emb = np.concatenate([emb, np.full(((margins - taken) * m, dim), np.nan, np.float32)])
-        f.computed = taken * m
+        f.computed = computed
         reuse = f.todo.reuse
         if reuse is not None and n:
             emb, first = self._merge(reuse, f, emb, first)
@@ -156,7 +183,7 @@ class Verifier:
         needs, crops = [], []
         for f in frames:
             first = self._own_probs(f, f.views[0], state)
-            f.rechecked = first >= self.config.recheck
+            f.rechecked = (first >= self.config.recheck) & f.full
             missing = np.isnan(f.views[1:, :, 0]).any(axis=0)
             need = np.flatnonzero(f.rechecked & missing)
             needs.append(need)
@@ -198,10 +225,21 @@ class Verifier:
             seen[1:] = f.rechecked
             views = np.where(seen.reshape(-1, 1), views, 0.0)
             rescue = self.config.recheck_floor
+        elif np.isnan(f.views[:, :, 0]).any():  # past ``verify_budget``: the first view only
+            seen = ~np.isnan(f.views[:, :, 0])
+            seen[0] = True
+            views = np.where(seen.reshape(-1, 1), views, 0.0)
         probs = prompt_vs_background(
             views, state.embeddings, state.background, self.model.logit_scale
         )
-        kept = rescore(detections, probs, self.config.floor, seen=seen, recheck_floor=rescue)
+        kept = rescore(
+            detections,
+            probs,
+            self.config.floor,
+            seen=seen,
+            recheck_floor=rescue,
+            combine=self.config.combine,
+        )
         used = margins * n if seen is None else int(seen.sum())
         return Verified(kept, f.computed, used - f.computed)
 

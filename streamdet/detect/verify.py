@@ -7,13 +7,16 @@ exists, the crop the model understands best is known: the box itself, centred, w
 around it. Each candidate box is cut out as a square of ``margin`` x its longer side at two
 margins (``VIEW_MARGINS``: 1.5 shows the object whole with a little context, 2.0 with its
 surroundings, as the training crops did), all in one batch, and scored against the prompt and the
-background prompts. The box's probability is the best of its views; its confidence becomes region
-peak x that probability, and a box no view confirms (probability below ``floor``) is dropped.
-A single view drops true boxes (a small object crowded by neighbours in its crop); the best of
-two keeps them. The other margins can also be a second opinion, taken only for boxes the first
-view is unsure of (``verify_recheck``; ``streamdet.detect.verifier`` runs the stage): ``rescore``
-then counts only the views a box was seen in, and keeps a box the first view rejects when another
-reaches ``recheck_floor``.
+background prompts. The box's probability is the best of its views (``combine`` "best") or their
+mean ("mean"); its confidence becomes region peak x that probability, and a box its views do not
+confirm (probability below ``floor``) is dropped. A single view drops true boxes (a small object
+crowded by neighbours in its crop); the best of two keeps them, and lets through what one lucky
+view likes; the mean keeps most of them and asks both views to agree. ``fully_viewed`` spends a
+frame's crop budget (``verify_budget``): every box's first view, then the other views for the
+strongest boxes while it lasts. The other margins can also be a second opinion, taken only for
+boxes the first view is unsure of (``verify_recheck``; ``streamdet.detect.verifier`` runs the
+stage): ``rescore`` then counts only the views a box was seen in, and keeps a box the first view
+rejects when another reaches ``recheck_floor``.
 
 On the quality benchmark's tuning seeds this re-ranking, with the heatmap threshold lowered to let
 more candidates in, raised AP50 and cut false boxes per frame (docs/benchmarks.md). It costs one
@@ -155,24 +158,43 @@ def refine_in_views(
     return replace(detections, xyxy=out)
 
 
-def strongest(detections: Detections, limit: int = MAX_VERIFIED) -> Detections:
-    """The ``limit`` boxes to verify (all of them when there are no more than that).
-
-    Prompts take turns: every prompt's most confident box first, then every prompt's second, and
-    so on, by confidence within a turn. Ranking all boxes by confidence alone would let one
-    prompt's crowd of candidates (a dashcam's road markings for "a white car") push out every
-    candidate of another prompt whose scores run lower; with one prompt it is the same thing.
-    """
-    if len(detections) <= limit:
-        return detections
+def turn_order(detections: Detections) -> np.ndarray:
+    """The boxes' indices with prompts taking turns: every prompt's most confident box first,
+    then every prompt's second, and so on, by confidence within a turn."""
     order = np.argsort(-detections.confidence, kind="stable")
     classes = detections.class_id[order]
     turn = np.empty(len(order), np.int64)  # the box's rank among its own prompt's boxes
     for k in np.unique(classes):
         mine = classes == k
         turn[mine] = np.arange(int(mine.sum()))
-    chosen = np.lexsort((np.arange(len(order)), turn))[:limit]  # by turn, then by confidence
-    return detections[order[chosen]]
+    return order[np.lexsort((np.arange(len(order)), turn))]  # by turn, then by confidence
+
+
+def strongest(detections: Detections, limit: int = MAX_VERIFIED) -> Detections:
+    """The ``limit`` boxes to verify (all of them when there are no more than that), in
+    ``turn_order``.
+
+    Ranking all boxes by confidence alone would let one prompt's crowd of candidates (a
+    dashcam's road markings for "a white car") push out every candidate of another prompt whose
+    scores run lower; with one prompt it is the same thing.
+    """
+    if len(detections) <= limit:
+        return detections
+    return detections[turn_order(detections)[:limit]]
+
+
+def fully_viewed(detections: Detections, margins: int, budget: int | None) -> np.ndarray:
+    """(n,) bool: the boxes seen at every one of ``margins`` when a frame may cut at most
+    ``budget`` views (None: no limit). Every box gets its first view; the other views go to the
+    strongest boxes (``turn_order``) while the budget lasts, so a frame crowded with candidates
+    costs no more than one view per box up to ``budget``."""
+    n = len(detections)
+    full = np.ones(n, bool)
+    if budget is None or margins <= 1 or n * margins <= budget:
+        return full
+    full[:] = False
+    full[turn_order(detections)[: max(0, budget - n) // (margins - 1)]] = True
+    return full
 
 
 def rescore(
@@ -182,30 +204,41 @@ def rescore(
     *,
     seen: np.ndarray | None = None,
     recheck_floor: float | None = None,
+    combine: str = "best",
 ) -> Detections:
-    """Confidence x best view probability; boxes no view confirms go.
+    """Confidence x the box's view probability; boxes their views do not confirm go.
 
     view_probs: (views * n, K) probabilities of every view for every prompt, margin-major as
     ``box_views`` returns them. ``seen``: (views, n) bool, the views each box was seen in (None:
-    all; the first view always). A box is kept when its first view reaches ``floor`` or another
-    reaches ``recheck_floor`` (None: ``floor`` as well, so: when its best view reaches ``floor``).
-    The order of the surviving boxes is by new confidence.
+    all; the first view always). ``combine`` "best": the box's probability is its best view's,
+    and it is kept when its first view reaches ``floor`` or another reaches ``recheck_floor``
+    (None: ``floor`` as well, so: when its best view reaches ``floor``). "mean": the mean of the
+    views it was seen in, kept from ``floor``. The order of the surviving boxes is by new
+    confidence.
     """
     n = len(detections)
     if n == 0:
         return detections
     per_view = view_probs.reshape(-1, n, view_probs.shape[1])  # (views, n, K)
     own = per_view[:, np.arange(n), detections.class_id]  # (views, n)
+    if combine == "mean":
+        counted = np.ones_like(own, bool) if seen is None else seen
+        mean = np.where(counted, own, 0.0).sum(axis=0) / counted.sum(axis=0)
+        return _rescored(detections, mean, mean >= floor)
     if seen is not None:
         own = np.where(seen, own, -1.0)
     first = own[0]
     others = own[1:].max(axis=0) if len(own) > 1 else np.full(n, -1.0, own.dtype)
     rescue = floor if recheck_floor is None else recheck_floor
     keep = (first >= floor) | (others >= rescue)
-    best = np.maximum(first, others)
+    return _rescored(detections, np.maximum(first, others), keep)
+
+
+def _rescored(detections: Detections, prob: np.ndarray, keep: np.ndarray) -> Detections:
+    """The ``keep`` boxes, confidence x ``prob``, strongest first."""
     rescored = Detections(
         xyxy=detections.xyxy,
-        confidence=(detections.confidence * best).astype(np.float32),
+        confidence=(detections.confidence * prob).astype(np.float32),
         class_id=detections.class_id,
     )[keep]
     order = np.argsort(-rescored.confidence, kind="stable")

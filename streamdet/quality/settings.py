@@ -129,13 +129,30 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         s("dense-zoom-ts1", **at, method="dense", token_scale=1.0, zoom_scale=0.75),
         s("dense-zoom-level0.5", "fine", **at, zoom_level=0.5),
         s("dense-zoom-margin4", "fine", **at, zoom_margin=4),
-        # verification crops: one size per box (the built-in model's 1.5), two for every box, or
-        # the 2x crop as a second opinion where the 1.5x one is unsure (verify_recheck)
+        # verification crops: one size per box (the built-in model's before it took two), the
+        # best of two for every box, the mean of two for every box or within 16 crops a frame
+        # (the built-in model's: verify_combine mean, verify_budget 16), or the 2x crop as a
+        # second opinion where the 1.5x one is unsure (verify_recheck)
         *(
             s(f"dense-views{m}", **at, method="dense", verify_margins=(m,))
             for m in (1.5, 1.75, 2.0)
         ),
-        s("dense-views1.5+2", **at, method="dense", verify_margins=(1.5, 2.0), verify_recheck=0.0),
+        *(
+            s(
+                name,
+                **at,
+                method="dense",
+                verify_margins=(1.5, 2.0),
+                verify_recheck=0.0,
+                verify_combine=combine,
+                verify_budget=crops,
+            )
+            for name, combine, crops in (
+                ("dense-views1.5+2", "best", 32),
+                ("dense-views-mean", "mean", 32),
+                ("dense-views-mean16", "mean", 16),
+            )
+        ),
         s(
             "dense-recheck",
             **at,
@@ -144,6 +161,7 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
             verify_recheck=0.05,
             verify_recheck_floor=0.4,
             verify_max=12,
+            verify_combine="best",
         ),
         # boxes as the frame's heatmap gives them, not moved towards their verification views'
         # (the built-in model's verify_refine 0.4), and moved all the way

@@ -108,9 +108,14 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 #:   its token heatmaps' boxes are cut at 70% of their region's peak (re-chosen for the stage-5
 #:   model on seeds 1 and 2: AP50 0.765 and 0.045 false boxes a frame against 0.755 and 0.055
 #:   at 60%) and verified by crops
-#:   around them, a box whose best view is below 0.2 dropped; one crop per box (1.5 x its
-#:   longer side) rather than two: AP50 0.775 against 0.794 with two, at half the verification
-#:   work, which is what a moving camera at 30 FPS on two cores could not afford;
+#:   around them: two per box (1.5 and 2 x its longer side), the box's probability the mean of
+#:   the two (``verify_combine``), a box below 0.2 dropped, the 2x crops for the strongest boxes
+#:   only while a frame's crops stay within 16 (``verify_budget``; a crowded frame costs what one
+#:   crop per box cost). Tuning seeds 1-4: AP50 0.848 against one crop's 0.834 and the best of
+#:   two's 0.856 (0.033 false boxes a frame against 0.029 and 0.055; 0.846 / 0.031 within the 16
+#:   crops); the best of two was kept out for its false boxes, two crops for every box for the
+#:   work a moving camera at 30 FPS on two cores cannot afford (docs/benchmarks.md, "Two crops
+#:   and their mean");
 #: * for the windows method (``method="windows"``, ``by_method``): 128-pixel windows (4 cells of
 #:   32) plus 64-pixel ones (scale 2) for small objects, fine heatmaps from each window's patch
 #:   tokens (8-pixel cells), boxes cut at 95% of their region's peak (the trained patch tokens
@@ -142,7 +147,9 @@ DETECTOR_DEFAULTS: dict[str, object] = {
     "refine": True,
     "verify": True,
     "verify_floor": 0.2,
-    "verify_margins": [1.5],
+    "verify_margins": [1.5, 2.0],
+    "verify_combine": "mean",
+    "verify_budget": 16,
     "verify_refine": 0.4,
     "by_method": {
         "windows": {
@@ -151,6 +158,8 @@ DETECTOR_DEFAULTS: dict[str, object] = {
             "peak_ratio": 0.95,
             "verify_floor": 0.1,
             "verify_margins": [1.5, 2.0],
+            "verify_combine": "best",
+            "verify_budget": 32,
         }
     },
 }

@@ -117,7 +117,10 @@ def circle() -> np.ndarray:
 
 
 @needs_builtin
-def test_detector_confidence_is_peak_times_best_view(circle: np.ndarray, tmp_path) -> None:
+@pytest.mark.parametrize("combine", ["best", "mean"])
+def test_detector_confidence_is_peak_times_its_views(
+    circle: np.ndarray, tmp_path, combine: str
+) -> None:
     plain = Detector("streamdet/scenes-clip", ["a red circle"], verify=False, cache_dir=tmp_path)
     # boxes left where the heatmap put them (test_verify_refine.py moves them); every box seen
     # in every view at once (test_verify_recheck.py has the second opinion)
@@ -127,6 +130,7 @@ def test_detector_confidence_is_peak_times_best_view(circle: np.ndarray, tmp_pat
         cache_dir=tmp_path,
         verify_refine=0.0,
         verify_recheck=0.0,
+        verify_combine=combine,
     )
     assert (
         verified.config.verify.enabled and not plain.config.verify.enabled
@@ -141,10 +145,10 @@ def test_detector_confidence_is_peak_times_best_view(circle: np.ndarray, tmp_pat
     probs = prompt_vs_background(
         session.embed_images(views), state.embeddings, state.background, session.logit_scale
     )
-    best = probs[:, 0].max()
-    assert probs.shape == (len(margins), 1) and best > 0.5
+    views_say = probs[:, 0].max() if combine == "best" else probs[:, 0].mean()
+    assert probs.shape == (len(margins), 1) == (2, 1) and views_say > 0.5
     assert after.detections.confidence[0] == pytest.approx(
-        before.detections.confidence[0] * best, rel=1e-5
+        before.detections.confidence[0] * views_say, rel=1e-5
     )
     assert after.timings.verify_ms > 0 and before.timings.verify_ms == 0
     assert after.work.views_computed == len(margins) and before.work.views_computed == 0
@@ -162,6 +166,7 @@ def test_more_margins_mean_more_crops_per_box(circle: np.ndarray, tmp_path) -> N
         cache_dir=tmp_path,
         verify_margins=[1.5, 2.0],
         verify_recheck=0.0,  # every box in every view, not a second opinion
+        verify_combine="best",
     )
     a, b = one.detect(circle), two.detect(circle)
     assert one.config.verify.margins == (1.5,) and two.config.verify.margins == (1.5, 2.0)

@@ -65,19 +65,25 @@ def scene() -> np.ndarray:
 
 
 def _detector(tmp_path, **settings) -> Detector:
-    base = {"cache_dir": tmp_path, "precision": "fp32", "threshold": 0.0, "verify_refine": 0.0}
+    base = {
+        "cache_dir": tmp_path,
+        "precision": "fp32",
+        "threshold": 0.0,
+        "verify_refine": 0.0,
+        "verify_combine": "best",  # the rescue floor is the best view's rule
+    }
     return Detector("streamdet/scenes-clip", ["a red circle"], **{**base, **settings})
 
 
 @needs_builtin
 def test_the_second_opinion_is_an_option_of_the_built_in_model(tmp_path) -> None:
     det = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path)
-    assert det.config.verify.margins == (1.5,) and det.config.verify.recheck == 0.0
+    assert det.config.verify.margins == (1.5, 2.0) and det.config.verify.recheck == 0.0
     chosen = Detector(
         "streamdet/scenes-clip",
         ["a red circle"],
         cache_dir=tmp_path,
-        verify_margins=[1.5, 2.0],
+        verify_combine="best",
         verify_recheck=0.05,
     )
     assert chosen.config.verify.recheck == 0.05 and chosen.config.verify.recheck_floor == 0.4
