@@ -116,6 +116,9 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 #:   crops); the best of two was kept out for its false boxes, two crops for every box for the
 #:   work a moving camera at 30 FPS on two cores cannot afford (docs/benchmarks.md, "Two crops
 #:   and their mean");
+#: * for tracking, boxes from 0.4 start and continue tracks (``track_high``; the built-in 0.5
+#:   suited the best single crop's confidences, the mean of two runs lower: bench_tracking's
+#:   clips, IDF1 0.824 at 0.5, 0.883 at 0.4 and 0.882 at 0.3, one crop 0.877 at 0.5);
 #: * for the windows method (``method="windows"``, ``by_method``): 128-pixel windows (4 cells of
 #:   32) plus 64-pixel ones (scale 2) for small objects, fine heatmaps from each window's patch
 #:   tokens (8-pixel cells), boxes cut at 95% of their region's peak (the trained patch tokens
@@ -151,6 +154,7 @@ DETECTOR_DEFAULTS: dict[str, object] = {
     "verify_combine": "mean",
     "verify_budget": 16,
     "verify_refine": 0.4,
+    "track_high": 0.4,
     "by_method": {
         "windows": {
             "threshold": 0.3,
