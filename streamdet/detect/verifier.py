@@ -18,7 +18,7 @@ Per call:
 4. each box's confidence becomes its region peak x its views' probability (``verify.rescore``):
    the best view's, or with ``verify_combine`` "mean" the mean of the views it was seen in.
 
-Without a second opinion every box is cut at every margin in one batch, as it always was.
+Without a second opinion every box is cut at every margin in one batch (within ``verify_budget``).
 """
 
 from __future__ import annotations
