@@ -84,6 +84,7 @@ class _Stream:
     work: Workload = field(default_factory=Workload)
     error: BaseException | None = None
     ended: bool = False  # no more frames will come from capture
+    output_failed: bool = False  # its output thread is gone: nothing reads ``results`` any more
     writer: threading.Thread | None = None
     written: dict[str, int] = field(default_factory=dict)
 
@@ -253,7 +254,11 @@ def _end(s: _Stream, error: BaseException | None, halt: threading.Event) -> None
 
 def _hand_over(s: _Stream, item: object, halt: threading.Event) -> None:
     """Queue a result for the stream's output thread: a file's waits for room (no frame of a
-    file is lost), a live stream's pushes out its oldest waiting result (counted)."""
+    file is lost), a live stream's pushes out its oldest waiting result (counted). A stream whose
+    output failed takes nothing: no thread would ever make room, and waiting for one would hang
+    every other stream behind the one inference thread."""
+    if s.output_failed:
+        return
     if s.spec.source.live:
         while True:
             try:
@@ -263,7 +268,7 @@ def _hand_over(s: _Stream, item: object, halt: threading.Event) -> None:
                 with contextlib.suppress(queue.Empty):
                     if s.results.get_nowait() is not _DONE:
                         s.output_dropped += 1
-    while not halt.is_set():
+    while not halt.is_set() and not s.output_failed:
         try:
             s.results.put(item, timeout=POLL_S)
             return
@@ -321,7 +326,7 @@ def _output(
     except BaseException as exc:  # this stream's output failed; the others go on
         _log.warning("%s: output failed: %s", s.name, exc)
         s.error = s.error or exc
-        s.ended = True
+        s.ended = s.output_failed = True
     finally:
         if on_progress is not None:
             with contextlib.suppress(Exception):

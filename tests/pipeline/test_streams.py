@@ -102,6 +102,26 @@ def test_a_failing_output_ends_only_its_own_stream():
     assert reports[1].frames_processed == 20
 
 
+def test_an_output_failing_behind_a_full_queue_ends_its_stream_without_a_hang():
+    """The file's output is slow, so the inference thread fills its queue of results and waits
+    for room; then the output fails. Nothing would ever make room: the run must still end, the
+    other stream complete (a CI run under load once hung here until pytest's timeout)."""
+    sinks = [
+        ListSink(fail_at=3, on_write=lambda n: time.sleep(0.5) if n == 3 else None),
+        ListSink(),
+    ]
+    specs = [StreamSpec(_named(FakeSource(40), f"f{i}"), [k]) for i, k in enumerate(sinks)]
+    reports: list = []
+    runner = threading.Thread(
+        target=lambda: reports.extend(run_streams(specs, BatchDetector())), daemon=True
+    )
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive(), "run_streams hung behind the failed output"
+    assert reports[0].frames_processed == 3 and "No space left" in reports[0].error
+    assert reports[1].frames_processed == 40 and reports[1].error is None
+
+
 def test_a_slow_live_output_drops_its_oldest_results_instead_of_slowing_the_others():
     slow = ListSink(on_write=lambda n: time.sleep(0.05))
     fast = ListSink()
