@@ -100,6 +100,8 @@ MODES: Mapping[str, Mode] = MappingProxyType(
                 verify_max=12,
                 verify_combine="best",
             ),
+            # the default with touching objects' regions never cut (split 0, the default before)
+            _mode("dense+reuse+unsplit", method="dense", reuse=True, split=0),
             # the default verifying up to 32 boxes a frame (the default is 16)
             _mode("dense+reuse+verify32", method="dense", reuse=True, verify_max=32),
             # the default with boxes left where the frame's heatmap put them (verify_refine 0)

@@ -26,6 +26,8 @@ def test_the_full_run_compares_these_settings():
     assert list(make_settings(4, 1, 32)) == [
         "calibrated",
         "windows",
+        "dense-unsplit",
+        "windows-unsplit",
         "reference",
         "calibrated-w3",
         "calibrated-w5",
@@ -83,6 +85,18 @@ def test_the_full_run_compares_these_settings():
         "dense-bg1",
     ]
     assert set(QUICK_SETTINGS) <= set(make_settings(4, 1, 32))
+
+
+def test_the_unsplit_settings_differ_from_their_method_only_in_split():
+    settings = make_settings(4, 1, 32)
+    for name, base_name, method in (
+        ("dense-unsplit", "calibrated", "dense"),  # calibrated: the model's method (dense)
+        ("windows-unsplit", "windows", "windows"),
+    ):
+        base = resolve_config(detector_overrides(settings[base_name], RUN))
+        unsplit = resolve_config(detector_overrides(settings[name], RUN))
+        assert (unsplit.scoring.method, unsplit.boxes.split, base.boxes.split) == (method, 0, 2)
+        assert unsplit.flat() | {"split": 2} == base.flat() | {"method": method}
 
 
 def test_every_setting_resolves_without_a_model():

@@ -167,6 +167,14 @@ FLAGS: tuple[_Flag, ...] = (
     ),
     _Flag("peak_ratio", {"type": float, "help": "tighten boxes to their regions' cores, 0..1"}),
     _Flag("refine", _switch("box edges inside their border cells" + MODELS)),
+    _Flag(
+        "split",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "cut touching objects' regions into cores of at least N cells (0: never)",
+        },
+    ),
     _Flag("nms_iou", {"type": float, "help": "overlap above which a weaker box is dropped"}),
     _Flag("verify", _switch("score a crop around every box again" + MODELS)),
     _Flag("verify_floor", {"type": float, "help": "lowest verified probability kept, 0..1"}),

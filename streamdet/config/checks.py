@@ -202,6 +202,7 @@ CHECKS: dict[str, Check] = {
     "prompt_thresholds": _prompt_thresholds,
     "peak_ratio": fraction,
     "refine": _flag,
+    "split": _count,
     "nms_iou": fraction,
     "verify": _flag,
     "verify_floor": fraction,

@@ -79,6 +79,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 "scoring": "reference",
                 "dense": False,
                 "refine": False,
+                "split": 0,
                 "peak_ratio": 0.0,
                 "verify": False,
                 "frame_sizes": False,

@@ -126,7 +126,10 @@ class ScoringConfig:
 class BoxConfig:
     """Heatmap to boxes: ``threshold`` for every prompt unless ``prompt_thresholds`` names it;
     ``peak_ratio`` tightens a box to its region's core; ``refine`` puts edges inside cells;
-    ``nms_iou`` drops boxes overlapping a better one of the same prompt."""
+    ``split`` > 0 cuts a region where one cell of erosion breaks it into cores of at least that
+    many cells (touching objects, one box each; 0: 8-connected regions, never cut:
+    ``streamdet.detect.boxes.split_regions``); ``nms_iou`` drops boxes overlapping a better one
+    of the same prompt."""
 
     threshold: float = 0.5
     prompt_thresholds: Mapping[str, float] = field(
@@ -134,6 +137,7 @@ class BoxConfig:
     )
     peak_ratio: float = 0.0
     refine: bool = False
+    split: int = 2
     nms_iou: float = 0.5
 
     def for_prompt(self, prompt: str) -> float:

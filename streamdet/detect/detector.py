@@ -262,6 +262,7 @@ class Detector:
                 iou_threshold=self.config.boxes.nms_iou,
                 peak_ratio=self.config.boxes.peak_ratio,
                 refine=self.config.boxes.refine,
+                split=self.config.boxes.split,
             )
             job.detections = keep_sized(found, state.sized, (h, w))
         t4 = t5 = time.perf_counter()

@@ -16,7 +16,9 @@ Per call:
    they cost for every box (docs/benchmarks.md has the figures);
 3. with ``verify_refine`` each box moves towards what its first view's patch tokens show;
 4. each box's confidence becomes its region peak x its views' probability (``verify.rescore``):
-   the best view's, or with ``verify_combine`` "mean" the mean of the views it was seen in.
+   the best view's, or with ``verify_combine`` "mean" the mean of the views it was seen in;
+   after ``verify_refine``, a box moved mostly inside a stronger one of its prompt goes
+   (``verify.drop_contained``).
 
 Without a second opinion every box is cut at every margin in one batch (within ``verify_budget``).
 """
@@ -35,6 +37,7 @@ from streamdet.detect.reuse import ReusePlan, WindowReuse
 from streamdet.detect.scoring import prompt_vs_background
 from streamdet.detect.verify import (
     box_views,
+    drop_contained,
     fully_viewed,
     refine_in_views,
     rescore,
@@ -240,6 +243,8 @@ class Verifier:
             recheck_floor=rescue,
             combine=self.config.combine,
         )
+        if f.first_tokens is not None:  # boxes moved by their views may now lie in one another
+            kept = drop_contained(kept)
         used = margins * n if seen is None else int(seen.sum())
         return Verified(kept, f.computed, used - f.computed)
 

@@ -57,6 +57,9 @@ REFINE_LEVEL = 0.7
 #: The view's peak is looked for in its middle, inside this share of its side from each edge
 #: (the box fills the middle two thirds of a 1.5x view); a neighbour at the view's rim is not it.
 REFINE_RIM = 0.17
+#: ``drop_contained``: a box with at least this share of its area inside a stronger box of its
+#: prompt is a piece of that box's object (0.6 and 0.8 gave the same AP50 on the tuning seeds).
+CONTAINED = 0.8
 
 
 def box_views(
@@ -119,7 +122,8 @@ def _view_box(token_probs: np.ndarray) -> np.ndarray:
     r, c = np.unravel_index(int(middle.argmax()), middle.shape)
     peak = float(middle[r, c])
     level = REFINE_LEVEL * peak
-    cells, _, labels = regions(token_probs >= level, token_probs)
+    # 4-connected: a neighbour touching the object's region only at a corner is not part of it
+    cells, _, labels = regions(token_probs >= level, token_probs, 4)
     own = labels[r + rim, c + rim]  # region labels count from 1
     cells = cells[own - 1 : own]
     return refine_edges(token_probs, cells, np.array([level]), 1, (g, g))[0]
@@ -156,6 +160,31 @@ def refine_in_views(
         seen[[1, 3]] = seen[[1, 3]].clip(0, h)
         out[i] = weight * seen + (1.0 - weight) * xyxy[i]
     return replace(detections, xyxy=out)
+
+
+def drop_contained(detections: Detections, share: float = CONTAINED) -> Detections:
+    """The boxes without those lying ``share`` or more (of their own area) inside a stronger
+    kept box of the same prompt, strongest first.
+
+    Two pieces of one object (a region cut in two where the object narrows, ``split``) are
+    disjoint in the frame's heatmap, so non-maximum suppression keeps both; each piece's first
+    view shows the whole object, and ``verify_refine`` then moves one piece's box over the
+    other's. The smaller, weaker box left inside the other can never be a second true box.
+    """
+    n = len(detections)
+    if n < 2:
+        return detections
+    order = np.argsort(-detections.confidence, kind="stable")
+    boxes, classes = detections.xyxy[order], detections.class_id[order]
+    tl = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    br = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)  # (n, n)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    inside = (inter >= share * area[:, None]) & (classes[:, None] == classes[None, :])
+    keep = np.ones(n, bool)
+    for i in range(1, n):  # n is at most verify_max
+        keep[i] = not (inside[i, :i] & keep[:i]).any()
+    return detections[order[keep]]
 
 
 def turn_order(detections: Detections) -> np.ndarray:

@@ -65,6 +65,10 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         # model's own windows-method settings; the calibrated-* variations are of windows mode
         s("calibrated", **at),
         s("windows", **win),
+        # touching objects as one region, never cut (``split`` 0, the default before it was 2;
+        # streamdet.detect.boxes.split_regions): the dense and the windows method
+        s("dense-unsplit", **at, method="dense", split=0),
+        s("windows-unsplit", **win, split=0),
         s("reference", **win, scoring="reference", overhang=False),
         s(f"calibrated-w{small}", method="windows", window=small, stride=min(stride, small)),
         s(f"calibrated-w{window + 1}", method="windows", window=window + 1, stride=stride),
