@@ -126,8 +126,8 @@ class ScoringConfig:
 class BoxConfig:
     """Heatmap to boxes: ``threshold`` for every prompt unless ``prompt_thresholds`` names it;
     ``peak_ratio`` tightens a box to its region's core; ``refine`` puts edges inside cells;
-    ``split`` > 0 cuts a region where one cell of erosion breaks it into cores of at least that
-    many cells (touching objects, one box each; 0: 8-connected regions, never cut:
+    ``split`` > 0 cuts a region where erosion, a cell at a time, breaks it into cores of at
+    least that many cells (touching objects, one box each; 0: 8-connected regions, never cut:
     ``streamdet.detect.boxes.split_regions``); ``nms_iou`` drops boxes overlapping a better one
     of the same prompt."""
 
