@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from streamdet.config.settings import VerifyConfig
-from streamdet.detect.boxes import refine_edges, regions
+from streamdet.detect.boxes import box_intersections, refine_edges, regions
 from streamdet.types import Detections
 
 #: Crop sides as multiples of a box's longer side: the ``verify_margins`` setting's default.
@@ -176,9 +176,7 @@ def drop_contained(detections: Detections, share: float = CONTAINED) -> Detectio
         return detections
     order = np.argsort(-detections.confidence, kind="stable")
     boxes, classes = detections.xyxy[order], detections.class_id[order]
-    tl = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    br = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.prod(np.clip(br - tl, 0, None), axis=2)  # (n, n)
+    inter = box_intersections(boxes, boxes)  # (n, n)
     area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
     inside = (inter >= share * area[:, None]) & (classes[:, None] == classes[None, :])
     keep = np.ones(n, bool)
