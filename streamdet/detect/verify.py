@@ -57,6 +57,9 @@ REFINE_LEVEL = 0.7
 #: The view's peak is looked for in its middle, inside this share of its side from each edge
 #: (the box fills the middle two thirds of a 1.5x view); a neighbour at the view's rim is not it.
 REFINE_RIM = 0.17
+#: ``box_views`` averages a view at most this many pixels a side into one; a larger view is cut
+#: from the frame halved first, so that no warp is larger than this times the model's input.
+MAX_AVERAGED = 4
 #: ``drop_contained``: a box with at least this share of its area inside a stronger box of its
 #: prompt is a piece of that box's object (0.6 and 0.8 gave the same AP50 on the tuning seeds).
 CONTAINED = 0.8
@@ -75,42 +78,71 @@ def box_views(
     in 0..255 (the model's input layout), margin-major: view ``m`` of box ``i`` is row
     ``m * n + i``. Parts of a crop outside the frame are ``fill`` (the model's mean colour), as
     windows hanging over the frame edge are.
+
+    A view larger than ``size`` is averaged down, as the detector's windows and frames are
+    (OpenCV's ``INTER_AREA``): warped bilinearly to ``k`` x ``size`` (``k`` = its side / size
+    rounded up, so the warp never shrinks and no pixel is skipped), then each k x k block
+    averaged. A view more than ``MAX_AVERAGED`` x ``size`` is cut from the frame halved
+    (area-averaged) as often as brings it under that, so no warp is larger than that square
+    (the halved frames made once per call, only as far down as its largest view needs).
+    Sampled straight down, a 190-pixel view of a large object kept one pixel in three: sensor
+    noise, texture and codec blocks came through aliased, and the view's verdict with them
+    (docs/benchmarks.md#views-averaged-down-not-sampled).
     """
     n = len(xyxy)
     out = np.empty((len(margins) * n, size, size, 3), np.float32)
     if n == 0:
         return out
-    h, w = frame.shape[:2]
+    levels = [frame]  # levels[k]: the frame halved k times
     centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2.0
     longest = np.maximum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
     for m, margin in enumerate(margins):
         sides = np.maximum(longest * margin, 1.0)
         for i in range(n):
-            x0, y0 = centres[i] - sides[i] / 2.0
-            # only the part of the frame this view shows is converted to float (one pixel of
-            # slack for the interpolation), not the whole frame once per box
-            left, top = max(0, int(np.floor(x0)) - 1), max(0, int(np.floor(y0)) - 1)
-            right = min(w, int(np.ceil(x0 + sides[i])) + 1)
-            bottom = min(h, int(np.ceil(y0 + sides[i])) + 1)
-            if right <= left or bottom <= top:  # the view lies wholly outside the frame
-                out[m * n + i] = fill
-                continue
-            roi = frame[top:bottom, left:right].astype(np.float32)
-            scale = size / float(sides[i])
-            affine = np.array(
-                [[scale, 0.0, (left - x0) * scale], [0.0, scale, (top - y0) * scale]], np.float32
-            )
-            # One warp cuts, pads and resizes. Bilinear, not area resampling: this is what the
-            # quality benchmark's figures (docs/benchmarks.md) were measured with.
-            out[m * n + i] = cv2.warpAffine(
-                roi,
-                affine,
-                (size, size),
-                flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT,
-                borderValue=fill,
-            )
+            side = float(sides[i])
+            x0, y0 = centres[i] - side / 2.0
+            level = 0
+            while side > MAX_AVERAGED * size and min(levels[level].shape[:2]) >= 2:
+                if level + 1 == len(levels):
+                    h, w = levels[level].shape[:2]
+                    half = (w // 2, h // 2)
+                    levels.append(cv2.resize(levels[level], half, interpolation=cv2.INTER_AREA))
+                # pixel j of the next level is the mean of pixels 2j and 2j + 1 of this one
+                level, side, x0, y0 = level + 1, side / 2.0, (x0 - 0.5) / 2.0, (y0 - 0.5) / 2.0
+            k = max(1, int(np.ceil(side / size)))
+            view = _warp_view(levels[level], x0, y0, side, k * size, fill)
+            if k > 1:
+                view = cv2.resize(view, (size, size), interpolation=cv2.INTER_AREA)
+            out[m * n + i] = view
     return out
+
+
+def _warp_view(
+    frame: np.ndarray, x0: float, y0: float, side: float, size: int, fill: tuple[float, ...]
+) -> np.ndarray:
+    """The ``side``-pixel square whose corner is (x0, y0) in ``frame``, warped bilinearly to
+    ``size`` x ``size`` (float32 BGR); parts outside the frame are ``fill``."""
+    h, w = frame.shape[:2]
+    # only the part of the frame this view shows is converted to float (one pixel of slack
+    # for the interpolation), not the whole frame once per box
+    left, top = max(0, int(np.floor(x0)) - 1), max(0, int(np.floor(y0)) - 1)
+    right, bottom = min(w, int(np.ceil(x0 + side)) + 1), min(h, int(np.ceil(y0 + side)) + 1)
+    if right <= left or bottom <= top:  # the view lies wholly outside the frame
+        return np.full((size, size, 3), fill, np.float32)
+    roi = frame[top:bottom, left:right].astype(np.float32)
+    scale = size / side
+    affine = np.array(
+        [[scale, 0.0, (left - x0) * scale], [0.0, scale, (top - y0) * scale]], np.float32
+    )
+    # One warp cuts, pads and resizes.
+    return cv2.warpAffine(
+        roi,
+        affine,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=fill,
+    )
 
 
 def _view_box(token_probs: np.ndarray) -> np.ndarray:
