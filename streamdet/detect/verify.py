@@ -57,8 +57,9 @@ REFINE_LEVEL = 0.7
 #: The view's peak is looked for in its middle, inside this share of its side from each edge
 #: (the box fills the middle two thirds of a 1.5x view); a neighbour at the view's rim is not it.
 REFINE_RIM = 0.17
-#: ``box_views`` averages a view at most this many pixels a side into one; a larger view is cut
-#: from the frame halved first, so that no warp is larger than this times the model's input.
+#: ``box_views`` averages at most this many warped pixels a side into each pixel of a view: a
+#: view more than this times the model's input is cut from the frame halved first, so that no
+#: warp is larger than this times the input a side.
 MAX_AVERAGED = 4
 #: ``drop_contained``: a box with at least this share of its area inside a stronger box of its
 #: prompt is a piece of that box's object (0.6 and 0.8 gave the same AP50 on the tuning seeds).
@@ -87,7 +88,7 @@ def box_views(
     (the halved frames made once per call, only as far down as its largest view needs).
     Sampled straight down, a 190-pixel view of a large object kept one pixel in three: sensor
     noise, texture and codec blocks came through aliased, and the view's verdict with them
-    (docs/benchmarks.md#views-averaged-down-not-sampled).
+    (docs/benchmarks.md#views-averaged-down-not-sampled-the-default).
     """
     n = len(xyxy)
     out = np.empty((len(margins) * n, size, size, 3), np.float32)
@@ -107,7 +108,8 @@ def box_views(
                     h, w = levels[level].shape[:2]
                     half = (w // 2, h // 2)
                     levels.append(cv2.resize(levels[level], half, interpolation=cv2.INTER_AREA))
-                # pixel j of the next level is the mean of pixels 2j and 2j + 1 of this one
+                # pixel j of the next level is the mean of pixels 2j and 2j + 1 of this one (an
+                # odd last row or column is dropped: the view shows fill for that one pixel)
                 level, side, x0, y0 = level + 1, side / 2.0, (x0 - 0.5) / 2.0, (y0 - 0.5) / 2.0
             k = max(1, int(np.ceil(side / size)))
             view = _warp_view(levels[level], x0, y0, side, k * size, fill)
