@@ -41,19 +41,25 @@ def test_each_seed_is_the_single_seed_benchmark_and_the_means_are_theirs(
 ):
     out = tmp_path / "seeds.json"
     argv = [*_common(tiny_model_dir, tmp_path), "--configs", "calibrated,dense-views1.5+2"]
-    argv += ["--train-seeds", "3,4", "--heldout-seeds", "5", "--out", str(out)]
+    argv += ["--train-seeds", "3,4", "--heldout-seeds", "5,4", "--out", str(out)]
     assert seeds.main(argv) == 0
     report = json.loads(out.read_text())
-    assert report["settings"]["seeds"] == {"train": [3, 4], "heldout": [5]}
+    assert report["settings"]["seeds"] == {"train": [3, 4], "heldout": [5, 4]}
     assert list(report["configs"]) == ["calibrated", "dense-views1.5+2"]
     for by_generator in report["configs"].values():
         train, heldout = by_generator["train"], by_generator["heldout"]
-        assert list(train["seeds"]) == ["3", "4"] and list(heldout["seeds"]) == ["5"]
+        assert list(train["seeds"]) == ["3", "4"] and list(heldout["seeds"]) == ["5", "4"]
         values = [r["ap50"] for r in train["seeds"].values()]
         assert train["mean_ap50"] == pytest.approx(sum(values) / 2, abs=1e-4)
         assert train["min_ap50"] == min(values) and train["max_ap50"] == max(values)
         assert by_generator["gap_ap50"] == pytest.approx(
             train["mean_ap50"] - heldout["mean_ap50"], abs=1e-4
+        )
+        # seed 4 ran on both generators: its gap is the single-seed benchmark's, on its own
+        paired = by_generator["paired_gap_ap50"]
+        assert list(paired) == ["4"]
+        assert paired["4"] == pytest.approx(
+            train["seeds"]["4"]["ap50"] - heldout["seeds"]["4"]["ap50"], abs=1e-4
         )
         for r in [*train["seeds"].values(), *heldout["seeds"].values()]:
             assert r["true_boxes"] > 0 and r["negative_frames"] > 0
@@ -73,11 +79,12 @@ def test_each_seed_is_the_single_seed_benchmark_and_the_means_are_theirs(
 def test_the_table_lists_every_seed_and_the_gap(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "seeds.json"
     argv = [*_common(tiny_model_dir, tmp_path), "--configs", "calibrated"]
-    argv += ["--train-seeds", "1", "--heldout-seeds", "2,3", "--out", str(out)]
+    argv += ["--train-seeds", "1,2", "--heldout-seeds", "2,3", "--out", str(out)]
     assert seeds.main(argv) == 0
     printed = capsys.readouterr().out
     assert "| calibrated | heldout | 2: " in printed and ", 3: " in printed
     assert "| calibrated | gap (train - held-out) |" in printed
+    assert "| calibrated | gap, same seed | 2: " in printed  # only seed 2 ran on both
 
 
 def test_one_generator_alone_has_no_gap(tiny_model_dir, tmp_path):
