@@ -304,6 +304,7 @@ def make_batch(
     pad_views: bool = False,
     positive_visible: float = POSITIVE_VISIBLE,
     wide_shapes: bool = False,
+    varied_occluders: bool = False,
 ) -> Batch:
     """``n_crops`` labelled crops from fresh random scenes, ``crops_per_scene`` from each.
 
@@ -324,7 +325,8 @@ def make_batch(
     frame); ``positive_visible`` is the share of an object's box a crop must show for the object
     to count as shown (:data:`POSITIVE_VISIBLE`; the quality benchmarks require objects half in
     the frame, so a view of one cut at half its size should say it is there); ``wide_shapes``
-    draws the randomised scenes' shapes from wider proportions (tried, not in the recipe).
+    draws the randomised scenes' shapes from wider proportions (tried, not in the recipe);
+    ``varied_occluders`` their occluders from :mod:`streamdet.synth.occluders`.
     """
     colours, kinds = list(COLOURS), list(KINDS)
     images = np.empty((n_crops, image_size, image_size, 3), dtype=np.uint8)
@@ -341,7 +343,9 @@ def make_batch(
         easy = bool(rng.random() < easy_fraction)
         doubt = hidden = None
         if not easy and randomise > 0 and rng.random() < randomise:
-            varied = varied_scene(rng, h, w, wide_shapes=wide_shapes)
+            varied = varied_scene(
+                rng, h, w, wide_shapes=wide_shapes, varied_occluders=varied_occluders
+            )
             scene, doubt, hidden = varied.scene, varied.doubt, varied.hidden
         elif easy:
             scene = random_scene(

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from streamdet.synth import occluders
 from streamdet.synth.degrade import degrade
 from streamdet.synth.drawing import Placement
 from streamdet.synth.scenery import luminance_map, varied_background
@@ -278,6 +279,10 @@ class VariedScene:
     hidden: np.ndarray
 
 
+#: Share of scenes with occluders when they are varied (``varied_scene(varied_occluders=True)``).
+VARIED_OCCLUDE = 0.5
+
+
 def _occlude(
     rng: np.random.Generator, image: np.ndarray, owner: np.ndarray, box: tuple[float, ...]
 ) -> None:
@@ -349,12 +354,15 @@ def varied_scene(
     occlude: float = 0.35,
     camera: float = 0.85,
     wide_shapes: bool = False,
+    varied_occluders: bool = False,
 ) -> VariedScene:
     """A random domain-randomised scene of ``height`` x ``width`` pixels (see the module doc).
 
     ``occlude`` is the chance that occluders are drawn, ``camera`` that camera and codec
     effects are applied; ``wide_shapes`` draws shapes from wider proportions
-    (:func:`streamdet.synth.variants.varied_prims`).
+    (:func:`streamdet.synth.variants.varied_prims`); ``varied_occluders`` draws
+    :mod:`streamdet.synth.occluders`' poles, railings, branches and rocks instead of flat bars and
+    ellipses, in :data:`VARIED_OCCLUDE` of the scenes.
     """
     placements = [_shrink(rng, p) for p in _composition(rng, height, width)]
     image = varied_background(rng, height, width)
@@ -382,9 +390,12 @@ def varied_scene(
         objects.append(
             SceneObject(p.kind, p.colour, p.size, (x1, y1, x2, y2), full, float(visible), p)
         )
+    if varied_occluders:
+        occlude = VARIED_OCCLUDE
     if n and rng.random() < occlude:
+        draw = occluders.occlude if varied_occluders else _occlude
         for j in rng.choice(n, size=min(n, int(rng.integers(1, 3))), replace=False):
-            _occlude(rng, image, owner, objects[int(j)].box)
+            draw(rng, image, owner, objects[int(j)].box)
     shown = np.array([(owner == i).sum() for i in range(n)], dtype=np.int64)
     hidden = shown < HIDDEN_BELOW * np.maximum(drawn, 1)
     if rng.random() < camera:

@@ -93,6 +93,7 @@ class TrainConfig:
     pad_views: bool = False
     positive_visible: float = POSITIVE_VISIBLE
     wide_shapes: bool = False
+    varied_occluders: bool = False
     init: str | None = None
     arch: Architecture = field(default_factory=Architecture)
 
@@ -121,6 +122,7 @@ def _frame_loss(
         soft=config.frame_soft,
         randomise=config.randomise,
         wide_shapes=config.wide_shapes,
+        varied_occluders=config.varied_occluders,
     )
     txt, scale = texts_and_scale(model, tokens)
     logits = frame_token_logits(model, batch.pixels, txt, scale, config.frame_head)
@@ -234,6 +236,7 @@ def train(
             pad_views=config.pad_views,
             positive_visible=config.positive_visible,
             wide_shapes=config.wide_shapes,
+            varied_occluders=config.varied_occluders,
         )
         labels = _labels_with_background(batch.labels, batch.background, n_bg)
         pixels = to_pixels(batch.images)
@@ -391,6 +394,12 @@ def main(argv: list[str] | None = None) -> int:
         "stage 6, not in the recipe: docs/models.md)",
     )
     parser.add_argument(
+        "--varied-occluders",
+        action="store_true",
+        help="randomised scenes are occluded (half of them, not 35%%) by poles, railings, leafy "
+        "branches and rocks, shaded and textured, instead of flat bars and ellipses",
+    )
+    parser.add_argument(
         "--easy-until", type=float, default=0.3, help="share of steps on easy scenes only"
     )
     parser.add_argument("--record", type=Path, help="also write the training record (JSON) here")
@@ -410,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--verify-crops needs --randomise above 0 (it acts on randomised scenes)")
     if args.wide_shapes and args.randomise == 0:
         parser.error("--wide-shapes needs --randomise above 0 (it acts on randomised scenes)")
+    if args.varied_occluders and args.randomise == 0:
+        parser.error("--varied-occluders needs --randomise above 0 (it acts on randomised scenes)")
     if args.randomise > 0 and args.frame_soft:
         parser.error("--randomise cannot be combined with --frame-soft")
     if args.init is not None:
@@ -444,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         pad_views=args.pad_views,
         positive_visible=args.positive_visible,
         wide_shapes=args.wide_shapes,
+        varied_occluders=args.varied_occluders,
         easy_until=args.easy_until,
         init=None if args.init is None else str(args.init),
         arch=arch,

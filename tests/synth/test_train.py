@@ -135,9 +135,9 @@ def test_hard_negative_term_weighs_the_worst_wrong_caption() -> None:
     )
 
 
-def test_recipe_chains_the_six_stages(tmp_path, capsys) -> None:
+def test_recipe_chains_the_seven_stages_and_averages_the_last_two(tmp_path, capsys) -> None:
+    from streamdet.synth.recipe import averaged_sources, stage_commands
     from streamdet.synth.recipe import main as recipe_main
-    from streamdet.synth.recipe import stage_commands
 
     out = tmp_path / "model"
     commands = stage_commands(out)
@@ -147,7 +147,8 @@ def test_recipe_chains_the_six_stages(tmp_path, capsys) -> None:
         str(tmp_path / "model.stage3"),
         str(tmp_path / "model.stage4"),
         str(tmp_path / "model.stage5"),
-        str(out),
+        str(tmp_path / "model.stage6"),
+        str(tmp_path / "model.stage7"),
     ]
     assert "--init" not in commands[0]
     assert commands[1][commands[1].index("--init") + 1] == str(tmp_path / "model.stage1")
@@ -177,17 +178,61 @@ def test_recipe_chains_the_six_stages(tmp_path, capsys) -> None:
     assert commands[5][commands[5].index("--verify-crops") + 1] == "0.25"
     assert all("--verify-crops" not in c for c in commands[:5])
     alone = stage_commands(out, first=6, init=tmp_path / "shipped")
-    assert alone == [[*commands[5][:3], str(tmp_path / "shipped"), *commands[5][4:]]]
+    assert alone[0] == [*commands[5][:3], str(tmp_path / "shipped"), *commands[5][4:]]
+    # stage 7 goes on from stage 6 with varied occluders; only it has them
+    assert commands[6][commands[6].index("--init") + 1] == str(tmp_path / "model.stage6")
+    assert "--varied-occluders" in commands[6]
+    assert all("--varied-occluders" not in c for c in commands[:6])
+    # the model is the average of stages 6 and 7; from stage 7, stage 6 is --init
+    assert averaged_sources(out) == [tmp_path / "model.stage6", tmp_path / "model.stage7"]
+    assert averaged_sources(out, 7, tmp_path / "s6") == [tmp_path / "s6", tmp_path / "model.stage7"]
     assert recipe_main(["--out", str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 8 and printed[-1].startswith("streamdet export")
+    assert len(printed) == 10 and printed[-1].startswith("streamdet export")
+    assert printed[-3].startswith("python -m streamdet.synth.average --out " + str(out))
     shipped = str(tmp_path / "shipped")
     assert (
         recipe_main(["--out", str(out), "--from-stage", "5", "--init", shipped, "--dry-run"]) == 0
     )
     printed = capsys.readouterr().out.splitlines()
     assert (
-        len(printed) == 4 and f"--init {shipped}" in printed[0] and "--randomise 0.8" in printed[0]
+        len(printed) == 6 and f"--init {shipped}" in printed[0] and "--randomise 0.8" in printed[0]
     )
     assert f"--init {out.with_name('model.stage5')}" in printed[1]
     assert not out.exists() and not (tmp_path / "model.stage1").exists()
+
+
+def test_average_writes_the_mean_of_the_weights(tmp_path, tiny_arch) -> None:
+    from safetensors.torch import load_file
+
+    from streamdet.synth.average import average_models
+    from streamdet.synth.average import main as average_main
+    from streamdet.synth.model import save_model
+
+    if not (MODEL_DIR / "tokenizer.json").is_file():
+        pytest.skip("no tokenizer in streamdet/models/scenes-clip")
+    from dataclasses import replace
+
+    arch = replace(tiny_arch, image_size=64)  # the crops the threshold is calibrated on
+    folders = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        folder = tmp_path / f"m{seed}"
+        save_model(build_model(arch), folder, tokenizer_source=MODEL_DIR, arch=arch, threshold=0.5)
+        folders.append(folder)
+    calib = average_models(folders, tmp_path / "avg")
+    assert 0.0 < calib["threshold"] < 1.0
+    a, b = (load_file(str(f / "model.safetensors")) for f in folders)
+    mean = load_file(str(tmp_path / "avg" / "model.safetensors"))
+    key = next(k for k in a if "q_proj.weight" in k)
+    assert not torch.equal(a[key], b[key])
+    expected = ((a[key].float() + b[key].float()) / 2).half()
+    assert torch.equal(mean[key], expected)
+    written = json.loads((tmp_path / "avg" / "streamdet.json").read_text())
+    assert written["window_threshold"] == calib["threshold"]
+    # one model, or models of different shapes, are refused in one line
+    with pytest.raises(ValueError, match="at least two"):
+        average_models(folders[:1], tmp_path / "x")
+    with pytest.raises(SystemExit) as stop:
+        average_main(["--out", str(tmp_path / "x"), str(folders[0]), str(tmp_path / "nothing")])
+    assert stop.value.code == 2 and not (tmp_path / "x").exists()
