@@ -113,14 +113,12 @@ def stage_commands(out: Path, first: int = 1, init: Path | None = None) -> list[
     """The ``streamdet.synth.train`` argument lists for stages ``first``..last, each writing
     ``<out>.stageN``. Stage ``first`` starts from ``init`` when given (else from the previous
     stage's folder)."""
-    folders = [out.with_name(f"{out.name}.{name}") for name, _ in STAGES]
+    folders = stage_folders(out, first, init)
     commands = []
     for i, (_, args) in enumerate(STAGES):
         if i + 1 < first:
             continue
-        start = init if (i + 1 == first and init is not None) else None
-        if start is None and i > 0:
-            start = folders[i - 1]
+        start = folders[i - 1] if i > 0 else init
         before = ["--init", str(start)] if start is not None else []
         commands.append(["--out", str(folders[i]), *before, *args.split()])
     return commands
