@@ -305,6 +305,7 @@ def make_batch(
     positive_visible: float = POSITIVE_VISIBLE,
     wide_shapes: bool = False,
     varied_occluders: bool = False,
+    varied_people: bool = False,
 ) -> Batch:
     """``n_crops`` labelled crops from fresh random scenes, ``crops_per_scene`` from each.
 
@@ -326,7 +327,9 @@ def make_batch(
     to count as shown (:data:`POSITIVE_VISIBLE`; the quality benchmarks require objects half in
     the frame, so a view of one cut at half its size should say it is there); ``wide_shapes``
     draws the randomised scenes' shapes from wider proportions (tried, not in the recipe);
-    ``varied_occluders`` their occluders from :mod:`streamdet.synth.occluders`.
+    ``varied_occluders`` their occluders from :mod:`streamdet.synth.occluders`, and
+    ``varied_people`` their people walking and dressed (see
+    :func:`~streamdet.synth.randomise.varied_scene`).
     """
     colours, kinds = list(COLOURS), list(KINDS)
     images = np.empty((n_crops, image_size, image_size, 3), dtype=np.uint8)
@@ -344,7 +347,12 @@ def make_batch(
         doubt = hidden = None
         if not easy and randomise > 0 and rng.random() < randomise:
             varied = varied_scene(
-                rng, h, w, wide_shapes=wide_shapes, varied_occluders=varied_occluders
+                rng,
+                h,
+                w,
+                wide_shapes=wide_shapes,
+                varied_occluders=varied_occluders,
+                varied_people=varied_people,
             )
             scene, doubt, hidden = varied.scene, varied.doubt, varied.hidden
         elif easy:

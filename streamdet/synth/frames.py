@@ -128,13 +128,14 @@ def make_frame_batch(
     randomise: float = 0.0,
     wide_shapes: bool = False,
     varied_occluders: bool = False,
+    varied_people: bool = False,
 ) -> FrameBatch:
     """``n_frames`` fresh scenes of one size (``frame_size`` (width, height), else
     :data:`FRAME_SIZE` or, with probability :data:`OTHER_SIZE_SHARE`, a random one) as frame-tower
     input with token labels (and, with ``soft``, each token's cover per caption). A share
     ``randomise`` of them are domain-randomised (:func:`streamdet.synth.randomise.varied_scene`;
-    not with ``soft``, whose covers know no doubtful colours); ``wide_shapes`` and
-    ``varied_occluders`` as there."""
+    not with ``soft``, whose covers know no doubtful colours); ``wide_shapes``,
+    ``varied_occluders`` and ``varied_people`` as there."""
     if soft and randomise > 0:
         raise ValueError("soft frame targets cannot be combined with randomised frames")
     if frame_size is None:
@@ -149,7 +150,12 @@ def make_frame_batch(
         doubt = None
         if randomise > 0 and rng.random() < randomise:
             varied = varied_scene(
-                rng, height, width, wide_shapes=wide_shapes, varied_occluders=varied_occluders
+                rng,
+                height,
+                width,
+                wide_shapes=wide_shapes,
+                varied_occluders=varied_occluders,
+                varied_people=varied_people,
             )
             scene, doubt = varied.scene, varied.doubt
         else:

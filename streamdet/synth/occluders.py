@@ -25,7 +25,7 @@ KINDS: tuple[tuple[str, float], ...] = (
 )
 
 
-def _muted(rng: np.random.Generator) -> np.ndarray:
+def muted(rng: np.random.Generator) -> np.ndarray:
     """A muted colour (BGR, float): greys, browns, dark greens, dull blues."""
     hsv = np.array(
         [[[rng.uniform(0, 180), rng.uniform(0, 110), rng.uniform(35, 200)]]], dtype=np.float32
@@ -130,7 +130,7 @@ def occlude(
     alpha = mask.astype(np.float32) / 255.0
     if not alpha.any():
         return
-    colour = _muted(rng)
+    colour = muted(rng)
     # Shading: a brightness gradient in a random direction, and a grain along the occluder.
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     theta = rng.uniform(0, 2 * math.pi)

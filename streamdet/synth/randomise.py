@@ -279,6 +279,26 @@ class VariedScene:
     hidden: np.ndarray
 
 
+#: Usual trouser colours (BGR): denim, black, grey, khaki, brown; jittered per person.
+TROUSER_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (110, 60, 30),
+    (25, 25, 25),
+    (110, 110, 110),
+    (120, 160, 180),
+    (40, 60, 90),
+)
+
+
+def trousers(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A colour for a person's legs (``"legs"`` role): a usual trouser colour, jittered, or any
+    muted colour."""
+    if rng.random() < 0.5:
+        base = TROUSER_COLOURS[int(rng.integers(len(TROUSER_COLOURS)))]
+        jitter = rng.integers(-25, 26, size=3)
+        return tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(base, jitter, strict=True))
+    return tuple(int(c) for c in occluders.muted(rng))
+
+
 #: Share of scenes with occluders when they are varied (``varied_scene(varied_occluders=True)``).
 VARIED_OCCLUDE = 0.5
 
@@ -355,6 +375,7 @@ def varied_scene(
     camera: float = 0.85,
     wide_shapes: bool = False,
     varied_occluders: bool = False,
+    varied_people: bool = False,
 ) -> VariedScene:
     """A random domain-randomised scene of ``height`` x ``width`` pixels (see the module doc).
 
@@ -362,7 +383,9 @@ def varied_scene(
     effects are applied; ``wide_shapes`` draws shapes from wider proportions
     (:func:`streamdet.synth.variants.varied_prims`); ``varied_occluders`` draws
     :mod:`streamdet.synth.occluders`' poles, railings, branches and rocks instead of flat bars and
-    ellipses, in :data:`VARIED_OCCLUDE` of the scenes.
+    ellipses, in :data:`VARIED_OCCLUDE` of the scenes; ``varied_people`` draws people walking
+    or standing, often in trousers of another colour (:func:`trousers`,
+    :func:`streamdet.synth.variants.varied_prims`).
     """
     placements = [_shrink(rng, p) for p in _composition(rng, height, width)]
     image = varied_background(rng, height, width)
@@ -376,8 +399,11 @@ def varied_scene(
         for name in sh.doubt:
             doubt[i, _COLOUR_NAMES.index(name)] = True
         style = random_style(rng, p.kind, sh.bgr, p.colour)
+        if varied_people and p.kind == "person":
+            style = replace(style, colours={**style.colours, "legs": trousers(rng)})
         before = image.copy()
-        full = draw_varied(rng, image, p, varied_prims(rng, p.kind, wide=wide_shapes), style)
+        prims = varied_prims(rng, p.kind, wide=wide_shapes, people=varied_people)
+        full = draw_varied(rng, image, p, prims, style)
         x1, y1 = min(max(full[0], 0.0), width), min(max(full[1], 0.0), height)
         x2, y2 = min(max(full[2], 0.0), width), min(max(full[3], 0.0), height)
         r0, r1 = max(int(y1) - 3, 0), min(math.ceil(y2) + 3, height)
@@ -415,6 +441,7 @@ __all__ = [
     "draw_varied",
     "random_style",
     "shade",
+    "trousers",
     "varied_prims",
     "varied_scene",
 ]

@@ -94,6 +94,7 @@ class TrainConfig:
     positive_visible: float = POSITIVE_VISIBLE
     wide_shapes: bool = False
     varied_occluders: bool = False
+    varied_people: bool = False
     init: str | None = None
     arch: Architecture = field(default_factory=Architecture)
 
@@ -123,6 +124,7 @@ def _frame_loss(
         randomise=config.randomise,
         wide_shapes=config.wide_shapes,
         varied_occluders=config.varied_occluders,
+        varied_people=config.varied_people,
     )
     txt, scale = texts_and_scale(model, tokens)
     logits = frame_token_logits(model, batch.pixels, txt, scale, config.frame_head)
@@ -237,6 +239,7 @@ def train(
             positive_visible=config.positive_visible,
             wide_shapes=config.wide_shapes,
             varied_occluders=config.varied_occluders,
+            varied_people=config.varied_people,
         )
         labels = _labels_with_background(batch.labels, batch.background, n_bg)
         pixels = to_pixels(batch.images)
@@ -400,6 +403,13 @@ def main(argv: list[str] | None = None) -> int:
         "branches and rocks, shaded and textured, instead of flat bars and ellipses",
     )
     parser.add_argument(
+        "--varied-people",
+        action="store_true",
+        help="randomised scenes' people walk or stand, often in trousers of another colour and "
+        "with bare arms, instead of standing in one colour (tried after stage 7, not in the "
+        "recipe: docs/models.md)",
+    )
+    parser.add_argument(
         "--easy-until", type=float, default=0.3, help="share of steps on easy scenes only"
     )
     parser.add_argument("--record", type=Path, help="also write the training record (JSON) here")
@@ -421,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--wide-shapes needs --randomise above 0 (it acts on randomised scenes)")
     if args.varied_occluders and args.randomise == 0:
         parser.error("--varied-occluders needs --randomise above 0 (it acts on randomised scenes)")
+    if args.varied_people and args.randomise == 0:
+        parser.error("--varied-people needs --randomise above 0 (it acts on randomised scenes)")
     if args.randomise > 0 and args.frame_soft:
         parser.error("--randomise cannot be combined with --frame-soft")
     if args.init is not None:
@@ -456,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         positive_visible=args.positive_visible,
         wide_shapes=args.wide_shapes,
         varied_occluders=args.varied_occluders,
+        varied_people=args.varied_people,
         easy_until=args.easy_until,
         init=None if args.init is None else str(args.init),
         arch=arch,

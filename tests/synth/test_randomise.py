@@ -348,11 +348,13 @@ def test_wide_shape_batches_differ_and_stay_labelled() -> None:
     assert ((wide.labels == TRUE).sum(axis=1) > 0).sum() > 8
 
 
-def test_train_rejects_wide_shapes_without_randomised_scenes(capsys) -> None:
+@pytest.mark.parametrize("option", ["--wide-shapes", "--varied-occluders", "--varied-people"])
+def test_train_rejects_scene_options_without_randomised_scenes(option: str, capsys) -> None:
+    """Options that act on randomised scenes are refused, in one line, when there are none."""
     pytest.importorskip("torch")
     from streamdet.synth.train import main as train_main
 
     with pytest.raises(SystemExit) as stop:
-        train_main(["--out", "/nonexistent/x", "--steps", "1", "--wide-shapes"])
+        train_main(["--out", "/nonexistent/x", "--steps", "1", option])
     assert stop.value.code == 2
-    assert "--wide-shapes needs --randomise" in capsys.readouterr().err
+    assert f"{option} needs --randomise" in capsys.readouterr().err
