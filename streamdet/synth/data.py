@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from streamdet.synth.crops import PAD_RGB, crop_box, cut, resize_crop, view_box
-from streamdet.synth.randomise import varied_scene
+from streamdet.synth.randomise import PLAIN, Variety, varied_scene
 from streamdet.synth.scenes import COLOURS, KINDS, OBJECTS, SHAPES, SIZES, Query, random_scene
 
 # Captions for crops that show none of the vocabulary; the detector's reference prompts.
@@ -303,9 +303,7 @@ def make_batch(
     verify_crops: float = 0.0,
     pad_views: bool = False,
     positive_visible: float = POSITIVE_VISIBLE,
-    wide_shapes: bool = False,
-    varied_occluders: bool = False,
-    varied_people: bool = False,
+    variety: Variety = PLAIN,
 ) -> Batch:
     """``n_crops`` labelled crops from fresh random scenes, ``crops_per_scene`` from each.
 
@@ -325,11 +323,8 @@ def make_batch(
     the model's mean colour past the edge, as verification's views do (else it moves inside the
     frame); ``positive_visible`` is the share of an object's box a crop must show for the object
     to count as shown (:data:`POSITIVE_VISIBLE`; the quality benchmarks require objects half in
-    the frame, so a view of one cut at half its size should say it is there); ``wide_shapes``
-    draws the randomised scenes' shapes from wider proportions (tried, not in the recipe);
-    ``varied_occluders`` their occluders from :mod:`streamdet.synth.occluders`, and
-    ``varied_people`` their people walking and dressed (see
-    :func:`~streamdet.synth.randomise.varied_scene`).
+    the frame, so a view of one cut at half its size should say it is there); ``variety`` what
+    else the randomised scenes draw (:class:`~streamdet.synth.randomise.Variety`).
     """
     colours, kinds = list(COLOURS), list(KINDS)
     images = np.empty((n_crops, image_size, image_size, 3), dtype=np.uint8)
@@ -346,14 +341,7 @@ def make_batch(
         easy = bool(rng.random() < easy_fraction)
         doubt = hidden = None
         if not easy and randomise > 0 and rng.random() < randomise:
-            varied = varied_scene(
-                rng,
-                h,
-                w,
-                wide_shapes=wide_shapes,
-                varied_occluders=varied_occluders,
-                varied_people=varied_people,
-            )
+            varied = varied_scene(rng, h, w, variety=variety)
             scene, doubt, hidden = varied.scene, varied.doubt, varied.hidden
         elif easy:
             scene = random_scene(

@@ -31,7 +31,7 @@ from streamdet.clip.frame_tower import dense_last_layer
 from streamdet.detect.onepass import FrameGrid
 from streamdet.synth.data import CaptionTable, cell_cover, label_cells
 from streamdet.synth.model import CLIP_MEAN, CLIP_STD
-from streamdet.synth.randomise import varied_scene
+from streamdet.synth.randomise import PLAIN, Variety, varied_scene
 from streamdet.synth.scenes import COLOURS, KINDS, Query, Scene, random_scene
 
 #: The quality benchmark's frame size (width, height); most training frames have it.
@@ -126,16 +126,13 @@ def make_frame_batch(
     frame_size: tuple[int, int] | None = None,
     soft: bool = False,
     randomise: float = 0.0,
-    wide_shapes: bool = False,
-    varied_occluders: bool = False,
-    varied_people: bool = False,
+    variety: Variety = PLAIN,
 ) -> FrameBatch:
     """``n_frames`` fresh scenes of one size (``frame_size`` (width, height), else
     :data:`FRAME_SIZE` or, with probability :data:`OTHER_SIZE_SHARE`, a random one) as frame-tower
     input with token labels (and, with ``soft``, each token's cover per caption). A share
     ``randomise`` of them are domain-randomised (:func:`streamdet.synth.randomise.varied_scene`;
-    not with ``soft``, whose covers know no doubtful colours); ``wide_shapes``,
-    ``varied_occluders`` and ``varied_people`` as there."""
+    not with ``soft``, whose covers know no doubtful colours), ``variety`` as there."""
     if soft and randomise > 0:
         raise ValueError("soft frame targets cannot be combined with randomised frames")
     if frame_size is None:
@@ -149,14 +146,7 @@ def make_frame_batch(
     for _ in range(n_frames):
         doubt = None
         if randomise > 0 and rng.random() < randomise:
-            varied = varied_scene(
-                rng,
-                height,
-                width,
-                wide_shapes=wide_shapes,
-                varied_occluders=varied_occluders,
-                varied_people=varied_people,
-            )
+            varied = varied_scene(rng, height, width, variety=variety)
             scene, doubt = varied.scene, varied.doubt
         else:
             scene = _frame_scene(rng, height, width)

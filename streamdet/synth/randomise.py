@@ -279,6 +279,28 @@ class VariedScene:
     hidden: np.ndarray
 
 
+@dataclass(frozen=True)
+class Variety:
+    """Options for what randomised scenes draw, each tried or used by one recipe stage; all off
+    by default, and an option that is off draws no random number, so the scenes of stages
+    without it are unchanged.
+
+    ``wide_shapes``: shapes from wider proportions (:func:`streamdet.synth.variants.varied_prims`;
+    tried after stage 6). ``occluders``: :mod:`streamdet.synth.occluders`' poles, railings,
+    branches and rocks instead of flat bars and ellipses, in :data:`VARIED_OCCLUDE` of the scenes
+    (stage 7). ``people``: people walking or standing, often in trousers of another colour
+    (:func:`trousers`; tried after stage 7).
+    """
+
+    wide_shapes: bool = False
+    occluders: bool = False
+    people: bool = False
+
+
+#: Every option off (the default; recipe stages 5 and 6).
+PLAIN = Variety()
+
+
 #: Usual trouser colours (BGR): denim, black, grey, khaki, brown; jittered per person.
 TROUSER_COLOURS: tuple[tuple[int, int, int], ...] = (
     (110, 60, 30),
@@ -299,7 +321,7 @@ def trousers(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(c) for c in occluders.muted(rng))
 
 
-#: Share of scenes with occluders when they are varied (``varied_scene(varied_occluders=True)``).
+#: Share of scenes with occluders when they are varied (``Variety(occluders=True)``).
 VARIED_OCCLUDE = 0.5
 
 
@@ -373,19 +395,12 @@ def varied_scene(
     *,
     occlude: float = 0.35,
     camera: float = 0.85,
-    wide_shapes: bool = False,
-    varied_occluders: bool = False,
-    varied_people: bool = False,
+    variety: Variety = PLAIN,
 ) -> VariedScene:
     """A random domain-randomised scene of ``height`` x ``width`` pixels (see the module doc).
 
     ``occlude`` is the chance that occluders are drawn, ``camera`` that camera and codec
-    effects are applied; ``wide_shapes`` draws shapes from wider proportions
-    (:func:`streamdet.synth.variants.varied_prims`); ``varied_occluders`` draws
-    :mod:`streamdet.synth.occluders`' poles, railings, branches and rocks instead of flat bars and
-    ellipses, in :data:`VARIED_OCCLUDE` of the scenes; ``varied_people`` draws people walking
-    or standing, often in trousers of another colour (:func:`trousers`,
-    :func:`streamdet.synth.variants.varied_prims`).
+    effects are applied; ``variety`` what else is drawn (:class:`Variety`).
     """
     placements = [_shrink(rng, p) for p in _composition(rng, height, width)]
     image = varied_background(rng, height, width)
@@ -399,10 +414,10 @@ def varied_scene(
         for name in sh.doubt:
             doubt[i, _COLOUR_NAMES.index(name)] = True
         style = random_style(rng, p.kind, sh.bgr, p.colour)
-        if varied_people and p.kind == "person":
+        if variety.people and p.kind == "person":
             style = replace(style, colours={**style.colours, "legs": trousers(rng)})
         before = image.copy()
-        prims = varied_prims(rng, p.kind, wide=wide_shapes, people=varied_people)
+        prims = varied_prims(rng, p.kind, wide=variety.wide_shapes, people=variety.people)
         full = draw_varied(rng, image, p, prims, style)
         x1, y1 = min(max(full[0], 0.0), width), min(max(full[1], 0.0), height)
         x2, y2 = min(max(full[2], 0.0), width), min(max(full[3], 0.0), height)
@@ -416,10 +431,10 @@ def varied_scene(
         objects.append(
             SceneObject(p.kind, p.colour, p.size, (x1, y1, x2, y2), full, float(visible), p)
         )
-    if varied_occluders:
+    if variety.occluders:
         occlude = VARIED_OCCLUDE
     if n and rng.random() < occlude:
-        draw = occluders.occlude if varied_occluders else _occlude
+        draw = occluders.occlude if variety.occluders else _occlude
         for j in rng.choice(n, size=min(n, int(rng.integers(1, 3))), replace=False):
             draw(rng, image, owner, objects[int(j)].box)
     shown = np.array([(owner == i).sum() for i in range(n)], dtype=np.int64)
@@ -433,10 +448,12 @@ def varied_scene(
 
 __all__ = [
     "NEIGHBOURS",
+    "PLAIN",
     "SHADES",
     "Shade",
     "Style",
     "VariedScene",
+    "Variety",
     "classify_shade",
     "draw_varied",
     "random_style",

@@ -64,6 +64,7 @@ from streamdet.synth.model import (
     to_pixels,
     zero_shot_accuracy,
 )
+from streamdet.synth.randomise import Variety
 
 DEFAULT_TOKENIZER = Path("/work/shared/models/clip-vit-base-patch32-noweights")
 
@@ -98,6 +99,11 @@ class TrainConfig:
     init: str | None = None
     arch: Architecture = field(default_factory=Architecture)
 
+    @property
+    def variety(self) -> Variety:
+        """What else the randomised scenes draw: the three options above, as the data takes them."""
+        return Variety(self.wide_shapes, self.varied_occluders, self.varied_people)
+
 
 def _labels_with_background(labels: np.ndarray, background: np.ndarray, n_bg: int) -> torch.Tensor:
     """(N, C) caption labels + (N,) background label -> (N, C + n_bg) int8 tensor."""
@@ -122,9 +128,7 @@ def _frame_loss(
         config.frames,
         soft=config.frame_soft,
         randomise=config.randomise,
-        wide_shapes=config.wide_shapes,
-        varied_occluders=config.varied_occluders,
-        varied_people=config.varied_people,
+        variety=config.variety,
     )
     txt, scale = texts_and_scale(model, tokens)
     logits = frame_token_logits(model, batch.pixels, txt, scale, config.frame_head)
@@ -237,9 +241,7 @@ def train(
             verify_crops=config.verify_crops,
             pad_views=config.pad_views,
             positive_visible=config.positive_visible,
-            wide_shapes=config.wide_shapes,
-            varied_occluders=config.varied_occluders,
-            varied_people=config.varied_people,
+            variety=config.variety,
         )
         labels = _labels_with_background(batch.labels, batch.background, n_bg)
         pixels = to_pixels(batch.images)
@@ -425,14 +427,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.pad_views and args.verify_crops == 0:
         parser.error("--pad-views needs --verify-crops above 0 (it acts on verification views)")
-    if args.verify_crops > 0 and args.randomise == 0:
-        parser.error("--verify-crops needs --randomise above 0 (it acts on randomised scenes)")
-    if args.wide_shapes and args.randomise == 0:
-        parser.error("--wide-shapes needs --randomise above 0 (it acts on randomised scenes)")
-    if args.varied_occluders and args.randomise == 0:
-        parser.error("--varied-occluders needs --randomise above 0 (it acts on randomised scenes)")
-    if args.varied_people and args.randomise == 0:
-        parser.error("--varied-people needs --randomise above 0 (it acts on randomised scenes)")
+    on_randomised = {
+        "--verify-crops": args.verify_crops > 0,
+        "--wide-shapes": args.wide_shapes,
+        "--varied-occluders": args.varied_occluders,
+        "--varied-people": args.varied_people,
+    }
+    for option, given in on_randomised.items():
+        if given and args.randomise == 0:
+            parser.error(f"{option} needs --randomise above 0 (it acts on randomised scenes)")
     if args.randomise > 0 and args.frame_soft:
         parser.error("--randomise cannot be combined with --frame-soft")
     if args.init is not None:

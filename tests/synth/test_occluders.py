@@ -8,7 +8,7 @@ import pytest
 
 from streamdet.synth.data import TRUE, CaptionTable, caption_set, make_batch
 from streamdet.synth.occluders import KINDS, occlude
-from streamdet.synth.randomise import VARIED_OCCLUDE, varied_scene
+from streamdet.synth.randomise import VARIED_OCCLUDE, Variety, varied_scene
 
 
 def _canvas() -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
@@ -69,7 +69,7 @@ def test_varied_occluders_are_drawn_in_about_half_the_scenes(monkeypatch) -> Non
     with_objects = occluded = 0
     for _ in range(200):
         before = len(calls)
-        scene = varied_scene(rng, 200, 260, varied_occluders=True)
+        scene = varied_scene(rng, 200, 260, variety=Variety(occluders=True))
         if scene.scene.objects:
             with_objects += 1
             occluded += len(calls) > before
@@ -77,14 +77,16 @@ def test_varied_occluders_are_drawn_in_about_half_the_scenes(monkeypatch) -> Non
     # off (the default): never drawn, and the same generator state gives the same scene
     calls.clear()
     a = varied_scene(np.random.default_rng(9), 240, 320)
-    b = varied_scene(np.random.default_rng(9), 240, 320, varied_occluders=False)
+    b = varied_scene(np.random.default_rng(9), 240, 320, variety=Variety(occluders=False))
     assert not calls and np.array_equal(a.scene.image, b.scene.image)
 
 
 def test_varied_occluder_batches_differ_and_stay_labelled() -> None:
     table = CaptionTable.build(caption_set())
     plain = make_batch(np.random.default_rng(6), table, 32, randomise=1.0)
-    varied = make_batch(np.random.default_rng(6), table, 32, randomise=1.0, varied_occluders=True)
+    varied = make_batch(
+        np.random.default_rng(6), table, 32, randomise=1.0, variety=Variety(occluders=True)
+    )
     assert not np.array_equal(plain.images, varied.images)
     assert ((varied.labels == TRUE).sum(axis=1) > 0).sum() > 8
 
@@ -102,7 +104,7 @@ def test_stage_7_batches_stay_as_they_were() -> None:
         patch_grid=8,
         randomise=0.9,
         verify_crops=0.25,
-        varied_occluders=True,
+        variety=Variety(occluders=True),
     )
     data = batch.images.tobytes() + batch.labels.tobytes() + batch.patches.tobytes()
     assert hashlib.sha256(data).hexdigest() == (

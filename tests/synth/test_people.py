@@ -8,7 +8,7 @@ import numpy as np
 
 from streamdet.synth.data import TRUE, CaptionTable, caption_set, make_batch
 from streamdet.synth.drawing import Placement
-from streamdet.synth.randomise import Style, draw_varied, trousers, varied_scene
+from streamdet.synth.randomise import Style, Variety, draw_varied, trousers, varied_scene
 from streamdet.synth.variants import TROUSERS, varied_prims
 
 RED, BLUE, SKIN = (0, 0, 255), (255, 0, 0), (150, 185, 225)
@@ -77,11 +77,13 @@ def test_trouser_colours_are_valid_and_varied() -> None:
 
 def test_varied_people_scenes_change_only_with_the_option_and_stay_labelled() -> None:
     a = varied_scene(np.random.default_rng(9), 240, 320)
-    b = varied_scene(np.random.default_rng(9), 240, 320, varied_people=False)
+    b = varied_scene(np.random.default_rng(9), 240, 320, variety=Variety(people=False))
     assert np.array_equal(a.scene.image, b.scene.image)
     table = CaptionTable.build(caption_set())
     # people are about one object in fourteen: enough crops that some scenes hold one
     plain = make_batch(np.random.default_rng(6), table, 128, randomise=1.0)
-    varied = make_batch(np.random.default_rng(6), table, 128, randomise=1.0, varied_people=True)
+    varied = make_batch(
+        np.random.default_rng(6), table, 128, randomise=1.0, variety=Variety(people=True)
+    )
     assert not np.array_equal(plain.images, varied.images)
     assert ((varied.labels == TRUE).sum(axis=1) > 0).sum() > 30

@@ -22,6 +22,7 @@ from streamdet.synth.data import (
 from streamdet.synth.randomise import (
     NEIGHBOURS,
     SHADES,
+    Variety,
     classify_shade,
     shade,
     varied_scene,
@@ -342,7 +343,9 @@ def test_wide_shapes_reach_past_the_default_proportions() -> None:
 def test_wide_shape_batches_differ_and_stay_labelled() -> None:
     table = CaptionTable.build(caption_set())
     plain = make_batch(np.random.default_rng(6), table, 32, randomise=1.0)
-    wide = make_batch(np.random.default_rng(6), table, 32, randomise=1.0, wide_shapes=True)
+    wide = make_batch(
+        np.random.default_rng(6), table, 32, randomise=1.0, variety=Variety(wide_shapes=True)
+    )
     assert not np.array_equal(plain.images, wide.images)
     assert (wide.labels == TRUE).sum() > 10
     assert ((wide.labels == TRUE).sum(axis=1) > 0).sum() > 8
