@@ -78,7 +78,7 @@ MODES: Mapping[str, Mode] = MappingProxyType(
             _mode("dense+reuse", without="dense", method="dense", reuse=True),
             # the default before it took the mean of two crops: one crop for each of 16 boxes
             _mode("dense+reuse+1crop", method="dense", reuse=True, verify_margins=(1.5,)),
-            # two crops for every box, the best one (the default: their mean, within 16 crops)
+            # two crops for every box, the best one (the default: the best within 16 crops)
             _mode(
                 "dense+reuse+2crops",
                 method="dense",
@@ -99,6 +99,16 @@ MODES: Mapping[str, Mode] = MappingProxyType(
                 verify_recheck_floor=0.4,
                 verify_max=12,
                 verify_combine="best",
+            ),
+            # the default before it trusted sure boxes: the mean of two crops within 16, every
+            # box held to one floor (verify_trust 0)
+            _mode(
+                "dense+reuse+untrusted",
+                method="dense",
+                reuse=True,
+                verify_trust=0.0,
+                verify_floor=0.2,
+                verify_combine="mean",
             ),
             # the default with touching objects' regions never cut (split 0, the default before)
             _mode("dense+reuse+unsplit", method="dense", reuse=True, split=0),

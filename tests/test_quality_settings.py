@@ -77,7 +77,8 @@ def test_the_full_run_compares_these_settings():
         "dense-unrefined",
         "dense-view-boxes",
         "dense-t0.15",
-        "dense-floor0.15",
+        "dense-floor0.6",
+        "dense-untrusted",
         "dense-t0.3",
         "dense-t0.5",
         "dense-t0.6",
@@ -174,7 +175,7 @@ def test_transfer_settings_change_one_choice_of_the_model_each():
     base = values("dense-naclip")  # the one pass with the model's own head: nothing else set
     for name, key, value in (
         ("dense-t0.15", ("boxes", "threshold"), 0.15),
-        ("dense-floor0.15", ("verify", "floor"), 0.15),
+        ("dense-floor0.6", ("verify", "floor"), 0.6),
         ("dense-t0.3", ("boxes", "threshold"), 0.3),
         ("dense-bg1", ("scoring", "background_prompts"), ("background",)),
     ):

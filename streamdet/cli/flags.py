@@ -226,6 +226,15 @@ FLAGS: tuple[_Flag, ...] = (
         },
     ),
     _Flag(
+        "verify_trust",
+        {
+            "type": float,
+            "metavar": "W",
+            "help": "boxes the heatmap is sure of need less from their crops (0: all need "
+            "--verify-floor)",
+        },
+    ),
+    _Flag(
         "reuse",
         {
             "type": _reuse,

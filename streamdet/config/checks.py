@@ -213,6 +213,7 @@ CHECKS: dict[str, Check] = {
     "verify_recheck_floor": fraction,
     "verify_combine": _choice(VIEW_COMBINES),
     "verify_budget": _optional_whole,
+    "verify_trust": _non_negative,
     "reuse": _reuse,
     "reuse_refresh": _whole,
     "reuse_motion": _open_fraction,

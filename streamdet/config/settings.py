@@ -165,7 +165,9 @@ class VerifyConfig:
     outranks one only the wider or the tighter view likes. ``budget``: at most this many views a
     frame (None: every verified box at every margin): every box gets its first view, the
     strongest the others while the crops last, so two margins cost a crowded frame no more than
-    one (``verify.fully_viewed``)."""
+    one (``verify.fully_viewed``). ``trust`` > 0 lowers the floors for boxes the frame's
+    heatmap is sure of: a box is kept when ``trust`` x the log-odds of its heatmap peak plus
+    those of its views' probability reach the floor's log-odds (``verify.trusted_floor``)."""
 
     enabled: bool = False
     floor: float = 0.1
@@ -176,6 +178,7 @@ class VerifyConfig:
     recheck_floor: float = 0.4
     combine: str = "best"
     budget: int | None = None
+    trust: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "verify_recheck_floor": ("verify", "recheck_floor"),
     "verify_combine": ("verify", "combine"),
     "verify_budget": ("verify", "budget"),
+    "verify_trust": ("verify", "trust"),
     "reuse": ("reuse", "threshold"),
     "reuse_refresh": ("reuse", "refresh"),
     "reuse_motion": ("reuse", "motion"),

@@ -17,6 +17,8 @@ Per call:
 3. with ``verify_refine`` each box moves towards what its first view's patch tokens show;
 4. each box's confidence becomes its region peak x its views' probability (``verify.rescore``):
    the best view's, or with ``verify_combine`` "mean" the mean of the views it was seen in;
+   a box is kept when that reaches ``verify_floor``, lowered by ``verify_trust`` for boxes the
+   heatmap is sure of (``verify.trusted_floor``);
    after ``verify_refine``, a box moved mostly inside a stronger one of its prompt goes
    (``verify.drop_contained``).
 
@@ -242,6 +244,7 @@ class Verifier:
             seen=seen,
             recheck_floor=rescue,
             combine=self.config.combine,
+            trust=self.config.trust,
         )
         if f.first_tokens is not None:  # boxes moved by their views may now lie in one another
             kept = drop_contained(kept)

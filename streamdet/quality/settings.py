@@ -120,7 +120,14 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         *(s(f"dense-{head}", **at, method="dense", dense_head=head) for head in DENSE_HEADS),
         # the windows method's box settings on token heatmaps: why the built-in model suggests
         # its own for the dense method (peak ratio 0.7, verify floor 0.2, tuned on seeds 1 and 2)
-        s("dense-peak0.95-floor0.1", **at, method="dense", peak_ratio=0.95, verify_floor=0.1),
+        s(
+            "dense-peak0.95-floor0.1",
+            **at,
+            method="dense",
+            peak_ratio=0.95,
+            verify_floor=0.1,
+            verify_trust=0.0,
+        ),
         s("dense-no-verify", **at, method="dense", verify=False, threshold=0.6),
         s("dense-coarse", **at, method="dense", token_scale=1.75),
         s("dense-ts1.25", **at, method="dense", token_scale=1.25),
@@ -174,8 +181,18 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         # do the model's threshold (0.3) and background prompts, chosen on the training
         # generator, hold on the held-out one (issue 18)? One change each.
         s("dense-t0.15", **at, method="dense", threshold=0.15),
-        # a lower verification floor (the built-in model's is 0.2): more found, more false boxes
-        s("dense-floor0.15", **at, method="dense", verify_floor=0.15),
+        # a lower verification floor (the built-in model's is 0.7): more found, more false boxes
+        s("dense-floor0.6", **at, method="dense", verify_floor=0.6),
+        # every box held to one floor, whatever its heatmap peak (``verify_trust`` 0): the
+        # built-in model's verification before it trusted sure boxes (mean of two views, 0.2)
+        s(
+            "dense-untrusted",
+            **at,
+            method="dense",
+            verify_trust=0.0,
+            verify_floor=0.2,
+            verify_combine="mean",
+        ),
         s("dense-t0.3", **at, method="dense", threshold=0.3),
         s("dense-t0.5", **at, method="dense", threshold=0.5),
         s("dense-t0.6", **at, method="dense", threshold=0.6),

@@ -149,10 +149,11 @@ DETECTOR_DEFAULTS: dict[str, object] = {
     "overhang": True,
     "refine": True,
     "verify": True,
-    "verify_floor": 0.2,
+    "verify_floor": 0.7,
     "verify_margins": [1.5, 2.0],
-    "verify_combine": "mean",
+    "verify_combine": "best",
     "verify_budget": 16,
+    "verify_trust": 0.5,
     "verify_refine": 0.4,
     "track_high": 0.4,
     "by_method": {
@@ -164,6 +165,7 @@ DETECTOR_DEFAULTS: dict[str, object] = {
             "verify_margins": [1.5, 2.0],
             "verify_combine": "best",
             "verify_budget": 32,
+            "verify_trust": 0.0,
         }
     },
 }

@@ -178,11 +178,13 @@ def test_more_margins_mean_more_crops_per_box(circle: np.ndarray, tmp_path) -> N
 @needs_builtin
 def test_a_box_below_the_floor_is_dropped(circle: np.ndarray, tmp_path) -> None:
     # the circle's best view scores 0.99-something: a floor above it removes the box (with
-    # every view judged by the floor; test_verify_recheck.py has the second opinion's floor)
+    # every view judged by the floor, whatever the box's peak; test_verify_recheck.py has the
+    # second opinion's floor, test_verify_trust.py the floor sure boxes get)
     strict = Detector(
         "streamdet/scenes-clip",
         ["a red circle"],
         verify_floor=0.9999,
+        verify_trust=0.0,
         verify_recheck=0.0,
         cache_dir=tmp_path,
     )

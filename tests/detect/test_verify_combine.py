@@ -145,19 +145,27 @@ def test_kept_crops_give_what_new_crops_give_within_the_budget(
 
 
 @needs_builtin
-def test_the_built_in_model_takes_the_mean_of_two_crops_within_16(tmp_path) -> None:
+def test_the_built_in_model_takes_the_best_of_two_crops_within_16_and_trusts_sure_boxes(
+    tmp_path,
+) -> None:
     dense = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path).config.verify
     assert (dense.margins, dense.combine, dense.budget, dense.max_boxes) == (
         (1.5, 2.0),
-        "mean",
+        "best",
         16,
         16,
     )
-    # the windows method keeps its own: the best of two crops for each of 16 boxes
+    assert (dense.floor, dense.trust) == (0.7, 0.5)
+    # the windows method keeps its own: the best of two crops for each of 16 boxes, one floor
     windows = Detector(
         "streamdet/scenes-clip", ["a red circle"], method="windows", cache_dir=tmp_path
     ).config.verify
-    assert (windows.combine, windows.budget) == ("best", 32)
+    assert (windows.combine, windows.budget, windows.floor, windows.trust) == (
+        "best",
+        32,
+        0.1,
+        0.0,
+    )
 
 
 def test_bad_combine_and_crops_are_refused_in_one_line() -> None:

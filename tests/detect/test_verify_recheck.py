@@ -71,6 +71,7 @@ def _detector(tmp_path, **settings) -> Detector:
         "threshold": 0.0,
         "verify_refine": 0.0,
         "verify_combine": "best",  # the rescue floor is the best view's rule
+        "verify_trust": 0.0,  # the floors as set, whatever the peak (test_verify_trust.py)
     }
     return Detector("streamdet/scenes-clip", ["a red circle"], **{**base, **settings})
 
