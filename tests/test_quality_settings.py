@@ -79,6 +79,8 @@ def test_the_full_run_compares_these_settings():
         "dense-t0.15",
         "dense-floor0.6",
         "dense-untrusted",
+        "dense-trust0.3",
+        "dense-trust-mean",
         "dense-t0.3",
         "dense-t0.5",
         "dense-t0.6",

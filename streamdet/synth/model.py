@@ -108,14 +108,16 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 #:   its token heatmaps' boxes are cut at 70% of their region's peak (re-chosen for the stage-5
 #:   model on seeds 1 and 2: AP50 0.765 and 0.045 false boxes a frame against 0.755 and 0.055
 #:   at 60%) and verified by crops
-#:   around them: two per box (1.5 and 2 x its longer side), the box's probability the mean of
-#:   the two (``verify_combine``), a box below 0.2 dropped, the 2x crops for the strongest boxes
+#:   around them: two per box (1.5 and 2 x its longer side), the 2x crops for the strongest boxes
 #:   only while a frame's crops stay within 16 (``verify_budget``; a crowded frame costs what one
-#:   crop per box cost). Tuning seeds 1-4: AP50 0.848 against one crop's 0.834 and the best of
-#:   two's 0.856 (0.033 false boxes a frame against 0.029 and 0.055; 0.846 / 0.031 within the 16
-#:   crops); the best of two was kept out for its false boxes, two crops for every box for the
-#:   work a moving camera at 30 FPS on two cores cannot afford (docs/benchmarks.md, "Two crops
-#:   and their mean");
+#:   crop per box cost; two crops for every box is work a moving camera at 30 FPS on two cores
+#:   cannot afford: docs/benchmarks.md, "Two crops and their mean"); the box's probability is
+#:   the best of its crops (``verify_combine``), and it is kept when 0.5 x the log-odds of its
+#:   heatmap peak plus the log-odds of that probability reach those of 0.7 (``verify_trust``,
+#:   ``verify_floor``): a box the heatmap is sure of needs less from its crops. Chosen on tuning
+#:   seeds 1-4 (every candidate's peak and crops replayed under each rule, at the false boxes
+#:   the rule before allowed): AP50 0.882 -> 0.897, 0.033 false boxes a frame both; before it,
+#:   the mean of two crops held every box to 0.2 (docs/benchmarks.md, "Trusting sure boxes");
 #: * for tracking, boxes from 0.4 start and continue tracks (``track_high``; the built-in 0.5
 #:   suited the best single crop's confidences, the mean of two runs lower: bench_tracking's
 #:   clips, IDF1 0.824 at 0.5, 0.883 at 0.4 and 0.882 at 0.3, one crop 0.877 at 0.5);
