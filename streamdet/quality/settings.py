@@ -119,7 +119,8 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         # one pass over the whole frame (``method="dense"``), one per dense head
         *(s(f"dense-{head}", **at, method="dense", dense_head=head) for head in DENSE_HEADS),
         # the windows method's box settings on token heatmaps: why the built-in model suggests
-        # its own for the dense method (peak ratio 0.7, verify floor 0.2, tuned on seeds 1 and 2)
+        # its own for the dense method (peak ratio 0.7 tuned on seeds 1 and 2; its floor and
+        # trust in sure boxes on seeds 1-4)
         s(
             "dense-peak0.95-floor0.1",
             **at,
@@ -142,8 +143,8 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         s("dense-zoom-margin4", "fine", **at, zoom_margin=4),
         # verification crops: one size per box (the built-in model's before it took two), the
         # best of two for every box, the mean of two for every box or within 16 crops a frame
-        # (the built-in model's: verify_combine mean, verify_budget 16), or the 2x crop as a
-        # second opinion where the 1.5x one is unsure (verify_recheck)
+        # (the built-in model's: the best within 16 crops, verify_budget 16), or the 2x crop as
+        # a second opinion where the 1.5x one is unsure (verify_recheck)
         *(
             s(f"dense-views{m}", **at, method="dense", verify_margins=(m,))
             for m in (1.5, 1.75, 2.0)

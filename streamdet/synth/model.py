@@ -120,7 +120,8 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 #:   the mean of two crops held every box to 0.2 (docs/benchmarks.md, "Trusting sure boxes");
 #: * for tracking, boxes from 0.4 start and continue tracks (``track_high``; the built-in 0.5
 #:   suited the best single crop's confidences, the mean of two runs lower: bench_tracking's
-#:   clips, IDF1 0.824 at 0.5, 0.883 at 0.4 and 0.882 at 0.3, one crop 0.877 at 0.5);
+#:   clips, IDF1 0.824 at 0.5, 0.883 at 0.4 and 0.882 at 0.3, one crop 0.877 at 0.5; with the
+#:   trust in sure boxes 0.901 at 0.4, 0.911 at 0.3, within that benchmark's noise);
 #: * for the windows method (``method="windows"``, ``by_method``): 128-pixel windows (4 cells of
 #:   32) plus 64-pixel ones (scale 2) for small objects, fine heatmaps from each window's patch
 #:   tokens (8-pixel cells), boxes cut at 95% of their region's peak (the trained patch tokens
