@@ -16,7 +16,10 @@ frame's crop budget (``verify_budget``): every box's first view, then the other 
 strongest boxes while it lasts. The other margins can also be a second opinion, taken only for
 boxes the first view is unsure of (``verify_recheck``; ``streamdet.detect.verifier`` runs the
 stage): ``rescore`` then counts only the views a box was seen in, and keeps a box the first view
-rejects when another reaches ``recheck_floor``.
+rejects when another reaches ``recheck_floor``. One floor for every box cannot keep an object
+the frame's heatmap is all but sure of when its views doubt it (scenes unlike the training's)
+without also keeping the weak regions a lucky view likes; ``trusted_floor`` (``verify_trust``)
+lowers the floor by the box's heatmap peak, the two added as log-odds.
 
 On the quality benchmark's tuning seeds this re-ranking, with the heatmap threshold lowered to let
 more candidates in, raised AP50 and cut false boxes per frame (docs/benchmarks.md). It costs one
