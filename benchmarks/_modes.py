@@ -116,6 +116,15 @@ MODES: Mapping[str, Mode] = MappingProxyType(
             _mode("dense+reuse+verify32", method="dense", reuse=True, verify_max=32),
             # the default with boxes left where the frame's heatmap put them (verify_refine 0)
             _mode("dense+reuse+unrefined", method="dense", reuse=True, verify_refine=0.0),
+            # the default moving boxes by their first view's tokens alone, as it did before it
+            # blended in the second view's (verify_refine_second 0.4)
+            _mode(
+                "dense+reuse+first-view",
+                method="dense",
+                reuse=True,
+                verify_refine=0.4,
+                verify_refine_second=0.0,
+            ),
             # tokens 12 pixels apart instead of 16 (the frame scaled up): more found on held-out
             # scenes, about twice the one pass's work (not the default: docs/benchmarks.md)
             _mode("dense+reuse+ts0.75", method="dense", reuse=True, token_scale=0.75),

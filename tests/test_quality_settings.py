@@ -76,6 +76,7 @@ def test_the_full_run_compares_these_settings():
         "dense-recheck",
         "dense-unrefined",
         "dense-view-boxes",
+        "dense-first-view",
         "dense-t0.15",
         "dense-floor0.6",
         "dense-untrusted",

@@ -195,6 +195,15 @@ FLAGS: tuple[_Flag, ...] = (
         },
     ),
     _Flag(
+        "verify_refine_second",
+        {
+            "type": float,
+            "metavar": "SHARE",
+            "help": "with --verify-refine: the second crop size's share in where a box moves, "
+            "0..1 (0: the first crop only)",
+        },
+    ),
+    _Flag(
         "verify_recheck",
         {
             "type": float,

@@ -209,6 +209,7 @@ CHECKS: dict[str, Check] = {
     "verify_margins": _margins,
     "verify_max": _whole,
     "verify_refine": fraction,
+    "verify_refine_second": fraction,
     "verify_recheck": fraction,
     "verify_recheck_floor": fraction,
     "verify_combine": _choice(VIEW_COMBINES),

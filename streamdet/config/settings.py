@@ -154,7 +154,9 @@ class VerifyConfig:
     others are dropped), so a frame full of weak candidates (real footage before an unfamiliar
     model) costs a bounded number of crops (docs/benchmarks.md has the measurements).
     ``refine`` > 0 moves each box towards the box its first view's patch tokens show, by that
-    weight (0: off; models whose export has no patch tokens are never refined).
+    weight (0: off; models whose export has no patch tokens are never refined); with
+    ``refine_second`` > 0, a box also seen at the second margin moves towards the blend of its
+    two views' boxes, the second's with that share.
     ``recheck`` > 0 makes the other margins a second opinion (``streamdet.detect.verifier``):
     only boxes whose first view gives their prompt at least ``recheck`` are seen in them, and a
     box the first view puts below ``floor`` is kept if another view reaches ``recheck_floor``.
@@ -174,6 +176,7 @@ class VerifyConfig:
     margins: tuple[float, ...] = (1.5, 2.0)
     max_boxes: int = 16
     refine: float = 0.0
+    refine_second: float = 0.0
     recheck: float = 0.0
     recheck_floor: float = 0.4
     combine: str = "best"
@@ -257,6 +260,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "verify_margins": ("verify", "margins"),
     "verify_max": ("verify", "max_boxes"),
     "verify_refine": ("verify", "refine"),
+    "verify_refine_second": ("verify", "refine_second"),
     "verify_recheck": ("verify", "recheck"),
     "verify_recheck_floor": ("verify", "recheck_floor"),
     "verify_combine": ("verify", "combine"),

@@ -14,7 +14,9 @@ Per call:
    kept when another view reaches ``verify_recheck_floor``. Most of a real clip's candidates are
    plainly not the prompt (first view under 0.02), so the other views cost a fraction of what
    they cost for every box (docs/benchmarks.md has the figures);
-3. with ``verify_refine`` each box moves towards what its first view's patch tokens show;
+3. with ``verify_refine`` each box moves towards what its first view's patch tokens show (and,
+   with ``verify_refine_second``, its second view's: a view's tokens travel with its embedding,
+   through reuse and second opinions alike);
 4. each box's confidence becomes its region peak x its views' probability (``verify.rescore``):
    the best view's, or with ``verify_combine`` "mean" the mean of the views it was seen in;
    a box is kept when that reaches ``verify_floor``, lowered by ``verify_trust`` for boxes the
@@ -75,7 +77,8 @@ class _Frame:
     plan: ReusePlan
     # (margins, n, D) embeddings, NaN where a view was not taken (``Verifier._gather``)
     views: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
-    first_tokens: np.ndarray | None = None  # (n, g, g, D) of the first views, for refine
+    # (margins, n, g, g, D) the views' patch tokens for refine (NaN where not taken), or None
+    tokens: np.ndarray | None = None
     rechecked: np.ndarray | None = None  # (n,) bool: boxes whose other views count
     full: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (n,) seen at every margin
     computed: int = 0
@@ -105,12 +108,12 @@ class Verifier:
         frames = [self._plan(t) for t in todo]
         crops = [self._cut(f, first_margins) for f in frames]
         emb, tokens = self._embed(np.concatenate(crops), self.refine_weight > 0)
+        packed = self._pack(emb, tokens)
         at = 0
         for f, part in zip(frames, crops, strict=True):
             rows = slice(at, at + len(part))
             at += len(part)
-            first = None if tokens is None else tokens[rows][: len(f.plan.compute)]
-            self._gather(f, self._spread(f, emb[rows], len(first_margins)), first, len(part))
+            self._gather(f, self._spread(f, packed[rows], len(first_margins)), len(part))
         if self.second_opinion:
             self._recheck(frames, state)
         return [self._decide(f, state) for f in frames]
@@ -140,9 +143,17 @@ class Verifier:
         rest = box_views(f.todo.frame, boxes[full], size, fill, margins[1:])
         return np.concatenate([first, rest])
 
+    def _pack(self, emb: np.ndarray, tokens: np.ndarray | None) -> np.ndarray:
+        """One row per view: its (D,) embedding, then (with tokens) its flattened patch tokens,
+        so that spreading, reuse and rechecks move a view's tokens with its embedding."""
+        if tokens is None:
+            return emb
+        flat = tokens.reshape(len(tokens), int(np.prod(tokens.shape[1:])))
+        return np.concatenate([emb, flat], axis=1)
+
     def _spread(self, f: _Frame, emb: np.ndarray, taken: int) -> np.ndarray:
-        """``_cut``'s embeddings laid out as (taken margins x the computed boxes, D), margin-major,
-        NaN where a box was not seen at a margin."""
+        """``_cut``'s (packed) embeddings laid out as (taken margins x the computed boxes, width),
+        margin-major, NaN where a box was not seen at a margin."""
         m = len(f.plan.compute)
         full = np.flatnonzero(f.full[f.plan.compute])
         if taken == 1 or len(full) == m:
@@ -152,34 +163,28 @@ class Verifier:
         out[1:, full] = emb[m:].reshape(taken - 1, len(full), emb.shape[1])
         return out.reshape(taken * m, -1)
 
-    def _gather(self, f: _Frame, emb: np.ndarray, first: np.ndarray | None, computed: int) -> None:
-        """Every box's views from those just computed (margin-major rows of the boxes in
-        ``f.plan.compute``, NaN where not taken; ``computed`` views in all) and those its
-        stream kept."""
+    def _gather(self, f: _Frame, packed: np.ndarray, computed: int) -> None:
+        """Every box's views from those just computed (margin-major ``_pack``ed rows of the boxes
+        in ``f.plan.compute``, NaN where not taken; ``computed`` views in all) and those its
+        stream kept (a kept box keeps its views' tokens too: they are columns of their rows)."""
         margins, m, n = len(self.config.margins), len(f.plan.compute), len(f.detections)
-        dim = emb.shape[1]
-        taken = len(emb) // m if m else margins
+        width = packed.shape[1]
+        taken = len(packed) // m if m else margins
         if taken < margins:  # the other views are not taken yet
-            emb = np.concatenate([emb, np.full(((margins - taken) * m, dim), np.nan, np.float32)])
+            nans = np.full(((margins - taken) * m, width), np.nan, np.float32)
+            packed = np.concatenate([packed, nans])
         f.computed = computed
         reuse = f.todo.reuse
         if reuse is not None and n:
-            emb, first = self._merge(reuse, f, emb, first)
-        f.views = emb.reshape(margins, n, dim)
-        f.first_tokens = first
+            packed = reuse.merge_views(f.plan, f.detections.xyxy, packed)
+        self._unpack(f, packed.reshape(margins, n, width))
 
-    def _merge(
-        self, reuse: WindowReuse, f: _Frame, emb: np.ndarray, first: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``reuse.merge_views``: the first views' tokens ride along as extra columns of each
-        view's row, so a kept box keeps them too."""
-        xyxy = f.detections.xyxy
-        if first is None:
-            return reuse.merge_views(f.plan, xyxy, emb), None
-        shape, dim, views = first.shape[1:], emb.shape[1], len(self.config.margins)
-        packed = np.tile(first.reshape(len(first), int(np.prod(shape))), (views, 1))
-        merged = reuse.merge_views(f.plan, xyxy, np.concatenate([emb, packed], axis=1))
-        return merged[:, :dim], merged[: len(xyxy), dim:].reshape(len(xyxy), *shape)
+    def _unpack(self, f: _Frame, packed: np.ndarray) -> None:
+        """``f.views`` and (when the rows carry them) ``f.tokens`` from (margins, n, width) rows."""
+        dim = self.model.encoders.embed_dim
+        f.views = packed[..., :dim]
+        if packed.shape[-1] > dim and self._view_tokens is not None:
+            f.tokens = packed[..., dim:].reshape(*packed.shape[:2], *self._view_tokens)
 
     def _recheck(self, frames: list[_Frame], state: PromptState) -> None:
         """The other margins' views of every box whose first view is at least ``recheck`` for
@@ -204,15 +209,18 @@ class Verifier:
         pixels = np.concatenate(crops)
         if len(pixels) == 0:
             return
-        # the first views' graph again (with tokens when they had them, unused here): on a CPU
+        # the first views' graph again (with tokens when they had them, for refine): on a CPU
         # every ONNX Runtime session has its own threads, and waking a second session's threads
         # cost the pipeline milliseconds a frame with the decoder and encoder on the same cores
-        emb, _ = self._embed(pixels, self.refine_weight > 0)
+        packed = self._pack(*self._embed(pixels, self.refine_weight > 0))
+        dim = self.model.encoders.embed_dim
         at = 0
         for f, need in zip(frames, needs, strict=True):
-            rows = emb[at : at + len(others) * len(need)].reshape(len(others), len(need), -1)
+            rows = packed[at : at + len(others) * len(need)].reshape(len(others), len(need), -1)
             at += len(others) * len(need)
-            f.views[1:, need] = rows
+            f.views[1:, need] = rows[..., :dim]
+            if f.tokens is not None:
+                f.tokens[1:, need] = rows[..., dim:].reshape(*rows.shape[:2], *f.tokens.shape[2:])
             f.computed += len(others) * len(need)
             if f.todo.reuse is not None and len(need):
                 f.todo.reuse.keep_later_views(f.detections.xyxy[need], rows)
@@ -220,8 +228,8 @@ class Verifier:
     def _decide(self, f: _Frame, state: PromptState) -> Verified:
         """Refine (``verify_refine``) and rescore the frame's boxes with the views they have."""
         detections = f.detections
-        if f.first_tokens is not None:
-            detections = self._refine(f.todo.frame, detections, f.first_tokens, state)
+        if f.tokens is not None:
+            detections = self._refine(f.todo.frame, detections, f.tokens, state)
         margins, n = len(self.config.margins), len(detections)
         seen, rescue = None, None
         views = f.views.reshape(margins * n, -1)
@@ -246,7 +254,7 @@ class Verifier:
             combine=self.config.combine,
             trust=self.config.trust,
         )
-        if f.first_tokens is not None:  # boxes moved by their views may now lie in one another
+        if f.tokens is not None:  # boxes moved by their views may now lie in one another
             kept = drop_contained(kept)
         used = margins * n if seen is None else int(seen.sum())
         return Verified(kept, f.computed, used - f.computed)
@@ -279,14 +287,35 @@ class Verifier:
     def _refine(
         self, frame: np.ndarray, detections: Detections, tokens: np.ndarray, state: PromptState
     ) -> Detections:
-        """The boxes moved towards what their first views' (n, g, g, D) tokens show, each for
-        its own prompt (``verify.refine_in_views``)."""
-        n, g, _, d = tokens.shape
+        """The boxes moved towards what their views' (margins, n, g, g, D) tokens show, each for
+        its own prompt: the first view's, blended with the second's where a box was seen in it
+        and ``verify_refine_second`` > 0 (``verify.refine_in_views``)."""
+        margins, share = self.config.margins, self.config.refine_second
+        n = len(detections)
         if n == 0:
             return detections
-        probs = prompt_vs_background(
-            tokens.reshape(-1, d), state.embeddings, state.background, self.model.logit_scale
-        ).reshape(n, g, g, -1)
-        own = probs[np.arange(n), :, :, detections.class_id]  # (n, g, g)
-        margin, weight = self.config.margins[0], self.refine_weight
-        return refine_in_views(detections, own, margin, weight, frame.shape[:2])
+        second = None
+        if len(margins) > 1 and share > 0:
+            second = (self._own_token_probs(tokens[1], detections, state), margins[1])
+        own = self._own_token_probs(tokens[0], detections, state)
+        return refine_in_views(
+            detections, own, margins[0], self.refine_weight, frame.shape[:2], second, share
+        )
+
+    def _own_token_probs(
+        self, tokens: np.ndarray, detections: Detections, state: PromptState
+    ) -> np.ndarray:
+        """(n, g, g) each box's own prompt's probability on its view's (n, g, g, D) tokens; 0
+        for views not taken (NaN tokens)."""
+        n, g, _, d = tokens.shape
+        taken = ~np.isnan(tokens[:, 0, 0, 0])
+        probs = np.zeros((n, g, g), np.float32)
+        if taken.any():
+            scored = prompt_vs_background(
+                tokens[taken].reshape(-1, d),
+                state.embeddings,
+                state.background,
+                self.model.logit_scale,
+            ).reshape(-1, g, g, len(state.embeddings))
+            probs[taken] = scored[np.arange(len(scored)), :, :, detections.class_id[taken]]
+        return probs

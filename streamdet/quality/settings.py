@@ -176,9 +176,12 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
             verify_combine="best",
         ),
         # boxes as the frame's heatmap gives them, not moved towards their verification views'
-        # (the built-in model's verify_refine 0.4), and moved all the way
+        # (the built-in model's verify_refine 0.5), and moved all the way
         s("dense-unrefined", **at, method="dense", verify_refine=0.0),
         s("dense-view-boxes", **at, method="dense", verify_refine=1.0),
+        # moved by the first view's box alone (0.4 of the way), as the built-in model did
+        # before it blended in the second view's (verify_refine_second 0.4)
+        s("dense-first-view", **at, method="dense", verify_refine=0.4, verify_refine_second=0.0),
         # do the model's threshold (0.3) and background prompts, chosen on the training
         # generator, hold on the held-out one (issue 18)? One change each.
         s("dense-t0.15", **at, method="dense", threshold=0.15),

@@ -183,11 +183,24 @@ def test_prompt_changes_keep_the_kept_embeddings(make):
     np.testing.assert_allclose(again.heatmaps, fresh.detect(frame).heatmaps, atol=1e-5)
 
 
-@pytest.mark.parametrize("refine", [0.0, 0.4])
-def test_verification_crops_of_unchanged_boxes_are_reused(make, refine):
-    """Kept crops give the boxes, scores and (``verify_refine``) moved boxes of new crops."""
+@pytest.mark.parametrize(
+    ("refine", "second", "recheck"),
+    [(0.0, 0.0, 0.0), (0.4, 0.0, 0.0), (0.4, 0.5, 0.0), (0.4, 0.5, 0.05)],
+)
+def test_verification_crops_of_unchanged_boxes_are_reused(make, refine, second, recheck):
+    """Kept crops give the boxes, scores and (``verify_refine``) moved boxes of new crops: with
+    ``verify_refine_second`` the second crops' tokens are kept too, also when those crops were
+    a second opinion (``verify_recheck``) taken after the first."""
     frame = textured()
-    checks = {"threshold": 0.0, "verify": True, "verify_floor": 0.0, "verify_refine": refine}
+    checks = {
+        "threshold": 0.0,
+        "verify": True,
+        "verify_floor": 0.0,
+        "verify_refine": refine,
+        "verify_refine_second": second,
+        "verify_recheck": recheck,
+        "verify_recheck_floor": 0.0,
+    }
     det = make(reuse=0.02, **checks)
     full = make(reuse=False, **checks)
     first, second = det.detect(frame), det.detect(frame)

@@ -74,26 +74,104 @@ def test_moved_boxes_stay_inside_the_frame() -> None:
 def test_verify_refine_must_be_a_weight() -> None:
     with pytest.raises(ConfigError, match="verify_refine must be a number between 0 and 1"):
         Detector("streamdet/scenes-clip", ["a car"], verify_refine=1.5)
+    with pytest.raises(ConfigError, match="verify_refine_second must be a number between 0 and 1"):
+        Detector("streamdet/scenes-clip", ["a car"], verify_refine_second=-0.2)
 
 
-@needs_builtin
-def test_moved_boxes_fit_small_objects_better(tmp_path) -> None:
-    """Small circles placed off the frame heatmap's 16-pixel cells: the boxes moved towards
-    their views' fit them better than the frame's boxes do."""
+# the second view (margin 2.0) of BOX is 80 pixels from (80, 80), 10 pixels a token
+def _second(rows: slice, cols: slice) -> tuple[np.ndarray, float]:
+    return _map(rows, cols), 2.0
+
+
+def test_a_box_seen_in_two_views_moves_towards_their_blend() -> None:
+    first = _map(slice(1, 7), slice(2, 7))  # about 97-143 down, 105-143 across
+    second = _second(slice(2, 6), slice(2, 6))  # pixels 100-140 both ways: the box itself
+    only_first = refine_in_views(BOX, first, 1.5, 1.0, (360, 640)).xyxy
+    seen_second = refine_in_views(BOX, second[0], 2.0, 1.0, (360, 640)).xyxy
+    blended = refine_in_views(BOX, first, 1.5, 0.5, (360, 640), second, 0.25).xyxy
+    target = 0.75 * only_first + 0.25 * seen_second
+    np.testing.assert_allclose(blended, 0.5 * target + 0.5 * BOX.xyxy, atol=1e-4)
+    assert not np.allclose(blended, refine_in_views(BOX, first, 1.5, 0.5, (360, 640)).xyxy)
+
+
+def test_a_second_view_that_takes_in_a_neighbour_is_not_blended() -> None:
+    """The wider view's box over twice the first's area (the neighbour of a crossing car or
+    person joined to the object's region): the box follows its first view alone."""
+    first = _map(slice(2, 6), slice(3, 7))
+    wide = _second(slice(2, 6), slice(1, 8))  # 70 pixels across where the first saw 30
+    alone = refine_in_views(BOX, first, 1.5, 0.5, (360, 640)).xyxy
+    np.testing.assert_array_equal(
+        refine_in_views(BOX, first, 1.5, 0.5, (360, 640), wide, 0.4).xyxy, alone
+    )
+
+
+@pytest.mark.parametrize("fill", [0.0, np.nan])
+def test_a_box_not_seen_in_the_second_view_follows_the_first(fill: float) -> None:
+    first = _map(slice(3, 5), slice(4, 7))
+    missing = (np.full((1, 8, 8), fill, np.float32), 2.0)
+    alone = refine_in_views(BOX, first, 1.5, 0.5, (360, 640)).xyxy
+    np.testing.assert_array_equal(
+        refine_in_views(BOX, first, 1.5, 0.5, (360, 640), missing, 0.4).xyxy, alone
+    )
+    # share 0: the second view is not looked at
+    second = _second(slice(2, 6), slice(2, 6))
+    np.testing.assert_array_equal(
+        refine_in_views(BOX, first, 1.5, 0.5, (360, 640), second, 0.0).xyxy, alone
+    )
+
+
+def _circles() -> tuple[np.ndarray, np.ndarray]:
+    """A frame of five small red circles placed off the frame heatmap's 16-pixel cells, and
+    their true boxes."""
     frame = np.full((360, 640, 3), 128, np.uint8)
     truths = []
     for i, (x, y) in enumerate([(70, 90), (205, 247), (331, 101), (463, 262), (581, 170)]):
         r = 14 + 2 * i
         cv2.circle(frame, (x, y), r, (35, 30, 215), -1, cv2.LINE_AA)
         truths.append([x - r, y - r, x + r + 1, y + r + 1])
-    truth = np.array(truths, np.float32)
+    return frame, np.array(truths, np.float32)
+
+
+@needs_builtin
+def test_moved_boxes_fit_small_objects_better(tmp_path) -> None:
+    """The boxes moved towards their views' fit small circles better than the frame's do."""
+    frame, truth = _circles()
 
     def fit(weight: float) -> float:
         det = Detector(
-            "streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path, verify_refine=weight
+            "streamdet/scenes-clip",
+            ["a red circle"],
+            cache_dir=tmp_path,
+            verify_refine=weight,
+            verify_refine_second=0.0,
         )
         found = det.detect(frame).detections
         assert len(found) == len(truth)
         return float(box_iou(truth, found.xyxy).max(axis=1).mean())
 
     assert fit(0.4) > fit(0.0) + 0.02
+
+
+@needs_builtin
+@pytest.mark.parametrize("recheck", [0.0, 0.05])
+def test_the_second_views_tokens_move_the_boxes_too(tmp_path, recheck) -> None:
+    """With ``verify_refine_second`` the boxes move by both views' tokens, whether the second
+    view was cut with the first or as a second opinion (``verify_recheck``), and still fit."""
+    frame, truth = _circles()
+
+    def found(share: float) -> np.ndarray:
+        det = Detector(
+            "streamdet/scenes-clip",
+            ["a red circle"],
+            cache_dir=tmp_path,
+            verify_refine=0.5,
+            verify_refine_second=share,
+            verify_recheck=recheck,
+        )
+        boxes = det.detect(frame).detections.xyxy
+        assert len(boxes) == len(truth)
+        return boxes[np.argsort(boxes[:, 0])]
+
+    first, both = found(0.0), found(0.4)
+    assert np.abs(both - first).max() > 0.5
+    assert box_iou(truth, both).max(axis=1).min() > 0.5
