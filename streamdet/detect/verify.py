@@ -221,9 +221,9 @@ def refine_in_views(
     a box was not seen in it); a box seen in both moves towards ``(1 - share)`` x the first
     view's box + ``share`` x the second's (the ``verify_refine_second`` setting), one seen in
     the first only, or whose second view's box is over ``WIDER_GROWTH`` x the first's area,
-    towards the first's. Each view's token grid is coarse (8 tokens a side for
-    the built-in model) and the two grids fall differently on the object, so their boxes' errors
-    are partly independent and their blend is nearer the truth than either.
+    towards the first's. Each view's token grid is coarse (8 tokens a side for the built-in
+    model) and the two grids fall differently on the object, so their boxes' errors are partly
+    independent and their blend is nearer the truth than either.
     """
     n = len(detections)
     if n == 0 or weight <= 0:
@@ -239,6 +239,7 @@ def refine_in_views(
 
 
 def _area(xyxy: np.ndarray) -> np.ndarray:
+    """(n,) the areas of (n, 4) boxes (0 for an empty one)."""
     return np.prod(np.maximum(xyxy[:, 2:] - xyxy[:, :2], 0.0), axis=1)
 
 
@@ -257,7 +258,7 @@ def drop_contained(detections: Detections, share: float = CONTAINED) -> Detectio
     order = np.argsort(-detections.confidence, kind="stable")
     boxes, classes = detections.xyxy[order], detections.class_id[order]
     inter = box_intersections(boxes, boxes)  # (n, n)
-    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    area = _area(boxes)
     inside = (inter >= share * area[:, None]) & (classes[:, None] == classes[None, :])
     keep = np.ones(n, bool)
     for i in range(1, n):  # n is at most verify_max
