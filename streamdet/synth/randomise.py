@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from streamdet.synth import occluders
-from streamdet.synth.degrade import degrade
+from streamdet.synth.degrade import HARD, MILD, degrade
 from streamdet.synth.drawing import Placement
 from streamdet.synth.scenery import luminance_map, varied_background
 from streamdet.synth.scenes import Scene, SceneObject, random_placements
@@ -289,12 +289,14 @@ class Variety:
     tried after stage 6). ``occluders``: :mod:`streamdet.synth.occluders`' poles, railings,
     branches and rocks instead of flat bars and ellipses, in :data:`VARIED_OCCLUDE` of the scenes
     (stage 7). ``people``: people walking or standing, often in trousers of another colour
-    (:func:`trousers`; tried after stage 7).
+    (:func:`trousers`; tried after stage 7). ``hard_camera``: the camera effects of
+    :data:`streamdet.synth.degrade.HARD` (dim light, strong blur) instead of the mild ones.
     """
 
     wide_shapes: bool = False
     occluders: bool = False
     people: bool = False
+    hard_camera: bool = False
 
 
 #: Every option off (the default; recipe stages 5 and 6).
@@ -441,7 +443,8 @@ def varied_scene(
     hidden = shown < HIDDEN_BELOW * np.maximum(drawn, 1)
     if rng.random() < camera:
         smallest = min((p.extent for p in placements), default=64.0)
-        image = degrade(rng, image, smallest=smallest)
+        camera = HARD if variety.hard_camera else MILD
+        image = degrade(rng, image, smallest=smallest, camera=camera)
     scene = Scene(image=image, objects=tuple(objects), owner=owner)
     return VariedScene(scene=scene, doubt=doubt, hidden=hidden)
 

@@ -96,13 +96,16 @@ class TrainConfig:
     wide_shapes: bool = False
     varied_occluders: bool = False
     varied_people: bool = False
+    hard_camera: bool = False
     init: str | None = None
     arch: Architecture = field(default_factory=Architecture)
 
     @property
     def variety(self) -> Variety:
-        """What else the randomised scenes draw: the three options above, as the data takes them."""
-        return Variety(self.wide_shapes, self.varied_occluders, self.varied_people)
+        """What else the randomised scenes draw: the four options above, as the data takes them."""
+        return Variety(
+            self.wide_shapes, self.varied_occluders, self.varied_people, self.hard_camera
+        )
 
 
 def _labels_with_background(labels: np.ndarray, background: np.ndarray, n_bg: int) -> torch.Tensor:
@@ -395,8 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         "--wide-shapes",
         action="store_true",
         help="randomised scenes draw shapes from wider proportions: stars of 5 to 8 points, "
-        "rounded squares, off-centre (Latin) crosses, flatter and taller triangles (tried after "
-        "stage 6, not in the recipe: docs/models.md)",
+        "rounded squares, Latin crosses, flatter and taller triangles (tried after stage 6)",
     )
     parser.add_argument(
         "--varied-occluders",
@@ -408,8 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         "--varied-people",
         action="store_true",
         help="randomised scenes' people walk or stand, often in trousers of another colour and "
-        "with bare arms, instead of standing in one colour (tried after stage 7, not in the "
-        "recipe: docs/models.md)",
+        "with bare arms (tried after stage 7, not in the recipe: docs/models.md)",
+    )
+    parser.add_argument(
+        "--hard-camera",
+        action="store_true",
+        help="randomised scenes get dim light, strong blur and low bit-rates (degrade.HARD)",
     )
     parser.add_argument(
         "--easy-until", type=float, default=0.3, help="share of steps on easy scenes only"
@@ -432,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         "--wide-shapes": args.wide_shapes,
         "--varied-occluders": args.varied_occluders,
         "--varied-people": args.varied_people,
+        "--hard-camera": args.hard_camera,
     }
     for option, given in on_randomised.items():
         if given and args.randomise == 0:
@@ -472,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         wide_shapes=args.wide_shapes,
         varied_occluders=args.varied_occluders,
         varied_people=args.varied_people,
+        hard_camera=args.hard_camera,
         easy_until=args.easy_until,
         init=None if args.init is None else str(args.init),
         arch=arch,

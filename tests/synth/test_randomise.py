@@ -351,7 +351,9 @@ def test_wide_shape_batches_differ_and_stay_labelled() -> None:
     assert ((wide.labels == TRUE).sum(axis=1) > 0).sum() > 8
 
 
-@pytest.mark.parametrize("option", ["--wide-shapes", "--varied-occluders", "--varied-people"])
+@pytest.mark.parametrize(
+    "option", ["--wide-shapes", "--varied-occluders", "--varied-people", "--hard-camera"]
+)
 def test_train_rejects_scene_options_without_randomised_scenes(option: str, capsys) -> None:
     """Options that act on randomised scenes are refused, in one line, when there are none."""
     pytest.importorskip("torch")
@@ -361,3 +363,36 @@ def test_train_rejects_scene_options_without_randomised_scenes(option: str, caps
         train_main(["--out", "/nonexistent/x", "--steps", "1", option])
     assert stop.value.code == 2
     assert f"{option} needs --randomise" in capsys.readouterr().err
+
+
+def _sharpness(image: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var())
+
+
+def test_hard_camera_is_dimmer_and_blurrier_and_spares_small_objects() -> None:
+    """``degrade.HARD`` reaches darker and blurrier frames than the recipe's effects from the
+    same random numbers, and a frame whose smallest object is 12 pixels gets less blur."""
+    from streamdet.synth.degrade import HARD, MILD, degrade
+
+    frame = random_scene(np.random.default_rng(3), 180, 320).image
+    mild, hard, hard_small = [], [], []
+    for seed in range(40):
+        mild.append(degrade(np.random.default_rng(seed), frame, camera=MILD))
+        hard.append(degrade(np.random.default_rng(seed), frame, camera=HARD))
+        hard_small.append(degrade(np.random.default_rng(seed), frame, smallest=12, camera=HARD))
+    assert min(f.mean() for f in hard) < min(f.mean() for f in mild) - 5
+    assert np.median([_sharpness(f) for f in hard]) < 0.8 * np.median([_sharpness(f) for f in mild])
+    assert np.median([_sharpness(f) for f in hard_small]) > np.median([_sharpness(f) for f in hard])
+    plain = degrade(np.random.default_rng(0), frame)
+    assert np.array_equal(plain, mild[0])  # MILD is the default
+
+
+def test_hard_camera_batches_differ_and_stay_labelled() -> None:
+    table = CaptionTable.build(caption_set())
+    plain = make_batch(np.random.default_rng(6), table, 32, randomise=1.0)
+    hard = make_batch(
+        np.random.default_rng(6), table, 32, randomise=1.0, variety=Variety(hard_camera=True)
+    )
+    assert not np.array_equal(plain.images, hard.images)
+    assert (hard.labels == TRUE).sum() > 10
+    assert ((hard.labels == TRUE).sum(axis=1) > 0).sum() > 8
