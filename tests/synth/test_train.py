@@ -135,8 +135,8 @@ def test_hard_negative_term_weighs_the_worst_wrong_caption() -> None:
     )
 
 
-def test_recipe_chains_the_seven_stages_and_averages_the_last_two(tmp_path, capsys) -> None:
-    from streamdet.synth.recipe import averaged_sources, stage_commands
+def test_recipe_chains_eight_stages_the_last_from_an_average(tmp_path, capsys) -> None:
+    from streamdet.synth.recipe import average_folder, averaged_sources, stage_commands
     from streamdet.synth.recipe import main as recipe_main
 
     out = tmp_path / "model"
@@ -149,6 +149,7 @@ def test_recipe_chains_the_seven_stages_and_averages_the_last_two(tmp_path, caps
         str(tmp_path / "model.stage5"),
         str(tmp_path / "model.stage6"),
         str(tmp_path / "model.stage7"),
+        str(tmp_path / "model.stage8"),
     ]
     assert "--init" not in commands[0]
     assert commands[1][commands[1].index("--init") + 1] == str(tmp_path / "model.stage1")
@@ -183,22 +184,35 @@ def test_recipe_chains_the_seven_stages_and_averages_the_last_two(tmp_path, caps
     assert commands[6][commands[6].index("--init") + 1] == str(tmp_path / "model.stage6")
     assert "--varied-occluders" in commands[6]
     assert all("--varied-occluders" not in c for c in commands[:6])
-    # the model is the average of stages 6 and 7; from stage 7, stage 6 is --init
+    # stages 6 and 7 are averaged; from stage 7, stage 6 is --init
     assert averaged_sources(out) == [tmp_path / "model.stage6", tmp_path / "model.stage7"]
     assert averaged_sources(out, 7, tmp_path / "s6") == [tmp_path / "s6", tmp_path / "model.stage7"]
+    # stage 8 starts from the average with the hard camera; only it has it
+    assert average_folder(out) == tmp_path / "model.average"
+    assert commands[7][commands[7].index("--init") + 1] == str(tmp_path / "model.average")
+    assert "--hard-camera" in commands[7] and "--varied-occluders" in commands[7]
+    assert all("--hard-camera" not in c for c in commands[:7])
     assert recipe_main(["--out", str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 10 and printed[-1].startswith("streamdet export")
-    assert printed[-3].startswith("python -m streamdet.synth.average --out " + str(out))
+    assert len(printed) == 12 and printed[-1].startswith("streamdet export")
+    assert printed[7].startswith("python -m streamdet.synth.average --out " + str(out) + ".average")
+    assert printed[8].startswith(f"python -m streamdet.synth.train --out {out}.stage8")
+    assert printed[9] == f"cp -R {out}.stage8/. {out}/"
     shipped = str(tmp_path / "shipped")
     assert (
         recipe_main(["--out", str(out), "--from-stage", "5", "--init", shipped, "--dry-run"]) == 0
     )
     printed = capsys.readouterr().out.splitlines()
     assert (
-        len(printed) == 6 and f"--init {shipped}" in printed[0] and "--randomise 0.8" in printed[0]
+        len(printed) == 8 and f"--init {shipped}" in printed[0] and "--randomise 0.8" in printed[0]
     )
     assert f"--init {out.with_name('model.stage5')}" in printed[1]
+    # stage 8 alone: from the given average, no average made
+    assert (
+        recipe_main(["--out", str(out), "--from-stage", "8", "--init", shipped, "--dry-run"]) == 0
+    )
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 4 and f"--out {out}.stage8 --init {shipped} " in printed[0]
     assert not out.exists() and not (tmp_path / "model.stage1").exists()
 
 
