@@ -67,7 +67,8 @@ import shutil
 import sys
 from pathlib import Path
 
-#: (name, train.py arguments) per stage; each after the first starts from the one before.
+#: (name, train.py arguments) per stage; each after the first starts from the one before (stage 8
+#: from the average of stages 6 and 7: :data:`AVERAGED`, :data:`FROM_AVERAGE`).
 STAGES: tuple[tuple[str, str], ...] = (
     ("stage1", "--seed 0 --steps 15000 --lr 1e-3"),
     ("stage2", "--seed 1 --steps 6000 --lr 3e-4 --patch-weight 1 --easy-until 0"),
