@@ -290,7 +290,8 @@ class Variety:
     branches and rocks instead of flat bars and ellipses, in :data:`VARIED_OCCLUDE` of the scenes
     (stage 7). ``people``: people walking or standing, often in trousers of another colour
     (:func:`trousers`; tried after stage 7). ``hard_camera``: the camera effects of
-    :data:`streamdet.synth.degrade.HARD` (dim light, strong blur) instead of the mild ones.
+    :data:`streamdet.synth.degrade.HARD` (dim light, strong blur) instead of the mild ones
+    (stage 8).
     """
 
     wide_shapes: bool = False
