@@ -11,9 +11,12 @@ Per frame (``PromptTracks.update``):
 3. weaker boxes are matched to the confirmed tracks found in the previous frame that are still
    unmatched: a weak box where an object just was is that object (ByteTrack's second stage);
 4. boxes left over, strong ones first, are matched to the tentative tracks (not yet ``min_hits``
-   finds); a tentative track that misses a frame is dropped, and boxes still left start
-   tentative tracks (confirmed at once in the tracker's first frame: what is there when a stream
-   starts is shown from its first frame, as in ByteTrack). Unlike ByteTrack, a weak box may start
+   finds), then to the confirmed tracks still unmatched (lost ones: a weak box where a lost
+   track is predicted is that object coming back, so it keeps its id rather than starting a
+   new track that would need ``min_hits`` finds and a new id); a tentative track that misses
+   a frame is dropped, and boxes still left start tentative tracks (confirmed at once in the
+   tracker's first frame: what is there when a stream starts is shown from its first frame, as
+   in ByteTrack). Unlike ByteTrack, a weak box may start
    a track too: ByteTrack's weak boxes are those its detector would have dropped, while every
    box streamdet's detector returns is above the threshold the user chose, so none is hidden for
    its score alone (``min_hits`` still hides one-frame boxes);
@@ -139,7 +142,10 @@ class PromptTracks:
         # what is left, strong boxes first, continues or starts tentative tracks: every box the
         # detector gave (it is above the user's threshold) can become a track
         left = np.asarray(left_strong + left_weak, dtype=np.intp)
-        left_boxes = pair(tentative, left)
+        left = np.asarray(pair(tentative, left), dtype=np.intp)
+        # a weak box where a lost track is predicted is that object back, not a new one
+        lost = [t for t in confirmed if t.track_id not in matched]
+        left_boxes = pair(lost, left)
         kept: list[_Track] = []
         for track in self.tracks:
             if track.track_id in matched:

@@ -158,6 +158,24 @@ def test_strong_boxes_are_matched_first_and_weak_ones_continue_the_tracks_just_s
     assert out.detections.track_id.tolist() == [track]
 
 
+def test_a_weak_box_where_a_lost_track_is_predicted_brings_that_track_back():
+    """An object missed for a few frames and then found weakly (score under ``high``) keeps its
+    id: the box is that object back, not a new object to confirm again under a new id."""
+    tracker = Tracker(track_high=0.5, track_min_hits=2, track_hold=0, track_max_missed=10)
+    for t in range(5):
+        out = tracker.update(result([box_at(100 + 5 * t, 100)], scores=[0.9]))
+    (track,) = out.detections.track_id.tolist()
+    for _ in range(3):  # missed: hidden (hold 0), still remembered
+        assert len(tracker.update(result([])).detections) == 0
+    out = tracker.update(result([box_at(140, 100)], scores=[0.2]))
+    assert out.detections.track_id.tolist() == [track]
+    # a weak box far from every track is still a new object, shown after min hits
+    tracker.update(result([box_at(145, 100), box_at(400, 250)], scores=[0.9, 0.2]))
+    out = tracker.update(result([box_at(150, 100), box_at(400, 250)], scores=[0.9, 0.2]))
+    assert sorted(out.detections.track_id.tolist())[0] == track
+    assert len(set(out.detections.track_id.tolist())) == 2
+
+
 def test_boxes_of_any_score_can_start_tracks():
     """Every box the detector returns is above the user's threshold: none is hidden for its
     score alone (min hits still applies)."""
