@@ -19,6 +19,12 @@ post-processing: it costs no model time, and its own ms per frame are reported).
   to the true box, in box sizes; found: frames with a box on the object) and AP50 on those video
   frames (pycocotools), untracked and tracked.
 
+* Real footage: the first ``--real-frames`` frames (150; none with ``--quick``) of the shared
+  clips (``../shared/media``: a static camera, a dashcam, a motorbike's camera; skipped when
+  absent) with "a car", "a person", "a truck". There are no true boxes, so the report counts
+  what churning ids leave behind (``streamdet.quality.tracking.id_churn``): ids shown, ids
+  shown in fewer than 5 frames, and boxes where last frame's box was under another id.
+
 Targets (issue 17): IDF1 >= 0.8 on the clips; tracked blink at most half of untracked, with AP50
 not lower. ``--sweep`` also scores a grid of settings around the defaults (min hits, hold,
 smoothing, IoU), which is how the defaults were chosen. JSON (machine, versions, settings,
@@ -36,7 +42,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS_DIR, command_line, logger, parse_size, write_report
+import cv2
+
+from _common import MEDIA, RESULTS_DIR, command_line, logger, parse_size, write_report
 from streamdet.cli.flags import add_detector_flags, settings_from_args
 from streamdet.config.settings import TrackConfig
 from streamdet.detect.detector import Detector
@@ -44,11 +52,15 @@ from streamdet.errors import StreamdetError
 from streamdet.machine import machine_info
 from streamdet.quality.dataset import PROMPT_SETS, Dataset, build_dataset
 from streamdet.quality.metrics import DetBox, coco_ap, stability
-from streamdet.quality.tracking import CLIP_NAMES, Clip, mot_metrics, tracking_clips
+from streamdet.quality.tracking import CLIP_NAMES, Clip, id_churn, mot_metrics, tracking_clips
 from streamdet.track import Tracker
 from streamdet.types import FrameResult
 
 log = logger("bench_tracking")
+
+#: The real clips (in ``../shared/media``) and the prompts they are run with.
+REAL_CLIPS = ("car-detection.mp4", "dashcam-highway-960x540.mp4", "road-motorbike-1280x720.mp4")
+REAL_PROMPTS = ("a car", "a person", "a truck")
 
 #: The settings ``--sweep`` tries, one change at a time from the defaults (flat names).
 SWEEP: tuple[dict[str, Any], ...] = (
@@ -81,13 +93,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=parse_size, help="frame size, e.g. 640x360 (default)")
     parser.add_argument("--seed", type=int, default=0, help="the clips' seed")
     parser.add_argument("--sweep", action="store_true", help="also score a grid of settings")
+    parser.add_argument(
+        "--real-frames", type=int, help="frames of each real clip (default 150; quick 0: none)"
+    )
+    parser.add_argument("--media", type=Path, default=MEDIA, help="folder of the real clips")
     parser.add_argument("--out", type=Path, help="JSON file (benchmarks/results/...)")
     add_detector_flags(parser)
     args = parser.parse_args(argv)
-    quick = (16, 1, 8, (320, 180), "cross-same,leave-return")
-    full = (60, 2, 48, (640, 360), ",".join(CLIP_NAMES))
+    quick = (16, 1, 8, (320, 180), "cross-same,leave-return", 0)
+    full = (60, 2, 48, (640, 360), ",".join(CLIP_NAMES), 150)
     for name, default in zip(
-        ("frames", "videos", "video_frames", "size", "clips"),
+        ("frames", "videos", "video_frames", "size", "clips", "real_frames"),
         quick if args.quick else full,
         strict=True,
     ):
@@ -96,6 +112,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("frames", "videos", "video_frames"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.real_frames < 0:
+        parser.error("--real-frames must be 0 (none) or more")
     args.clips = tuple(c.strip() for c in args.clips.split(",") if c.strip())
     unknown = [c for c in args.clips if c not in CLIP_NAMES]
     if unknown:
@@ -109,6 +127,26 @@ def detect_all(detector: Detector, prompts: Sequence[str], images: Sequence) -> 
     detector.detect(images[0])  # the prompts' first use
     detector.reset()
     return [detector.detect(image) for image in images]
+
+
+def real_footage(media: Path, frames: int) -> dict[str, list]:
+    """The first ``frames`` frames of each real clip found in ``media`` (BGR), by clip name;
+    none when ``frames`` is 0 or the folder is missing."""
+    out: dict[str, list] = {}
+    for name in REAL_CLIPS if frames else ():
+        capture = cv2.VideoCapture(str(media / name))
+        images = []
+        while len(images) < frames:
+            ok, image = capture.read()
+            if not ok:
+                break
+            images.append(image)
+        capture.release()
+        if images:
+            out[name] = images
+    if frames and not out:
+        log(f"real footage: no clip of {', '.join(REAL_CLIPS)} in {media}; skipped")
+    return out
 
 
 def apply_tracker(
@@ -165,16 +203,20 @@ def score(
     dataset: Dataset,
     videos: list[list],
     video_results: list[list[FrameResult]],
+    real_results: dict[str, list[FrameResult]],
 ) -> dict:
-    """One tracker setting: MOT metrics on the clips and steadiness on the quality videos."""
+    """One tracker setting: MOT metrics on the clips, steadiness on the quality videos and id
+    churn on the real clips."""
     tracked_clips, ms_clips = apply_tracker(config, clip_results)
     tracked_videos, ms_videos = apply_tracker(config, video_results)
+    tracked_real, _ = apply_tracker(config, list(real_results.values()))
     mot = mot_metrics(clips, tracked_clips)
     return {
         "settings": dataclasses.asdict(config),
         "mot": mot["overall"],
         "mot_per_clip_prompt": mot["per_clip_prompt"],
         "steadiness": steadiness(dataset, videos, tracked_videos),
+        "real": {n: id_churn(r) for n, r in zip(real_results, tracked_real, strict=True)},
         "track_ms_per_frame": round((ms_clips + ms_videos) / 2, 3),
     }
 
@@ -211,13 +253,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         frames = sum(len(c.images) for c in clips) + len(dataset.videos)
         model_ms = (time.perf_counter() - start) * 1e3 / frames
         log(f"detected {frames} frames ({model_ms:.1f} ms a frame)")
+        real = real_footage(args.media, args.real_frames)
+        real_results = {n: detect_all(detector, REAL_PROMPTS, images) for n, images in real.items()}
+        if real:
+            log(f"detected {sum(map(len, real.values()))} frames of {len(real)} real clips")
         untracked = steadiness(dataset, videos, video_results)
-        tracked = score(base, clips, clip_results, dataset, videos, video_results)
+        untracked["real_boxes"] = {
+            n: sum(len(r.detections) for r in v) for n, v in real_results.items()
+        }
+        runs = (clips, clip_results, dataset, videos, video_results, real_results)
+        tracked = score(base, *runs)
         sweep = []
         if args.sweep:
             for change in SWEEP:
                 config = Tracker(base, **change).config
-                row = score(config, clips, clip_results, dataset, videos, video_results)
+                row = score(config, *runs)
                 row.pop("mot_per_clip_prompt")
                 sweep.append({"change": change, **row})
                 log(f"sweep {change}: idf1 {row['mot']['idf1']}")
@@ -262,6 +312,9 @@ def build_report(
             "quality_videos": len(quality_videos(dataset, args.video_frames)),
             "quality_video_frames": args.video_frames,
             "quality_tracks": len(dataset.tracks),
+            "real_clips": list(tracked["real"]),
+            "real_frames": args.real_frames,
+            "real_prompts": list(REAL_PROMPTS),
         },
         "untracked": untracked,
         "tracked": tracked,
@@ -298,6 +351,17 @@ def markdown(report: dict) -> str:
             f"| {change} | {m['mota']} | {m['idf1']} | {m['num_switches']} | {s['blink']} | "
             f"{s['jitter']} | {s['found']} | {s['ap50']} |"
         )
+    if t["real"]:
+        lines += [
+            "",
+            "| real clip | frames | boxes untracked / tracked | ids | short ids | id changes |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, c in t["real"].items():
+            lines.append(
+                f"| {name} | {c['frames']} | {u['real_boxes'][name]} / {c['boxes']} | {c['ids']} "
+                f"| {c['short_ids']} | {c['id_changes']} |"
+            )
     return "\n".join(lines)
 
 

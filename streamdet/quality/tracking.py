@@ -251,3 +251,42 @@ def _add_frame(acc: Any, truth: Sequence[TruthBox], result: FrameResult, prompt:
         boxes, ids = boxes[keep], ids[keep]
     distances = _distances([t.box for t in real], boxes)
     acc.update([t.object_id for t in real], ids.tolist(), distances)
+
+
+#: ``id_churn``: an id shown in fewer frames than this is short-lived (a fragment or a blip).
+SHORT_TRACK = 5
+#: ``id_churn``: a box on the place of a box of the frame before (same prompt, IoU above this)
+#: is taken to be the same object.
+SAME_PLACE_IOU = 0.5
+
+
+def id_churn(results: Sequence[FrameResult]) -> dict:
+    """How much a tracker's ids churn on footage without true boxes (a real camera's): ``ids``
+    shown, ``short_ids`` shown in fewer than ``SHORT_TRACK`` frames, ``boxes`` shown, and
+    ``id_changes``: boxes where a box of the frame before was (same prompt, IoU above
+    ``SAME_PLACE_IOU``) under another id. Without ground truth these are proxies: an object
+    that keeps its id adds none of them, while fragments and swaps add to all three counts."""
+    lifetimes: dict[int, int] = {}
+    boxes = changes = 0
+    before = None
+    for result in results:
+        d = result.detections
+        if d.track_id is None:
+            raise ValueError("id_churn needs tracked results (detections.track_id is None)")
+        boxes += len(d)
+        for track in d.track_id.tolist():
+            lifetimes[track] = lifetimes.get(track, 0) + 1
+        if before is not None and len(d) and len(before):
+            iou = box_iou(d.xyxy.astype(np.float64), before.xyxy.astype(np.float64))
+            iou[d.class_id[:, None] != before.class_id[None, :]] = 0.0
+            nearest = iou.argmax(axis=1)
+            placed = iou[np.arange(len(d)), nearest] > SAME_PLACE_IOU
+            changes += int((placed & (d.track_id != before.track_id[nearest])).sum())
+        before = d
+    return {
+        "frames": len(results),
+        "ids": len(lifetimes),
+        "short_ids": sum(1 for n in lifetimes.values() if n < SHORT_TRACK),
+        "boxes": boxes,
+        "id_changes": changes,
+    }

@@ -13,7 +13,8 @@ Per frame (``PromptTracks.update``):
 4. boxes left over, strong ones first, are matched to the tentative tracks (not yet ``min_hits``
    finds), then to the confirmed tracks still unmatched (lost ones: a weak box where a lost
    track is predicted is that object coming back, so it keeps its id rather than starting a
-   new track that would need ``min_hits`` finds and a new id); a tentative track that misses
+   new track under a new id; like a new track it is shown after ``min_hits`` finds in a row,
+   ``_Track.found``); a tentative track that misses
    a frame is dropped, and boxes still left start tentative tracks (confirmed at once in the
    tracker's first frame: what is there when a stream starts is shown from its first frame, as
    in ByteTrack). Unlike ByteTrack, a weak box may start
@@ -53,29 +54,42 @@ class _Track:
     hits: int = 1
     missed: int = 0  # frames in a row without a box
     confirmed: bool = False
+    returning: bool = False  # hidden, then found by weak boxes: not shown until min_hits again
 
     def found(
         self, box: np.ndarray, score: float, config: TrackConfig, frame: tuple[int, int]
     ) -> None:
-        """A box of this track in this frame (after ``predict``); ``frame``: (height, width)."""
+        """A box of this track in this frame (after ``predict``); ``frame``: (height, width).
+
+        A confirmed track that was hidden (missed for more than ``hold`` frames) and is found
+        by a weak box keeps its id but is shown again only after ``min_hits`` finds in a row,
+        as a new track would be: a detector's weak false box that recurs where a track was
+        lost does not flash up at once. A strong box shows it at once (ByteTrack's rule)."""
         moved = self.shown + self.kalman.velocity
         fresh = to_cxcywh(box)
         if not touches_edge(box, frame):
             self.whole = fresh[2:4]
         if self.missed > config.hold:  # back after an unseen gap: start the smoothing over
             moved = fresh
+            if self.confirmed and score < config.high:
+                self.returning, self.hits = True, 0
         self.kalman.update(box)
         self.shown = config.smoothing * moved + (1.0 - config.smoothing) * fresh
         self.score = score
         self.hits += 1
         self.missed = 0
+        if score >= config.high or self.hits >= config.min_hits:
+            self.returning = False
         if self.hits >= config.min_hits:
             self.confirmed = True
 
     def coast(self) -> None:
-        """No box in this frame: the shown box moves on with the track's velocity."""
+        """No box in this frame: the shown box moves on with the track's velocity (a
+        returning track's finds in a row start again)."""
         self.missed += 1
         self.shown = self.shown + self.kalman.velocity
+        if self.returning:
+            self.hits = 0
 
 
 def touches_edge(box: np.ndarray, frame: tuple[int, int]) -> bool:
@@ -169,7 +183,7 @@ class PromptTracks:
         """Confirmed tracks found now or missed for at most ``hold`` frames, inside the frame."""
         out = []
         for track in self.tracks:
-            if not track.confirmed or track.missed > self.config.hold:
+            if not track.confirmed or track.returning or track.missed > self.config.hold:
                 continue
             x1, y1, x2, y2 = to_xyxy(track.shown)
             box = np.array([max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height)])

@@ -39,3 +39,26 @@ def test_unknown_clips_are_refused(capsys):
     with pytest.raises(SystemExit):
         bench_tracking.main(["--clips", "cross-same,nope"])
     assert "unknown clip 'nope'" in capsys.readouterr().err
+
+
+def test_real_clips_are_tracked_and_their_id_churn_reported(tmp_path, capsys, media_dir):
+    out = tmp_path / "bt.json"
+    argv = ["--quick", "--clips", "leave-return", "--real-frames", "6", "--out", str(out)]
+    assert bench_tracking.main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
+    report = json.loads(out.read_text())
+    real = report["tracked"]["real"]
+    assert list(real) == [c for c in bench_tracking.REAL_CLIPS if (media_dir / c).is_file()]
+    for name, churn in real.items():
+        assert churn["frames"] == 6 and churn["ids"] >= 0 and churn["short_ids"] <= churn["ids"]
+        assert report["untracked"]["real_boxes"][name] >= 0
+    assert report["data"]["real_frames"] == 6
+    assert "| real clip |" in capsys.readouterr().out
+
+
+def test_real_clips_are_skipped_when_the_media_folder_is_missing(tmp_path, capsys):
+    out = tmp_path / "bt.json"
+    argv = ["--quick", "--clips", "leave-return", "--real-frames", "3", "--out", str(out)]
+    argv += ["--media", str(tmp_path / "nowhere"), "--cache-dir", str(tmp_path / "cache")]
+    assert bench_tracking.main(argv) == 0
+    assert json.loads(out.read_text())["tracked"]["real"] == {}
+    assert "skipped" in capsys.readouterr().err

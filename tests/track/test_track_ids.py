@@ -160,20 +160,29 @@ def test_strong_boxes_are_matched_first_and_weak_ones_continue_the_tracks_just_s
 
 def test_a_weak_box_where_a_lost_track_is_predicted_brings_that_track_back():
     """An object missed for a few frames and then found weakly (score under ``high``) keeps its
-    id: the box is that object back, not a new object to confirm again under a new id."""
-    tracker = Tracker(track_high=0.5, track_min_hits=2, track_hold=0, track_max_missed=10)
+    id: the boxes are that object back, not a new object under a new id. Like a new object it
+    is shown after ``min_hits`` finds in a row, so a lone weak box where it was stays hidden."""
+    tracker = Tracker(track_high=0.5, track_min_hits=2, track_hold=0, track_max_missed=20)
     for t in range(5):
         out = tracker.update(result([box_at(100 + 5 * t, 100)], scores=[0.9]))
     (track,) = out.detections.track_id.tolist()
     for _ in range(3):  # missed: hidden (hold 0), still remembered
         assert len(tracker.update(result([])).detections) == 0
-    out = tracker.update(result([box_at(140, 100)], scores=[0.2]))
-    assert out.detections.track_id.tolist() == [track]
-    # a weak box far from every track is still a new object, shown after min hits
-    tracker.update(result([box_at(145, 100), box_at(400, 250)], scores=[0.9, 0.2]))
-    out = tracker.update(result([box_at(150, 100), box_at(400, 250)], scores=[0.9, 0.2]))
-    assert sorted(out.detections.track_id.tolist())[0] == track
-    assert len(set(out.detections.track_id.tolist())) == 2
+    assert len(tracker.update(result([box_at(140, 100)], scores=[0.2])).detections) == 0
+    assert len(tracker.update(result([])).detections) == 0  # a lone weak box: never shown
+    assert len(tracker.update(result([box_at(150, 100)], scores=[0.2])).detections) == 0
+    out = tracker.update(result([box_at(155, 100)], scores=[0.2]))
+    assert out.detections.track_id.tolist() == [track]  # two in a row: shown, the same id
+    # a weak box far from every track is a new object, shown after min hits with a new id
+    tracker.update(result([box_at(160, 100), box_at(400, 250)], scores=[0.9, 0.2]))
+    out = tracker.update(result([box_at(165, 100), box_at(400, 250)], scores=[0.9, 0.2]))
+    ids = out.detections.track_id.tolist()
+    assert sorted(ids)[0] == track and len(set(ids)) == 2
+    # a strong box where a lost track is predicted shows it at once (ByteTrack's rule)
+    for _ in range(3):
+        tracker.update(result([box_at(400, 250)], scores=[0.2]))
+    out = tracker.update(result([box_at(400, 250), box_at(185, 100)], scores=[0.2, 0.9]))
+    assert track in out.detections.track_id.tolist()
 
 
 def test_boxes_of_any_score_can_start_tracks():

@@ -3,12 +3,14 @@ records, labels and supervision."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 from helpers import box_at, result
 
+from streamdet.quality.tracking import id_churn
 from streamdet.render import Renderer, box_label
 from streamdet.track import Tracker
 from streamdet.track.kalman import BoxKalman
@@ -105,3 +107,26 @@ def test_records_and_labels_carry_the_track_id(monkeypatch):
     Renderer().render(frame, tracked)
     Renderer().render(frame, plain)
     assert drawn == ["#1 a car 0.82", "a car 0.82"]
+
+
+def _tracked(boxes, ids, classes=None):
+    """A result of prompts ("a car", "a person") with these boxes carrying these track ids."""
+    r = result(boxes, prompts=("a car", "a person"), classes=classes)
+    d = r.detections
+    tracked = Detections(d.xyxy, d.confidence, d.class_id, np.array(ids, np.int64))
+    return dataclasses.replace(r, detections=tracked)
+
+
+def test_id_churn_counts_ids_short_lived_ids_and_id_changes_in_place():
+    steady = [_tracked([box_at(100 + 2 * t, 100)], [1]) for t in range(6)]
+    assert id_churn(steady) == {"frames": 6, "ids": 1, "short_ids": 0, "boxes": 6, "id_changes": 0}
+    # the same object under a new id from frame 3, a one-frame blip elsewhere, and a person on
+    # the car's place (another prompt: not an id change)
+    frames = [_tracked([box_at(100 + 2 * t, 100)], [1 if t < 3 else 2]) for t in range(6)]
+    frames[4] = _tracked([box_at(108, 100), box_at(400, 300)], [2, 3])
+    frames[5] = _tracked([box_at(110, 100), box_at(110, 100)], [2, 4], classes=[0, 1])
+    churn = id_churn(frames)
+    assert churn["ids"] == 4 and churn["boxes"] == 8 and churn["id_changes"] == 1
+    assert churn["short_ids"] == 4  # 1: 3 frames, 2: 3 frames, 3 and 4: one frame each
+    with pytest.raises(ValueError, match="tracked results"):
+        id_churn([result([box_at(100, 100)])])
