@@ -11,16 +11,15 @@ Per frame (``PromptTracks.update``):
 3. weaker boxes are matched to the confirmed tracks found in the previous frame that are still
    unmatched: a weak box where an object just was is that object (ByteTrack's second stage);
 4. boxes left over, strong ones first, are matched to the tentative tracks (not yet ``min_hits``
-   finds), then to the confirmed tracks still unmatched (lost ones: a weak box where a lost
-   track is predicted is that object coming back, so it keeps its id rather than starting a
-   new track under a new id; like a new track it is shown after ``min_hits`` finds in a row,
-   ``_Track.found``); a tentative track that misses
-   a frame is dropped, and boxes still left start tentative tracks (confirmed at once in the
-   tracker's first frame: what is there when a stream starts is shown from its first frame, as
-   in ByteTrack). Unlike ByteTrack, a weak box may start
-   a track too: ByteTrack's weak boxes are those its detector would have dropped, while every
-   box streamdet's detector returns is above the threshold the user chose, so none is hidden for
-   its score alone (``min_hits`` still hides one-frame boxes);
+   finds), then to the confirmed tracks still unmatched: a weak box where a lost track is
+   predicted is that object coming back, so it keeps its id instead of starting a new track
+   (and, as a new track would be, is shown after ``min_hits`` finds in a row:
+   ``_Track.found``). A tentative track that misses a frame is dropped, and boxes still left
+   start tentative tracks (confirmed at once in the tracker's first frame: what is there when
+   a stream starts is shown from its first frame, as in ByteTrack). Unlike ByteTrack, a weak box
+   may start a track too: ByteTrack's weak boxes are those its detector would have dropped,
+   while every box streamdet's detector returns is above the threshold the user chose, so none
+   is hidden for its score alone (``min_hits`` still hides one-frame boxes);
 5. a confirmed track missed in this frame keeps its id for ``max_missed`` frames and is still
    shown, at the box its motion predicts, for the first ``hold`` of them (a short miss does not
    blink); then it is dropped.
