@@ -38,12 +38,17 @@ from streamdet.config.settings import VerifyConfig
 from streamdet.detect.heatmaps import PromptState
 from streamdet.detect.model import LoadedModel
 from streamdet.detect.reuse import ReusePlan, WindowReuse
-from streamdet.detect.scoring import prompt_vs_background
+from streamdet.detect.scoring import (
+    background_log_odds,
+    prompt_vs_background,
+    window_logits,
+)
 from streamdet.detect.verify import (
     box_views,
     drop_contained,
     fully_viewed,
     refine_in_views,
+    relative_maps,
     rescore,
     strongest,
 )
@@ -296,26 +301,27 @@ class Verifier:
             return detections
         second = None
         if len(margins) > 1 and share > 0:
-            second = (self._own_token_probs(tokens[1], detections, state), margins[1])
-        own = self._own_token_probs(tokens[0], detections, state)
+            second = (self._own_token_maps(tokens[1], detections, state), margins[1])
+        own = self._own_token_maps(tokens[0], detections, state)
         return refine_in_views(
             detections, own, margins[0], self.refine_weight, frame.shape[:2], second, share
         )
 
-    def _own_token_probs(
+    def _own_token_maps(
         self, tokens: np.ndarray, detections: Detections, state: PromptState
     ) -> np.ndarray:
-        """(n, g, g) each box's own prompt's probability on its view's (n, g, g, D) tokens; 0
-        for views not taken (NaN tokens)."""
+        """(n, g, g) each box's own prompt on its view's (n, g, g, D) tokens: log-odds against
+        the background prompts, rescaled to each view's range (``verify.relative_maps``); 0 for
+        views not taken (NaN tokens)."""
         n, g, _, d = tokens.shape
         taken = ~np.isnan(tokens[:, 0, 0, 0])
-        probs = np.zeros((n, g, g), np.float32)
+        log_odds = np.full((n, g, g), np.nan, np.float32)
         if taken.any():
-            scored = prompt_vs_background(
-                tokens[taken].reshape(-1, d),
-                state.embeddings,
-                state.background,
-                self.model.logit_scale,
-            ).reshape(-1, g, g, len(state.embeddings))
-            probs[taken] = scored[np.arange(len(scored)), :, :, detections.class_id[taken]]
-        return probs
+            flat = tokens[taken].reshape(-1, d)
+            scale = self.model.logit_scale
+            own = window_logits(flat, state.embeddings, scale)
+            if len(state.background):
+                own = background_log_odds(own, window_logits(flat, state.background, scale))
+            own = own.reshape(-1, g, g, len(state.embeddings))
+            log_odds[taken] = own[np.arange(len(own)), :, :, detections.class_id[taken]]
+        return relative_maps(log_odds)

@@ -31,14 +31,21 @@ The view also says where the box should be (``refine_in_views``, the ``verify_re
 the frame's heatmap has cells of 16 pixels or more, so a 30-pixel object's box is off by a good
 share of its size, while the first view shows the object at 1.5 x its longer side across the
 model's whole input. Its patch tokens (when the export has them) are scored against the prompt
-like the frame's, the box of the region round the view's peak is found the same way (cells at
-``REFINE_LEVEL`` of the peak, edges placed between cells), and the frame's box moves towards it
-by the setting's weight. Two estimates with independent errors, blended, beat either alone: on
-the training generator's tuning seeds 1 and 2 weight 0.4 raised AP50 of the built-in model's
-default from 0.785 / 0.771 to 0.855 / 0.808, the view's box alone (weight 1) lowered it
-(docs/benchmarks.md). The second margin's view has tokens too (the views of a frame run as one
-batch); with ``verify_refine_second`` a box seen in both moves towards the blend of the two
-views' boxes, whose errors are partly independent (``seen_boxes``).
+as log-odds against the background prompts, rescaled to the view's own range (``relative_maps``:
+0 its least prompt-like token, 1 its most); the box of the region round the view's peak is found
+as the frame's is (tokens at ``REFINE_LEVEL`` of the way up, edges placed between tokens), and
+the frame's box moves towards it by the setting's weight. Log-odds, not probabilities: a token the
+object covers only in part is already near probability 1 (the built-in model's logit scale is
+36), so a probability map is flat across the object's edge tokens and every edge fell on a token
+border (a person 1.4 tokens wide got a box 2 wide); the log-odds keep rising with the share the
+object covers. On tuning seeds 1-4 this raised AP50 0.879 -> 0.904 (0.909 with the weight
+re-chosen, 0.5 -> 0.6), held-out seeds 0.784 -> 0.808 (docs/benchmarks.md). Two estimates
+with independent errors, blended, beat either alone: on the training generator's tuning seeds 1
+and 2 weight 0.4 raised AP50 of the built-in model's default from 0.785 / 0.771 to 0.855 /
+0.808, the view's box alone (weight 1) lowered it (docs/benchmarks.md). The second margin's
+view has tokens too (the views of a frame run as one batch); with ``verify_refine_second`` a box
+seen in both moves towards the blend of the two views' boxes, whose errors are partly
+independent (``seen_boxes``).
 """
 
 from __future__ import annotations
@@ -56,8 +63,8 @@ from streamdet.types import Detections
 VIEW_MARGINS = VerifyConfig.margins
 #: At most this many boxes per frame are verified (``strongest``): ``verify_max``'s default.
 MAX_VERIFIED = VerifyConfig.max_boxes
-#: ``refine_in_views`` cuts a view's region at this share of its peak: the built-in model's
-#: ``peak_ratio`` for frames (0.7 and 0.8 gave the same AP50 on the tuning seeds, 0.5 less).
+#: ``refine_in_views`` cuts a view's region at this share of the way up its relative map
+#: (``relative_maps``): on the tuning seeds 0.7 AP50 0.904, 0.8 0.902, 0.6 0.895, 0.5 0.874.
 REFINE_LEVEL = 0.7
 #: The view's peak is looked for in its middle, inside this share of its side from each edge
 #: (the box fills the middle two thirds of a 1.5x view); a neighbour at the view's rim is not it.
@@ -160,42 +167,64 @@ def _warp_view(
     )
 
 
-def _view_box(token_probs: np.ndarray) -> np.ndarray:
+def relative_maps(log_odds: np.ndarray) -> np.ndarray:
+    """(n, g, g) each view's map rescaled to its own range: 0 at its least prompt-like token, 1 at
+    its most; a flat view, or one not taken (NaN), is all 0 and shows nothing (``seen_boxes``).
+
+    log_odds: (n, g, g) each box's own prompt against the background prompts on its view's patch
+    tokens (``scoring.background_log_odds``). ``_view_box`` puts the edges where a map crosses
+    ``REFINE_LEVEL`` of the way from the view's background to its peak; the rescaling makes that
+    level mean the same whatever the model's logit scale or the view's contrast.
+    """
+    n = len(log_odds)
+    flat = log_odds.astype(np.float32).reshape(n, -1)
+    taken = ~np.isnan(flat).any(axis=1)
+    out = np.zeros_like(flat)
+    if taken.any():
+        rows = flat[taken]
+        low = rows.min(axis=1, keepdims=True)
+        span = rows.max(axis=1, keepdims=True) - low
+        out[taken] = np.divide(rows - low, span, out=np.zeros_like(rows), where=span > 1e-6)
+    return out.reshape(log_odds.shape)
+
+
+def _view_box(token_maps: np.ndarray) -> np.ndarray:
     """The box (x1, y1, x2, y2, in token cells) of the region round the peak of a (g, g) map,
     looked for inside the view's middle; edges placed where the map crosses the level."""
-    g = token_probs.shape[0]
+    g = token_maps.shape[0]
     rim = int(g * REFINE_RIM)
-    middle = token_probs[rim : g - rim, rim : g - rim]
+    middle = token_maps[rim : g - rim, rim : g - rim]
     r, c = np.unravel_index(int(middle.argmax()), middle.shape)
     peak = float(middle[r, c])
     level = REFINE_LEVEL * peak
     # 4-connected: a neighbour touching the object's region only at a corner is not part of it
-    cells, _, labels = regions(token_probs >= level, token_probs, 4)
+    cells, _, labels = regions(token_maps >= level, token_maps, 4)
     own = labels[r + rim, c + rim]  # region labels count from 1
     cells = cells[own - 1 : own]
-    return refine_edges(token_probs, cells, np.array([level]), 1, (g, g))[0]
+    return refine_edges(token_maps, cells, np.array([level]), 1, (g, g))[0]
 
 
 def seen_boxes(
-    xyxy: np.ndarray, token_probs: np.ndarray, margin: float, frame_shape: tuple[int, int]
+    xyxy: np.ndarray, token_maps: np.ndarray, margin: float, frame_shape: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n, 4) the box each view's patch tokens show, in frame pixels, and (n,) bool: the views
     that show anything at all.
 
-    xyxy: (n, 4) the boxes the views were cut around; token_probs: (n, g, g) probability of each
-    box's own prompt on the patch tokens of its view at ``margin`` (as ``box_views`` cut it). A
-    view whose map is nowhere above zero (or NaN: not taken) shows nothing; its row is ``xyxy``'s.
+    xyxy: (n, 4) the boxes the views were cut around; token_maps: (n, g, g) each box's own
+    prompt on the patch tokens of its view at ``margin`` (as ``box_views`` cut it), 0 where least
+    like it (``relative_maps``). A view whose map is nowhere above zero (or NaN: not taken) shows
+    nothing; its row is ``xyxy``'s.
     """
     h, w = frame_shape
-    g = token_probs.shape[1]
+    g = token_maps.shape[1]
     boxes = xyxy.astype(np.float32)
     out = boxes.copy()
-    shows = np.nan_to_num(token_probs, nan=0.0).reshape(len(boxes), -1).max(axis=1) > 0.0
+    shows = np.nan_to_num(token_maps, nan=0.0).reshape(len(boxes), -1).max(axis=1) > 0.0
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2.0
     longer = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     sides = np.maximum(longer * margin, 1.0)
     for i in np.flatnonzero(shows):
-        cells = _view_box(token_probs[i])
+        cells = _view_box(token_maps[i])
         origin = centres[i] - sides[i] / 2.0
         seen = cells * (sides[i] / g) + np.concatenate([origin, origin])
         seen[[0, 2]] = seen[[0, 2]].clip(0, w)
@@ -206,7 +235,7 @@ def seen_boxes(
 
 def refine_in_views(
     detections: Detections,
-    token_probs: np.ndarray,
+    token_maps: np.ndarray,
     margin: float,
     weight: float,
     frame_shape: tuple[int, int],
@@ -215,8 +244,9 @@ def refine_in_views(
 ) -> Detections:
     """Boxes moved by ``weight`` towards the boxes their views' patch tokens show.
 
-    token_probs: (n, g, g) probability of each box's own prompt on the patch tokens of its view
-    at ``margin`` (as ``box_views`` cut it). A box whose view shows nothing above zero stays.
+    token_maps: (n, g, g) each box's own prompt on the patch tokens of its view at ``margin``
+    (as ``box_views`` cut it; ``relative_maps``). A box whose view shows nothing above zero
+    stays.
     ``second``: the same (maps, margin) for each box's second view (rows of zeros or NaN where
     a box was not seen in it); a box seen in both moves towards ``(1 - share)`` x the first
     view's box + ``share`` x the second's (the ``verify_refine_second`` setting), one seen in
@@ -229,7 +259,7 @@ def refine_in_views(
     if n == 0 or weight <= 0:
         return detections
     xyxy = detections.xyxy.astype(np.float32)
-    target, shows = seen_boxes(xyxy, token_probs, margin, frame_shape)
+    target, shows = seen_boxes(xyxy, token_maps, margin, frame_shape)
     if second is not None and share > 0:
         other, also = seen_boxes(xyxy, second[0], second[1], frame_shape)
         both = shows & also & (_area(other) <= WIDER_GROWTH * _area(target))

@@ -176,7 +176,7 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
             verify_combine="best",
         ),
         # boxes as the frame's heatmap gives them, not moved towards their verification views'
-        # (the built-in model's verify_refine 0.5), and moved all the way
+        # (the built-in model's verify_refine 0.6), and moved all the way
         s("dense-unrefined", **at, method="dense", verify_refine=0.0),
         s("dense-view-boxes", **at, method="dense", verify_refine=1.0),
         # moved by the first view's box alone (0.4 of the way), as the built-in model did

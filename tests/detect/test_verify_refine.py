@@ -9,7 +9,7 @@ import pytest
 from streamdet import Detector
 from streamdet.clip.hub import BUILTIN_MODELS
 from streamdet.detect.boxes import box_iou
-from streamdet.detect.verify import refine_in_views
+from streamdet.detect.verify import refine_in_views, relative_maps
 from streamdet.errors import ConfigError
 from streamdet.types import Detections
 
@@ -76,6 +76,49 @@ def test_verify_refine_must_be_a_weight() -> None:
         Detector("streamdet/scenes-clip", ["a car"], verify_refine=1.5)
     with pytest.raises(ConfigError, match="verify_refine_second must be a number between 0 and 1"):
         Detector("streamdet/scenes-clip", ["a car"], verify_refine_second=-0.2)
+
+
+def test_relative_maps_span_each_view_and_blank_the_views_not_taken() -> None:
+    log_odds = np.stack(
+        [
+            np.linspace(-6.0, 12.0, 64, dtype=np.float32).reshape(8, 8),
+            np.full((8, 8), 3.0, np.float32),  # flat: nothing stands out
+            np.full((8, 8), np.nan, np.float32),  # not taken
+        ]
+    )
+    maps = relative_maps(log_odds)
+    assert maps[0].min() == 0.0 and maps[0].max() == 1.0
+    np.testing.assert_allclose(maps[0, 4, 0], (log_odds[0, 4, 0] + 6.0) / 18.0, rtol=1e-6)
+    assert not maps[1].any() and not maps[2].any()
+    # views that show nothing leave their boxes where they are
+    boxes = Detections(
+        np.repeat(BOX.xyxy, 3, 0), np.full(3, 0.9, np.float32), np.zeros(3, np.int64)
+    )
+    moved = refine_in_views(boxes, maps, 1.5, 1.0, (360, 640)).xyxy
+    np.testing.assert_array_equal(moved[1:], boxes.xyxy[1:])
+    assert not np.allclose(moved[0], boxes.xyxy[0])
+
+
+def test_a_partly_covered_token_puts_the_edge_inside_it() -> None:
+    """An object over all of column 3 and a third of column 4 of its view (x 112.5-122.5): as
+    probabilities both columns are near 1 and the box takes both; as log-odds the right edge
+    falls inside column 4, and the box fits the object better."""
+    log_odds = np.full((1, 8, 8), -6.0, np.float32)
+    log_odds[0, 2:6, 3] = 12.0
+    log_odds[0, 2:6, 4] = 3.0  # a third covered: lower, still far above the background
+    probs = 1.0 / (1.0 + np.exp(-log_odds))
+    assert probs[0, 3, 4] > 0.95
+    x1p, _, x2p, _ = refine_in_views(BOX, probs, 1.5, 1.0, (360, 640)).xyxy[0]
+    x1, _, x2, _ = refine_in_views(BOX, relative_maps(log_odds), 1.5, 1.0, (360, 640)).xyxy[0]
+    assert x2p - x1p > 1.5 * 7.5  # the probabilities' box: both columns, nearly whole
+    assert 120.0 < x2 < x2p - 3.0  # the log-odds' right edge: inside column 4, further in
+    assert x1 == pytest.approx(x1p, abs=0.1)  # the clean left edge: the same either way
+    truth = np.array([[112.5, 0.0, 122.5, 1.0]], np.float32)
+
+    def fit(x_1: float, x_2: float) -> float:
+        return float(box_iou(truth, np.array([[x_1, 0.0, x_2, 1.0]], np.float32))[0, 0])
+
+    assert fit(x1, x2) > fit(x1p, x2p)
 
 
 # the second view (margin 2.0) of BOX is 80 pixels from (80, 80), 10 pixels a token
