@@ -100,6 +100,24 @@ def load_frame(video: Path, width: int, height: int) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(frame), source
 
 
+def read_clip(path: Path, size: tuple[int, int] | None, frames: int) -> list[np.ndarray]:
+    """The first ``frames`` frames of a clip as BGR uint8, at ``size`` (width, height; area
+    resampling) or as they are (None); fewer when the clip is shorter, none when it is missing."""
+    capture = cv2.VideoCapture(str(path))
+    out: list[np.ndarray] = []
+    try:
+        while len(out) < frames:
+            ok, image = capture.read()
+            if not ok:
+                break
+            if size is not None and image.shape[1::-1] != size:
+                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            out.append(np.ascontiguousarray(image))
+    finally:
+        capture.release()
+    return out
+
+
 def clip_normaliser(
     mean: Sequence[float], std: Sequence[float], device: Any
 ) -> Callable[[np.ndarray], Any]:

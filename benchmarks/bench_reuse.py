@@ -44,10 +44,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from _common import MEDIA, RESULTS_DIR, command_line, logger, parse_size, write_report
+from _common import (
+    MEDIA,
+    RESULTS_DIR,
+    command_line,
+    logger,
+    parse_size,
+    read_clip,
+    write_report,
+)
 from streamdet.cli.flags import add_detector_flags, settings_from_args
 from streamdet.detect.boxes import box_iou
 from streamdet.detect.detector import Detector
@@ -88,23 +95,6 @@ def synthetic_clip(size: tuple[int, int], frames: int, seed: int = 0) -> list[np
     for scene in scenes:
         noise = rng.normal(0.0, NOISE_SIGMA, scene.image.shape)
         out.append(np.clip(scene.image + noise, 0, 255).astype(np.uint8))
-    return out
-
-
-def read_clip(path: Path, size: tuple[int, int], frames: int) -> list[np.ndarray]:
-    """The first ``frames`` frames of a clip as BGR uint8 at ``size`` (area resampling)."""
-    capture = cv2.VideoCapture(str(path))
-    out: list[np.ndarray] = []
-    try:
-        while len(out) < frames:
-            ok, image = capture.read()
-            if not ok:
-                break
-            if image.shape[1::-1] != size:
-                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            out.append(np.ascontiguousarray(image))
-    finally:
-        capture.release()
     return out
 
 

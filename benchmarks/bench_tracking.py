@@ -42,9 +42,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import cv2
-
-from _common import MEDIA, RESULTS_DIR, command_line, logger, parse_size, write_report
+from _common import (
+    MEDIA,
+    RESULTS_DIR,
+    command_line,
+    logger,
+    parse_size,
+    read_clip,
+    write_report,
+)
 from streamdet.cli.flags import add_detector_flags, settings_from_args
 from streamdet.config.settings import TrackConfig
 from streamdet.detect.detector import Detector
@@ -134,14 +140,7 @@ def real_footage(media: Path, frames: int) -> dict[str, list]:
     none when ``frames`` is 0 or the folder is missing."""
     out: dict[str, list] = {}
     for name in REAL_CLIPS if frames else ():
-        capture = cv2.VideoCapture(str(media / name))
-        images = []
-        while len(images) < frames:
-            ok, image = capture.read()
-            if not ok:
-                break
-            images.append(image)
-        capture.release()
+        images = read_clip(media / name, None, frames)
         if images:
             out[name] = images
     if frames and not out:
