@@ -5,8 +5,10 @@ to the model's input, so a small object in a small window looks exactly like a l
 large one, and CLIP-style models judge "small" relative to what they see. The detector does know
 the frame, so it takes the size word out of the prompt, scores the rest ("a yellow square"), and
 keeps only the boxes whose size matches: the longer side of the box against the frame's shorter
-side, at most :data:`SMALL_MAX` for "small", at least :data:`LARGE_MIN` for "large". Prompts
-without a leading size word are scored as they are and keep every box.
+side, at most :data:`SMALL_MAX` for "small", at least :data:`LARGE_MIN` for "large". A turned
+object's box is longer than the object (up to 1.41x for a square), so "small" reaches a little
+past the size small objects are drawn at. Prompts without a leading size word are scored as they
+are and keep every box.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import numpy as np
 
 from streamdet.types import Detections
 
-#: Longest box side over the frame's shorter side: "small" boxes are at most this ...
-SMALL_MAX = 0.2
-#: ... and "large" ones at least this (they overlap a little: boxes are found to a few pixels).
+#: Longest box side over the frame's shorter side: "small" boxes are at most this ... An
+#: object's size is its extent before it turns (small: up to 0.15 of the frame's shorter side in
+#: both scene generators), and a square turned by 45 degrees has a box 1.41x as long: 0.21. At
+#: 0.2 those boxes were dropped (docs/benchmarks.md, "Size words").
+SMALL_MAX = 0.22
+#: ... and "large" ones at least this (they overlap: boxes are found to a few pixels).
 LARGE_MIN = 0.17
 
 #: Size words understood at the start of a prompt (after "a"/"an"/"the"), by the size they mean.

@@ -69,6 +69,20 @@ def test_keep_sized_keeps_boxes_of_the_named_size_only() -> None:
     )
 
 
+def test_a_turned_small_square_is_still_small() -> None:
+    """A small square (extent up to 0.15 of the frame's shorter side) turned by 45 degrees has a
+    box 1.41x as long; it stays "small", and a box as long as the smallest large object's is not
+    taken for a small one."""
+    short = 360
+    side = 0.15 * short * np.sqrt(2.0)  # 76 pixels: the turned square's box
+    turned = _dets([[100, 100, 100 + side, 100 + side]], [0])
+    assert len(keep_sized(turned, (SizedPrompt("a square", "small"),), (short, 640))) == 1
+    large = 0.24 * short  # a large object (0.22 or more) with its box found a little long
+    big = _dets([[100, 100, 100 + large, 100 + 0.5 * large]], [0])
+    assert len(keep_sized(big, (SizedPrompt("a square", "small"),), (short, 640))) == 0
+    assert len(keep_sized(big, (SizedPrompt("a square", "large"),), (short, 640))) == 1
+
+
 def test_keep_sized_on_no_detections() -> None:
     empty = Detections.empty()
     assert len(keep_sized(empty, (SizedPrompt("x", "small"),), (360, 640))) == 0
