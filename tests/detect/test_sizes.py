@@ -71,8 +71,8 @@ def test_keep_sized_keeps_boxes_of_the_named_size_only() -> None:
 
 def test_a_turned_small_square_is_still_small() -> None:
     """A small square (extent up to 0.15 of the frame's shorter side) turned by 45 degrees has a
-    box 1.41x as long; it stays "small", and a box as long as the smallest large object's is not
-    taken for a small one."""
+    box 1.41x as long; it stays "small", while a large object's box (0.22 of the side or more,
+    here found a little long) is not taken for a small one."""
     short = 360
     side = 0.15 * short * np.sqrt(2.0)  # 76 pixels: the turned square's box
     turned = _dets([[100, 100, 100 + side, 100 + side]], [0])
