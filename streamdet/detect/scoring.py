@@ -35,11 +35,22 @@ def prompt_vs_background(
 
     softmax over [l_k, l_b1, ..., l_bB], taken for each prompt k separately.
     """
+    log_odds = prompt_log_odds(image_emb, prompt_emb, background_emb, logit_scale)
+    return 1.0 / (1.0 + np.exp(-log_odds))  # = e^lk / (e^lk + sum_b e^lb)
+
+
+def prompt_log_odds(
+    image_emb: np.ndarray, prompt_emb: np.ndarray, background_emb: np.ndarray, logit_scale: float
+) -> np.ndarray:
+    """Per window and prompt, the log-odds whose sigmoid is ``prompt_vs_background``: (N, K).
+
+    Against the background prompts (``background_log_odds``); with none, the prompt's logit.
+    Unlike the probability it keeps rising where the probability is already near 1.
+    """
     lk = window_logits(image_emb, prompt_emb, logit_scale)  # (N, K)
     if len(background_emb) == 0:
-        return 1.0 / (1.0 + np.exp(-lk))
-    lb = window_logits(image_emb, background_emb, logit_scale)  # (N, B)
-    return 1.0 / (1.0 + np.exp(-background_log_odds(lk, lb)))  # = e^lk / (e^lk + sum_b e^lb)
+        return lk
+    return background_log_odds(lk, window_logits(image_emb, background_emb, logit_scale))
 
 
 def background_log_odds(lk: np.ndarray, lb: np.ndarray) -> np.ndarray:

@@ -38,11 +38,7 @@ from streamdet.config.settings import VerifyConfig
 from streamdet.detect.heatmaps import PromptState
 from streamdet.detect.model import LoadedModel
 from streamdet.detect.reuse import ReusePlan, WindowReuse
-from streamdet.detect.scoring import (
-    background_log_odds,
-    prompt_vs_background,
-    window_logits,
-)
+from streamdet.detect.scoring import prompt_log_odds, prompt_vs_background
 from streamdet.detect.verify import (
     box_views,
     drop_contained,
@@ -317,11 +313,11 @@ class Verifier:
         taken = ~np.isnan(tokens[:, 0, 0, 0])
         log_odds = np.full((n, g, g), np.nan, np.float32)
         if taken.any():
-            flat = tokens[taken].reshape(-1, d)
-            scale = self.model.logit_scale
-            own = window_logits(flat, state.embeddings, scale)
-            if len(state.background):
-                own = background_log_odds(own, window_logits(flat, state.background, scale))
-            own = own.reshape(-1, g, g, len(state.embeddings))
+            own = prompt_log_odds(
+                tokens[taken].reshape(-1, d),
+                state.embeddings,
+                state.background,
+                self.model.logit_scale,
+            ).reshape(-1, g, g, len(state.embeddings))
             log_odds[taken] = own[np.arange(len(own)), :, :, detections.class_id[taken]]
         return relative_maps(log_odds)
