@@ -3,7 +3,8 @@
 The detector's score for a prompt is p(prompt) = softmax over [prompt, background prompts] of the
 logits, so the losses are written on the log-odds of that score (:func:`log_odds`): a binary
 term per caption (:func:`streamdet_loss`, and per patch or token :func:`patch_loss` and
-:func:`soft_patch_loss`), multi-positive softmaxes, and a term on the hardest negatives. See
+:func:`soft_patch_loss`), multi-positive softmaxes, a term on the hardest negatives and one on the
+weakest positives (tried, off in the recipe). See
 :mod:`streamdet.synth.train` for how they are mixed.
 """
 
@@ -49,6 +50,7 @@ def streamdet_loss(
     softmax_weight: float,
     families: dict[str, torch.Tensor],
     hard_weight: float = 0.0,
+    weak_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss for (N, C + n_bg) logits (last n_bg columns: background prompts) and int8 labels.
 
@@ -56,6 +58,8 @@ def streamdet_loss(
     circle", ..., colour only, colour + kind); each adds a softmax over just that family. Without
     them the captions that name only a colour already carry all the softmax mass a crop needs, and
     kind never has to be learnt: text embeddings of "a circle" and "a star" stayed identical.
+    ``hard_weight`` and ``weak_weight`` weigh terms on the most confident wrong and the least
+    confident true pairs (about one per crop each).
     Returns the loss and its parts for logging.
     """
     cap_labels = labels[:, :-n_bg]
@@ -73,6 +77,15 @@ def streamdet_loss(
         hard = F.softplus(worst).mean()
         loss = loss + hard_weight * hard
         parts["hard"] = float(hard.detach())
+    pos = cap_labels == TRUE
+    if weak_weight > 0 and pos.any():
+        # The mirror image for recall: a verification crop decides on its one pooled score, so
+        # a true object is lost when its crop is among the least confident positives (cut by
+        # the frame's edge, partly covered, low in contrast): lift the weakest on their own.
+        weakest = torch.topk(-z[pos], min(len(logits), int(pos.sum()))).values
+        weak = F.softplus(weakest).mean()
+        loss = loss + weak_weight * weak
+        parts["weak"] = float(weak.detach())
     for name, cols in families.items():
         family = _multi_positive_ce(logits[:, cols], labels[:, cols])
         loss = loss + family

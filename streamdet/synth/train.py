@@ -85,6 +85,7 @@ class TrainConfig:
     threads: int = 1
     patch_weight: float = 0.0
     hard_weight: float = 0.0
+    weak_weight: float = 0.0
     frame_weight: float = 0.0
     frames: int = 2
     frame_head: str = "naclip"
@@ -254,7 +255,13 @@ def train(
         else:
             logits = logits_for(model, pixels, tokens)
         loss, parts = streamdet_loss(
-            logits, labels, n_bg, config.softmax_weight, families, config.hard_weight
+            logits,
+            labels,
+            n_bg,
+            config.softmax_weight,
+            families,
+            config.hard_weight,
+            config.weak_weight,
         )
         if batch.patches is not None:
             per_patch = torch.from_numpy(batch.patches.reshape(len(pixels), grid * grid, -1))
@@ -354,6 +361,12 @@ def main(argv: list[str] | None = None) -> int:
         help="weight of a term on the most confident wrong captions (about one per crop)",
     )
     parser.add_argument(
+        "--weak-weight",
+        type=float,
+        default=0.0,
+        help="weight of a term on the least confident true captions (about one per crop)",
+    )
+    parser.add_argument(
         "--frame-weight",
         type=float,
         default=0.0,
@@ -422,6 +435,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--record", type=Path, help="also write the training record (JSON) here")
     args = parser.parse_args(argv)
+    for option, weight in (
+        ("--hard-weight", args.hard_weight),
+        ("--weak-weight", args.weak_weight),
+    ):
+        if weight < 0:
+            parser.error(f"{option} is a loss weight: expected 0 or more, but got {weight}")
     if not 0.0 <= args.randomise <= 1.0:
         parser.error(f"--randomise is a share: expected 0..1, but got {args.randomise}")
     if not 0.0 <= args.verify_crops <= 1.0:
@@ -468,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         patch_weight=args.patch_weight,
         hard_weight=args.hard_weight,
+        weak_weight=args.weak_weight,
         frame_weight=args.frame_weight,
         frames=args.frames,
         frame_head=args.frame_head,

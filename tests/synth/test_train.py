@@ -135,6 +135,40 @@ def test_hard_negative_term_weighs_the_worst_wrong_caption() -> None:
     )
 
 
+def test_weak_positive_term_lifts_the_least_confident_true_caption() -> None:
+    from streamdet.synth.train import streamdet_loss
+
+    labels = torch.zeros(4, 5, dtype=torch.int8)  # 4 crops, 3 captions + 2 backgrounds
+    labels[:, 0] = 1  # caption 0 is true in every crop
+    sure = torch.zeros(4, 5)
+    sure[:, 0] = 5.0  # every true caption well above the backgrounds
+    sure[:, 1:3] = -5.0
+    one_weak = sure.clone()
+    one_weak[2, 0] = -5.0  # one true object the crop all but misses
+    args = (2, 0.5, {})
+    base_sure, _ = streamdet_loss(sure, labels, *args)
+    base_weak, _ = streamdet_loss(one_weak, labels, *args)
+    weak_sure, parts = streamdet_loss(sure, labels, *args, weak_weight=1.0)
+    weak_weak, _ = streamdet_loss(one_weak, labels, *args, weak_weight=1.0)
+    assert "weak" in parts and "weak" not in streamdet_loss(sure, labels, *args)[1]
+    # all 4 positives are the weakest 4 (one per crop): the term adds the missed one's
+    # softplus(-z) / 4, z = -5 - log(2) against the two backgrounds, less the sure one's
+    extra = float(weak_weak - weak_sure) - float(base_weak - base_sure)
+    softplus = torch.nn.functional.softplus
+    expected = float(softplus(torch.tensor(5 + np.log(2))) - softplus(torch.tensor(np.log(2) - 5)))
+    assert extra == pytest.approx(expected / 4, abs=0.02)
+
+
+@pytest.mark.parametrize("option", ["--hard-weight", "--weak-weight"])
+def test_train_rejects_a_negative_loss_weight(capsys, option) -> None:
+    from streamdet.synth.train import main as train_main
+
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--out", "/nonexistent/x", "--steps", "1", option, "-0.5"])
+    assert stop.value.code == 2
+    assert f"{option} is a loss weight" in capsys.readouterr().err
+
+
 def test_recipe_chains_eight_stages_the_last_from_an_average(tmp_path, capsys) -> None:
     from streamdet.synth.recipe import average_folder, averaged_sources, stage_commands
     from streamdet.synth.recipe import main as recipe_main
