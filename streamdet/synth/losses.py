@@ -43,6 +43,12 @@ def _binary(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return _mean_or_zero(F.softplus(-z[labels == TRUE])) + _mean_or_zero(F.softplus(z[labels == 0]))
 
 
+def _tail(z: torch.Tensor, k: int) -> torch.Tensor:
+    """The mean softplus of the ``k`` largest of ``z`` (all of them when fewer): the loss of the
+    worst-scored pairs alone, which a mean over every pair barely sees."""
+    return F.softplus(torch.topk(z, min(k, z.numel())).values).mean()
+
+
 def streamdet_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -73,8 +79,7 @@ def streamdet_loss(
         # The detector sees hundreds of windows per frame and prompt, so what makes false boxes
         # is the rare confident negative, which the mean above barely sees: push the worst
         # (about one per crop) down on their own.
-        worst = torch.topk(z[neg], min(len(logits), int(neg.sum()))).values
-        hard = F.softplus(worst).mean()
+        hard = _tail(z[neg], len(logits))
         loss = loss + hard_weight * hard
         parts["hard"] = float(hard.detach())
     pos = cap_labels == TRUE
@@ -82,8 +87,7 @@ def streamdet_loss(
         # The mirror image for recall: a verification crop decides on its one pooled score, so
         # a true object is lost when its crop is among the least confident positives (cut by
         # the frame's edge, partly covered, low in contrast): lift the weakest on their own.
-        weakest = torch.topk(-z[pos], min(len(logits), int(pos.sum()))).values
-        weak = F.softplus(weakest).mean()
+        weak = _tail(-z[pos], len(logits))
         loss = loss + weak_weight * weak
         parts["weak"] = float(weak.detach())
     for name, cols in families.items():
