@@ -82,6 +82,7 @@ def test_the_full_run_compares_these_settings():
         "dense-untrusted",
         "dense-trust0.3",
         "dense-trust-mean",
+        "dense-full-res",
         "dense-t0.3",
         "dense-t0.5",
         "dense-t0.6",

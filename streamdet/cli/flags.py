@@ -117,6 +117,15 @@ FLAGS: tuple[_Flag, ...] = (
         {"type": float, "help": "dense method: tokens this many times coarser (faster), e.g. 1.5"},
     ),
     _Flag(
+        "max_side",
+        {
+            "type": int,
+            "metavar": "PX",
+            "help": "dense method: a frame longer than PX pixels is seen as if resized to PX "
+            "(coarser tokens: what PX costs); boxes stay in its own pixels; 0 for off" + MODELS,
+        },
+    ),
+    _Flag(
         "zoom_scale",
         {
             "type": float,

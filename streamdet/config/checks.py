@@ -191,6 +191,7 @@ CHECKS: dict[str, Check] = {
     "zoom_scale": _non_negative,
     "zoom_level": fraction,
     "zoom_margin": _count,
+    "max_side": _count,
     "method": _choice(METHODS),
     "scoring": _choice(SCORINGS),
     "dense": _flag,

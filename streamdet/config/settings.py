@@ -58,7 +58,12 @@ class GridConfig:
     ``zoom_scale``: the ``dense`` method's second pass (``streamdet.detect.zoom``), with tokens
     of this scale, over the crops where the first pass's best prompt reaches ``zoom_level``,
     each grown by ``zoom_margin`` of its tokens of context; it runs only when finer than
-    ``token_scale`` (0: never)."""
+    ``token_scale`` (0: never).
+    ``max_side``: the ``dense`` method sees a frame whose longer side is over this many pixels
+    as if it were resized to it: its tokens (both passes') cover proportionally more pixels,
+    so its one pass costs what a frame of that size costs, and objects span the tokens they
+    would there (0: every frame at its own size). Boxes, heatmaps and verification crops stay
+    in the frame's own pixels (``onepass.token_px``)."""
 
     patch: int = 64
     window: int = 4
@@ -69,6 +74,7 @@ class GridConfig:
     zoom_scale: float = 0.0
     zoom_level: float = 0.3
     zoom_margin: int = 6
+    max_side: int = 0
 
     def __post_init__(self) -> None:
         # The geometry is checked here, whoever builds it; the resolver checks the same earlier,

@@ -122,7 +122,7 @@ class Detector:
         self._dense_grid_for = lru_cache(maxsize=8)(self._build_dense_grid)
         self._grid_for = lru_cache(maxsize=8)(self._build_grid)
         self._frame_grid_for = lru_cache(maxsize=8)(self._build_frame_grid)
-        self._zoom_px = self._zoom_token_px()
+        self._zoom_px_for = lru_cache(maxsize=8)(self._zoom_token_px)
         self._verifier = Verifier(self.model, cfg.verify)
         self._streams: dict[Hashable, _Stream] = {}  # by stream key; None: ``detect``'s
         templates = cfg.scoring.templates
@@ -248,7 +248,7 @@ class Detector:
         for job in jobs:
             self._heat(job, state)
         t3 = time.perf_counter()
-        if self._zoom_px:
+        if any(self._zoom_px_for(*j.frame.shape[:2]) for j in jobs):
             self._zoom(jobs, state)
         t3z = time.perf_counter()
         for job in jobs:
@@ -386,20 +386,21 @@ class Detector:
     def _build_frame_grid(self, height: int, width: int) -> FrameGrid:
         head = self.config.scoring.dense_head
         model_patch = self.model.frame_patch(head)
-        px = token_px(self.config.grid, self.model.image_size, model_patch)
+        px = token_px(self.config.grid, self.model.image_size, model_patch, max(height, width))
         return FrameGrid(height, width, px, model_patch)
 
-    def _zoom_token_px(self) -> int:
-        """Frame pixels per token of the dense method's second pass; 0 where it has none
-        (another method, no ``zoom_scale``, or tokens no finer than the first pass's)."""
+    def _zoom_token_px(self, height: int, width: int) -> int:
+        """Frame pixels per token of the dense method's second pass over frames of this size;
+        0 where it has none (another method, no ``zoom_scale``, or tokens no finer than the
+        first pass's)."""
         cfg = self.config
         if cfg.scoring.method != "dense" or not cfg.grid.zooms:
             return 0
         model_patch = self.model.frame_patch(cfg.scoring.dense_head)
-        coarse = token_px(cfg.grid, self.model.image_size, model_patch)
-        fine = token_px(
-            replace(cfg.grid, token_scale=cfg.grid.zoom_scale), self.model.image_size, model_patch
-        )
+        longer = max(height, width)
+        coarse = token_px(cfg.grid, self.model.image_size, model_patch, longer)
+        fine_grid = replace(cfg.grid, token_scale=cfg.grid.zoom_scale)
+        fine = token_px(fine_grid, self.model.image_size, model_patch, longer)
         return fine if fine < coarse else 0
 
     def _zoom(self, jobs: list[_Job], state: PromptState) -> None:
@@ -408,11 +409,14 @@ class Detector:
         again with finer tokens, one crop a run (each input shape, batch size included, is a
         session of its own, and on a CPU a batch gains nothing). A frame whose first pass was
         kept (temporal reuse) keeps its crops' tokens too while its crops stay the same."""
-        cfg, model, fine_px = self.config, self.model, self._zoom_px
+        cfg, model = self.config, self.model
         head, patch = cfg.scoring.dense_head, model.frame_patch(cfg.scoring.dense_head)
         planned: list[tuple[_Job, tuple[ZoomRegion, ...], list[np.ndarray | None]]] = []
         for job in jobs:
             h, w = job.frame.shape[:2]
+            fine_px = self._zoom_px_for(h, w)
+            if not fine_px:  # this frame's first pass is no coarser than the second's
+                continue
             job.heatmaps = resample(job.heatmaps, job.patch, fine_px, fine_shape((h, w), fine_px))
             job.patch = fine_px
             regions = plan_regions(job.heatmaps, cfg.grid.zoom_level, cfg.grid.zoom_margin)

@@ -23,11 +23,22 @@ import numpy as np
 from streamdet.config import GridConfig
 
 
-def token_px(grid: GridConfig, image_size: int, model_patch: int) -> int:
+def token_px(grid: GridConfig, image_size: int, model_patch: int, longer: int = 0) -> int:
     """Frame pixels per token: what a token covers in the windows method's main window
     (``patch * window`` frame pixels seen as ``image_size`` model pixels), times
-    ``grid.token_scale``."""
-    return max(1, round(grid.token_scale * grid.patch * grid.window * model_patch / image_size))
+    ``grid.token_scale``, times ``longer / grid.max_side`` for a frame whose longer side
+    (``longer``) is over ``max_side`` (0: no limit).
+
+    Coarser tokens over a larger frame are that frame resized to ``max_side`` and seen at the
+    token size: the tower's input is the same size (``FrameGrid.pixels`` resizes each token's
+    pixels to one model patch), but every box and heatmap cell stays in the frame's own pixels.
+    Why: the one pass's cost grows with the frame's area, and with the built-in model a frame
+    at 16-pixel tokens past 640x360, whose objects span more tokens than any it was trained or
+    tuned on, lost AP50 and drew more false boxes (docs/benchmarks.md, "Other frame sizes")."""
+    scale = grid.token_scale
+    if grid.max_side and longer > grid.max_side:
+        scale *= longer / grid.max_side
+    return max(1, round(scale * grid.patch * grid.window * model_patch / image_size))
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,10 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         # the best crop): less trust at a lower floor, and the mean of the crops
         s("dense-trust0.3", **at, method="dense", verify_trust=0.3, verify_floor=0.5),
         s("dense-trust-mean", **at, method="dense", verify_combine="mean"),
+        # every frame at its own size (``max_side`` 0): 16-pixel tokens over a 1280x720 frame,
+        # as before the built-in model saw frames longer than 640 pixels as if resized to 640;
+        # the same as the default at 640x360 (``--frame-size`` runs tell them apart)
+        s("dense-full-res", **at, method="dense", max_side=0),
         s("dense-t0.3", **at, method="dense", threshold=0.3),
         s("dense-t0.5", **at, method="dense", threshold=0.5),
         s("dense-t0.6", **at, method="dense", threshold=0.6),

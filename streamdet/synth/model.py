@@ -118,6 +118,12 @@ def to_pixels(images: np.ndarray) -> torch.Tensor:
 #:   seeds 1-4 (every candidate's peak and crops replayed under each rule, at the false boxes
 #:   the rule before allowed): AP50 0.882 -> 0.897, 0.033 false boxes a frame both; before it,
 #:   the mean of two crops held every box to 0.2 (docs/benchmarks.md, "Trusting sure boxes");
+#: * frames longer than 640 pixels seen as if resized to 640 (``max_side``: their tokens grow
+#:   with them, 32 pixels at 1280x720), since every other choice was made at 640x360 and its
+#:   16-pixel tokens over a larger frame did worse: on the training generator's tuning seeds
+#:   1-4 at 1280x720 AP50 0.914 and 0.059 false boxes a frame at 16-pixel tokens, 0.929 and
+#:   0.031 at 32-pixel ones (the held-out seeds 0.826 and 0.824, a tie); at 1920x1080 0.876
+#:   and 0.050 against 0.926 and 0.029 (docs/benchmarks.md, "Other frame sizes");
 #: * for tracking, boxes from 0.4 start and continue tracks (``track_high``; the built-in 0.5
 #:   suited the best single crop's confidences, the mean of two runs lower: bench_tracking's
 #:   clips, IDF1 0.824 at 0.5, 0.883 at 0.4 and 0.882 at 0.3, one crop 0.877 at 0.5; with the
@@ -165,6 +171,7 @@ DETECTOR_DEFAULTS: dict[str, object] = {
     "threshold": 0.5,
     "peak_ratio": 0.7,
     "overhang": True,
+    "max_side": 640,
     "refine": True,
     "verify": True,
     "verify_floor": 0.7,
