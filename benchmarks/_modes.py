@@ -110,6 +110,10 @@ MODES: Mapping[str, Mode] = MappingProxyType(
                 verify_floor=0.2,
                 verify_combine="mean",
             ),
+            # every frame at its own size (max_side 0): 16-pixel tokens over a 1280x720 frame, as
+            # before the built-in model saw frames longer than 640 pixels at 640 (the same as
+            # the default at 640x360: run with --size 1280x720)
+            _mode("dense+reuse+full-res", method="dense", reuse=True, max_side=0),
             # the default with touching objects' regions never cut (split 0, the default before)
             _mode("dense+reuse+unsplit", method="dense", reuse=True, split=0),
             # the default verifying up to 32 boxes a frame (the default is 16)
