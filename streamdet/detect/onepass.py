@@ -32,9 +32,11 @@ def token_px(grid: GridConfig, image_size: int, model_patch: int, longer: int = 
     Coarser tokens over a larger frame are that frame resized to ``max_side`` and seen at the
     token size: the tower's input is the same size (``FrameGrid.pixels`` resizes each token's
     pixels to one model patch), but every box and heatmap cell stays in the frame's own pixels.
-    Why: the one pass's cost grows with the frame's area, and with the built-in model a frame
-    at 16-pixel tokens past 640x360, whose objects span more tokens than any it was trained or
-    tuned on, lost AP50 and drew more false boxes (docs/benchmarks.md, "Other frame sizes")."""
+    Why: the one pass's cost grows with the frame's area (attention with it squared), and with
+    the built-in model frames past 640x360 at 16-pixel tokens, whose objects span more tokens
+    than any it was trained or tuned on, did no better: the training generator's lost AP50 and
+    drew more false boxes, the held-out one's tied at 1280x720 and lost at 1920x1080
+    (docs/benchmarks.md, "Other frame sizes")."""
     scale = grid.token_scale
     if grid.max_side and longer > grid.max_side:
         scale *= longer / grid.max_side
