@@ -106,12 +106,15 @@ class Batch:
 
     ``patches`` (N, g, g, C) int8, when asked for: per patch of a g x g grid over each crop, whether
     an object a caption describes covers it (sized captions IGNORE: size is not a patch's).
+    ``cover`` (N, g, g, C) float32, when soft targets are asked for: the share of each patch the
+    caption's objects cover (NaN: ignored; :func:`cover_cells`).
     """
 
     images: np.ndarray
     labels: np.ndarray
     background: np.ndarray
     patches: np.ndarray | None = None
+    cover: np.ndarray | None = None
 
 
 def _doubtful(table: CaptionTable, doubt: np.ndarray | None, n: int) -> np.ndarray:
@@ -167,6 +170,23 @@ def cell_cover(
     return np.minimum(cover, 1.0)
 
 
+def _sure_and_possible(
+    table: CaptionTable,
+    attrs: np.ndarray,
+    owner: np.ndarray,
+    shape: tuple[int, int],
+    doubt: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two (rows, cols, C) :func:`cell_cover` maps of a ``shape`` grid: the share sure matches of
+    each caption cover, and the share possible ones do (doubtful shades too; the same array
+    without ``doubt``)."""
+    rows, cols = shape
+    sure = cell_cover(table, attrs, owner, rows, cols, _caption_matches(table, attrs, doubt))
+    if doubt is None:
+        return sure, sure
+    return sure, cell_cover(table, attrs, owner, rows, cols, _possible_matches(table, attrs, doubt))
+
+
 def label_cells(
     table: CaptionTable,
     attrs: np.ndarray,
@@ -185,18 +205,32 @@ def label_cells(
     (objects' doubtful colours, randomised scenes) a caption is TRUE only where sure matches
     cover the cell and FALSE only where possible ones do not.
     """
-    cover = cell_cover(table, attrs, owner, rows, cols, _caption_matches(table, attrs, doubt))
-    if doubt is None:
-        possible = cover
-    else:
-        possible = cell_cover(
-            table, attrs, owner, rows, cols, _possible_matches(table, attrs, doubt)
-        )
+    cover, possible = _sure_and_possible(table, attrs, owner, (rows, cols), doubt)
     labels = np.full(cover.shape, IGNORE, dtype=np.int8)
     unsized = table.size < 0
     labels[(cover >= PATCH_SHOWN) & unsized] = TRUE
     labels[(possible <= PATCH_ABSENT) & unsized] = FALSE
     return labels
+
+
+def cover_cells(
+    table: CaptionTable,
+    attrs: np.ndarray,
+    owner: np.ndarray,
+    rows: int,
+    cols: int,
+    doubt: np.ndarray | None = None,
+) -> np.ndarray:
+    """(rows, cols, C) soft targets for a grid of cells over an ``owner`` map: the share of each
+    cell that objects surely matching each caption cover (:func:`cell_cover`), NaN (ignored)
+    for sized captions (size is not a cell's) and where objects of a doubtful colour
+    (``doubt``, randomised scenes) cover more than ``PATCH_ABSENT`` beyond the sure ones: such a
+    cell's share is unknowable, as its hard label is (:func:`label_cells`)."""
+    cover, possible = _sure_and_possible(table, attrs, owner, (rows, cols), doubt)
+    cover = cover.copy()  # ``possible`` may be the same array
+    cover[possible - cover > PATCH_ABSENT] = np.nan
+    cover[..., table.size >= 0] = np.nan
+    return cover
 
 
 def label_patches(
@@ -304,6 +338,7 @@ def make_batch(
     pad_views: bool = False,
     positive_visible: float = POSITIVE_VISIBLE,
     variety: Variety = PLAIN,
+    soft_patches: bool = False,
 ) -> Batch:
     """``n_crops`` labelled crops from fresh random scenes, ``crops_per_scene`` from each.
 
@@ -325,6 +360,8 @@ def make_batch(
     to count as shown (:data:`POSITIVE_VISIBLE`; the quality benchmarks require objects half in
     the frame, so a view of one cut at half its size should say it is there); ``variety`` what
     else the randomised scenes draw (:class:`~streamdet.synth.randomise.Variety`).
+    ``soft_patches`` (with ``patch_grid``) adds each patch's cover per caption (:func:`cover_cells`,
+    the soft targets of ``--patch-soft``); it draws no random number.
     """
     colours, kinds = list(COLOURS), list(KINDS)
     images = np.empty((n_crops, image_size, image_size, 3), dtype=np.uint8)
@@ -333,6 +370,11 @@ def make_batch(
     patches = (
         np.empty((n_crops, patch_grid, patch_grid, len(table.texts)), dtype=np.int8)
         if patch_grid > 0
+        else None
+    )
+    cover = (
+        np.empty((n_crops, patch_grid, patch_grid, len(table.texts)), dtype=np.float32)
+        if patch_grid > 0 and soft_patches
         else None
     )
     i = 0
@@ -380,8 +422,12 @@ def make_batch(
             if patches is not None:
                 owner = cut(scene.owner, (x, y, side), -1)  # type: ignore[arg-type]
                 patches[i] = label_patches(table, attrs.reshape(-1, 2), owner, patch_grid, doubt)
+                if cover is not None:
+                    cover[i] = cover_cells(
+                        table, attrs.reshape(-1, 2), owner, patch_grid, patch_grid, doubt
+                    )
             i += 1
-    return Batch(images=images, labels=labels, background=background, patches=patches)
+    return Batch(images=images, labels=labels, background=background, patches=patches, cover=cover)
 
 
 @dataclass(frozen=True)
@@ -429,6 +475,7 @@ __all__ = [
     "SingleObjectSet",
     "caption_set",
     "cell_cover",
+    "cover_cells",
     "label_cells",
     "label_crop",
     "label_patches",

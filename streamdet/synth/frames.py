@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from streamdet.clip.frame_tower import dense_last_layer
 from streamdet.detect.onepass import FrameGrid
-from streamdet.synth.data import CaptionTable, cell_cover, label_cells
+from streamdet.synth.data import CaptionTable, cover_cells, label_cells
 from streamdet.synth.model import CLIP_MEAN, CLIP_STD
 from streamdet.synth.randomise import PLAIN, Variety, varied_scene
 from streamdet.synth.scenes import COLOURS, KINDS, Query, Scene, random_scene
@@ -110,10 +110,13 @@ def label_frame(
     return label_cells(table, attrs, owner, grid.rows, grid.cols, doubt)
 
 
-def frame_cover(table: CaptionTable, scene: Scene, grid: FrameGrid) -> np.ndarray:
-    """(rows, cols, C) share of each token covered by objects each caption describes."""
+def frame_cover(
+    table: CaptionTable, scene: Scene, grid: FrameGrid, doubt: np.ndarray | None = None
+) -> np.ndarray:
+    """(rows, cols, C) share of each token covered by objects each caption describes (NaN where
+    unknowable: sized captions, doubtful colours; ``streamdet.synth.data.cover_cells``)."""
     owner, attrs = _owner_and_attrs(scene, grid)
-    return cell_cover(table, attrs, owner, grid.rows, grid.cols)
+    return cover_cells(table, attrs, owner, grid.rows, grid.cols, doubt)
 
 
 def make_frame_batch(
@@ -131,10 +134,8 @@ def make_frame_batch(
     """``n_frames`` fresh scenes of one size (``frame_size`` (width, height), else
     :data:`FRAME_SIZE` or, with probability :data:`OTHER_SIZE_SHARE`, a random one) as frame-tower
     input with token labels (and, with ``soft``, each token's cover per caption). A share
-    ``randomise`` of them are domain-randomised (:func:`streamdet.synth.randomise.varied_scene`;
-    not with ``soft``, whose covers know no doubtful colours), ``variety`` as there."""
-    if soft and randomise > 0:
-        raise ValueError("soft frame targets cannot be combined with randomised frames")
+    ``randomise`` of them are domain-randomised (:func:`streamdet.synth.randomise.varied_scene`),
+    ``variety`` as there."""
     if frame_size is None:
         frame_size = FRAME_SIZE
         if rng.random() < OTHER_SIZE_SHARE:
@@ -153,7 +154,7 @@ def make_frame_batch(
         pixels.append(grid.pixels(scene.image, fill))
         labels.append(label_frame(table, scene, grid, doubt))
         if soft:
-            cover.append(frame_cover(table, scene, grid))
+            cover.append(frame_cover(table, scene, grid, doubt))
     return FrameBatch(
         pixels=np.stack(pixels),
         labels=np.stack(labels),

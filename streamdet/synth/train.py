@@ -88,6 +88,7 @@ class TrainConfig:
     frames: int = 2
     frame_head: str = "naclip"
     frame_soft: bool = False
+    patch_soft: bool = False
     randomise: float = 0.0
     verify_crops: float = 0.0
     pad_views: bool = False
@@ -136,9 +137,8 @@ def _frame_loss(
     logits = frame_token_logits(model, batch.pixels, txt, scale, config.frame_head)
     n, c = len(batch.pixels), batch.labels.shape[-1]
     if batch.cover is not None:
-        cover = batch.cover.copy()
-        cover[..., table.size >= 0] = np.nan  # size is not a token's
-        return soft_patch_loss(logits, torch.from_numpy(cover.reshape(n, -1, c)), n_bg)
+        cover = torch.from_numpy(batch.cover.reshape(n, -1, c))  # NaN: sized, doubtful
+        return soft_patch_loss(logits, cover, n_bg)
     return patch_loss(logits, torch.from_numpy(batch.labels.reshape(n, -1, c)), n_bg)
 
 
@@ -244,6 +244,7 @@ def train(
             pad_views=config.pad_views,
             positive_visible=config.positive_visible,
             variety=config.variety,
+            soft_patches=config.patch_soft,
         )
         labels = _labels_with_background(batch.labels, batch.background, n_bg)
         pixels = to_pixels(batch.images)
@@ -262,8 +263,12 @@ def train(
             config.weak_weight,
         )
         if batch.patches is not None:
-            per_patch = torch.from_numpy(batch.patches.reshape(len(pixels), grid * grid, -1))
-            patches = patch_loss(patch_logits, per_patch, n_bg)
+            if batch.cover is not None:
+                cover = torch.from_numpy(batch.cover.reshape(len(pixels), grid * grid, -1))
+                patches = soft_patch_loss(patch_logits, cover, n_bg)
+            else:
+                per_patch = torch.from_numpy(batch.patches.reshape(len(pixels), grid * grid, -1))
+                patches = patch_loss(patch_logits, per_patch, n_bg)
             loss = loss + config.patch_weight * patches
             parts["patch"] = float(patches.detach())
         if config.frame_weight > 0:

@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="weight of the per-token loss on whole frames run in one pass (the dense method)",
     )
+    parser.add_argument(
+        "--patch-soft",
+        action="store_true",
+        help="crop patches learn the share of them each caption's objects cover (soft targets)",
+    )
     parser.add_argument("--frames", type=int, default=2, help="whole frames per step")
     parser.add_argument(
         "--frame-soft",
@@ -164,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     for option, given in on_randomised.items():
         if given and args.randomise == 0:
             parser.error(f"{option} needs --randomise above 0 (it acts on randomised scenes)")
-    if args.randomise > 0 and args.frame_soft:
-        parser.error("--randomise cannot be combined with --frame-soft")
+    if args.patch_soft and args.patch_weight == 0:
+        parser.error("--patch-soft needs --patch-weight above 0 (soft targets of the patch loss)")
+    if args.frame_soft and args.frame_weight == 0:
+        parser.error("--frame-soft needs --frame-weight above 0 (soft targets of the frame loss)")
     if args.init is not None:
         arch = architecture_of(CLIPConfig.from_pretrained(args.init))
     else:
@@ -194,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         frames=args.frames,
         frame_head=args.frame_head,
         frame_soft=args.frame_soft,
+        patch_soft=args.patch_soft,
         randomise=args.randomise,
         verify_crops=args.verify_crops,
         pad_views=args.pad_views,

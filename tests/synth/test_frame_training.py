@@ -133,7 +133,10 @@ def test_soft_token_loss_wants_an_edge_tokens_score_to_be_its_cover() -> None:
 def test_frame_batch_cover_is_the_share_of_each_token() -> None:
     batch = make_frame_batch(np.random.default_rng(2), TABLE, 2, frame_size=(200, 90), soft=True)
     assert batch.cover is not None and batch.cover.shape == batch.labels.shape
-    assert (batch.cover >= 0).all() and (batch.cover <= 1).all()
+    sized = TABLE.size >= 0  # size is not a token's: ignored (NaN), as its hard label is
+    assert np.isnan(batch.cover[..., sized]).all() and not np.isnan(batch.cover[..., ~sized]).any()
+    known = batch.cover[..., ~sized]
+    assert (known >= 0).all() and (known <= 1).all()
     assert (batch.cover[batch.labels == TRUE] >= 0.5).all()
     assert (batch.cover[batch.labels == FALSE] <= 0.1).all()
     assert make_frame_batch(np.random.default_rng(2), TABLE, 1, frame_size=(200, 90)).cover is None

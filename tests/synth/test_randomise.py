@@ -228,8 +228,45 @@ def test_randomised_frames_carry_labels() -> None:
         np.random.default_rng(2), table, 2, frame_size=(320, 192), randomise=1.0
     )
     assert batch.pixels.shape[0] == 2 and (batch.labels == TRUE).any()
-    with pytest.raises(ValueError, match="soft"):
-        make_frame_batch(np.random.default_rng(2), table, 1, soft=True, randomise=0.5)
+
+
+def test_randomised_scenes_soft_targets_ignore_what_hard_labels_ignore() -> None:
+    # soft targets (``--patch-soft``, ``--frame-soft``) on randomised scenes: a doubtful colour's
+    # captions and sized captions are NaN (ignored), never a guessed share; every hard TRUE is a
+    # cover of at least one half, every hard FALSE one of at most a tenth
+    pytest.importorskip("torch")
+    from streamdet.synth.frames import make_frame_batch
+
+    table = CaptionTable.build(caption_set())
+    sized = table.size >= 0
+    crops = make_batch(
+        np.random.default_rng(3), table, 48, patch_grid=8, randomise=1.0, soft_patches=True
+    )
+    frames = make_frame_batch(
+        np.random.default_rng(3), table, 2, frame_size=(320, 192), soft=True, randomise=1.0
+    )
+    for labels, cover in ((crops.patches, crops.cover), (frames.labels, frames.cover)):
+        assert cover is not None and cover.shape == labels.shape
+        assert np.isnan(cover[..., sized]).all() and not np.isnan(cover[..., ~sized]).all()
+        known = ~np.isnan(cover)
+        assert ((cover[known] >= 0) & (cover[known] <= 1)).all()
+        assert (cover[labels == TRUE] >= 0.5).all() and (cover[labels == FALSE] <= 0.1).all()
+        edge = known & (cover > 0.1) & (cover < 0.9)
+        assert edge.any()  # the edge tokens the soft targets are for
+    # a caption's cell ignored by its hard label for a doubtful shade is ignored by the soft one
+    doubtful = (crops.patches == IGNORE) & ~sized & np.isnan(crops.cover)
+    assert doubtful.any()
+
+
+def test_soft_patches_draw_no_random_number() -> None:
+    # the same seed gives the same crops and hard labels with soft targets or without
+    table = CaptionTable.build(caption_set())
+    hard = make_batch(np.random.default_rng(4), table, 24, patch_grid=8, randomise=1.0)
+    soft = make_batch(
+        np.random.default_rng(4), table, 24, patch_grid=8, randomise=1.0, soft_patches=True
+    )
+    assert hard.cover is None and soft.cover is not None
+    assert np.array_equal(hard.images, soft.images) and np.array_equal(hard.patches, soft.patches)
 
 
 def test_train_rejects_a_randomise_share_outside_0_to_1(capsys) -> None:

@@ -112,6 +112,32 @@ def test_fine_tune_from_a_saved_model(tmp_path) -> None:
     assert (out / "tokenizer.json").is_file()
 
 
+def test_soft_targets_train_on_randomised_crops_and_frames(tmp_path) -> None:
+    if not (MODEL_DIR / "model.safetensors").is_file():
+        pytest.skip("no trained model in streamdet/models/scenes-clip")
+    record = tmp_path / "record.json"
+    argv = ["--out", str(tmp_path / "soft"), "--init", str(MODEL_DIR), "--steps", "1"]
+    argv += ["--batch", "8", "--patch-weight", "1", "--patch-soft", "--easy-until", "0"]
+    argv += ["--frame-weight", "1", "--frames", "1", "--frame-soft", "--randomise", "1"]
+    argv += ["--checkpoint-minutes", "0", "--record", str(record)]
+    assert main(argv) == 0
+    run = json.loads(record.read_text())
+    assert run["config"]["patch_soft"] and run["config"]["frame_soft"]
+    first = run["history"][0]
+    assert np.isfinite(first["patch"]) and first["patch"] > 0  # NaN covers are left out
+    assert np.isfinite(first["frame"]) and first["frame"] > 0
+
+
+@pytest.mark.parametrize(
+    ("option", "needs"), [("--patch-soft", "--patch-weight"), ("--frame-soft", "--frame-weight")]
+)
+def test_soft_targets_need_their_loss(capsys, option, needs) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", "/nonexistent/x", "--steps", "1", option])
+    assert stop.value.code == 2
+    assert f"{option} needs {needs} above 0" in capsys.readouterr().err
+
+
 def test_hard_negative_term_weighs_the_worst_wrong_caption() -> None:
     from streamdet.synth.train import streamdet_loss
 
