@@ -135,11 +135,19 @@ def _frame_loss(
     )
     txt, scale = texts_and_scale(model, tokens)
     logits = frame_token_logits(model, batch.pixels, txt, scale, config.frame_head)
-    n, c = len(batch.pixels), batch.labels.shape[-1]
-    if batch.cover is not None:
-        cover = torch.from_numpy(batch.cover.reshape(n, -1, c))  # NaN: sized, doubtful
-        return soft_patch_loss(logits, cover, n_bg)
-    return patch_loss(logits, torch.from_numpy(batch.labels.reshape(n, -1, c)), n_bg)
+    return _token_loss(logits, batch.labels, batch.cover, n_bg)
+
+
+def _token_loss(
+    logits: torch.Tensor, labels: np.ndarray, cover: np.ndarray | None, n_bg: int
+) -> torch.Tensor:
+    """The per-token loss of crops' patches or frames' tokens, (N, P, C + n_bg) ``logits``
+    against (N, ..., C) hard ``labels``, or soft targets where ``cover`` is given (NaN: sized
+    captions and doubtful shades, ignored; ``--patch-soft``, ``--frame-soft``)."""
+    n, c = len(labels), labels.shape[-1]
+    if cover is not None:
+        return soft_patch_loss(logits, torch.from_numpy(cover.reshape(n, -1, c)), n_bg)
+    return patch_loss(logits, torch.from_numpy(labels.reshape(n, -1, c)), n_bg)
 
 
 def _first_of_colour(table: CaptionTable) -> np.ndarray:
@@ -263,12 +271,7 @@ def train(
             config.weak_weight,
         )
         if batch.patches is not None:
-            if batch.cover is not None:
-                cover = torch.from_numpy(batch.cover.reshape(len(pixels), grid * grid, -1))
-                patches = soft_patch_loss(patch_logits, cover, n_bg)
-            else:
-                per_patch = torch.from_numpy(batch.patches.reshape(len(pixels), grid * grid, -1))
-                patches = patch_loss(patch_logits, per_patch, n_bg)
+            patches = _token_loss(patch_logits, batch.patches, batch.cover, n_bg)
             loss = loss + config.patch_weight * patches
             parts["patch"] = float(patches.detach())
         if config.frame_weight > 0:
