@@ -52,10 +52,11 @@ def calibrate_threshold(
     model: CLIPModel, tokens: dict[str, torch.Tensor], table: CaptionTable, seed: int
 ) -> dict[str, float]:
     """Pick the p(prompt) threshold with the best F1 over (crop, caption) pairs of fresh window-like
-    crops (sized captions left out), and report how the scores separate."""
+    crops at the model's input size (sized captions left out), and report how the scores
+    separate."""
     model.eval()
     rng = np.random.default_rng(seed)
-    batch = make_batch(rng, table, 2048)
+    batch = make_batch(rng, table, 2048, image_size=model.config.vision_config.image_size)
     logits = torch.cat(
         [
             logits_for(model, to_pixels(batch.images[i : i + 256]), tokens)

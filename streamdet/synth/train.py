@@ -204,8 +204,10 @@ def train(
             np.flatnonzero((table.colour >= 0) & (table.kind >= 0) & (table.size < 0))
         ),
     }
-    val = single_object_crops(np.random.default_rng(config.seed + 1000), 352)
     vision_config = model.config.vision_config
+    val = single_object_crops(
+        np.random.default_rng(config.seed + 1000), 352, image_size=vision_config.image_size
+    )
     grid = vision_config.image_size // vision_config.patch_size
 
     decay, no_decay = [], []
@@ -245,6 +247,7 @@ def train(
             rng,
             table,
             config.batch,
+            image_size=vision_config.image_size,
             easy_fraction=_easy_fraction(config, progress),
             patch_grid=grid if config.patch_weight > 0 else 0,
             randomise=config.randomise,

@@ -276,6 +276,29 @@ def test_recipe_chains_eight_stages_the_last_from_an_average(tmp_path, capsys) -
     assert not out.exists() and not (tmp_path / "model.stage1").exists()
 
 
+def test_fine_tune_draws_crops_at_the_models_own_size(tmp_path, tiny_arch) -> None:
+    """A model of another input size (32 px here, not the built-in 64) trains on crops of its
+    own size, patch labels on its own token grid, and is validated at that size."""
+    from streamdet.synth.model import save_model
+
+    if not (MODEL_DIR / "tokenizer.json").is_file():
+        pytest.skip("no tokenizer in streamdet/models/scenes-clip")
+    start = tmp_path / "small"
+    save_model(
+        build_model(tiny_arch), start, tokenizer_source=MODEL_DIR, arch=tiny_arch, threshold=None
+    )
+    out, record = tmp_path / "tuned", tmp_path / "record.json"
+    argv = ["--out", str(out), "--init", str(start), "--steps", "1", "--batch", "4"]
+    argv += ["--patch-weight", "1", "--easy-until", "0", "--frame-weight", "1", "--frames", "1"]
+    assert main([*argv, "--checkpoint-minutes", "0", "--record", str(record)]) == 0
+    run = json.loads(record.read_text())
+    assert run["config"]["arch"]["image_size"] == 32
+    assert run["history"][0]["patch"] > 0 and np.isfinite(run["history"][0]["loss"])
+    assert 0.0 < run["calibration"]["threshold"] < 1.0  # calibrated on 32 px crops too
+    config = json.loads((out / "config.json").read_text())
+    assert config["vision_config"]["image_size"] == 32
+
+
 def test_average_writes_the_mean_of_the_weights(tmp_path, tiny_arch) -> None:
     from safetensors.torch import load_file
 
@@ -285,9 +308,7 @@ def test_average_writes_the_mean_of_the_weights(tmp_path, tiny_arch) -> None:
 
     if not (MODEL_DIR / "tokenizer.json").is_file():
         pytest.skip("no tokenizer in streamdet/models/scenes-clip")
-    from dataclasses import replace
-
-    arch = replace(tiny_arch, image_size=64)  # the crops the threshold is calibrated on
+    arch = tiny_arch  # 32 px: the threshold is calibrated on crops of the model's own size
     folders = []
     for seed in (0, 1):
         torch.manual_seed(seed)
