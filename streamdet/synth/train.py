@@ -58,6 +58,7 @@ from streamdet.synth.model import (
     Architecture,
     build_model,
     count_parameters,
+    resized_input,
     save_model,
     to_pixels,
     zero_shot_accuracy,
@@ -185,6 +186,8 @@ def train(
     rng = np.random.default_rng(config.seed)
     if config.init is not None:  # fine-tune a saved model (its own architecture)
         model = CLIPModel.from_pretrained(config.init, dtype=torch.float32)
+        if model.config.vision_config.image_size != config.arch.image_size:
+            model = resized_input(model, config.arch.image_size)  # --image-size
     else:
         model = build_model(config.arch)
     model.train()

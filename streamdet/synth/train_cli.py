@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from transformers import CLIPConfig
@@ -36,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup-steps", type=int, default=100)
     parser.add_argument("--softmax-weight", type=float, default=0.5)
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="input (and verification view) size in pixels; with --init the model's position "
+        "embeddings are resized to it (default: --init's, or 64)",
+    )
     parser.add_argument("--vision-width", type=int, default=128)
     parser.add_argument("--vision-layers", type=int, default=4)
     parser.add_argument("--text-width", type=int, default=48)
@@ -184,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
             text_layers=args.text_layers,
             text_heads=max(1, args.text_width // 16),
         )
+    if args.image_size is not None:
+        if args.image_size < 2 * arch.patch_size or args.image_size % arch.patch_size:
+            parser.error(
+                f"--image-size {args.image_size}: give a multiple of the model's patch size "
+                f"({arch.patch_size}) of at least {2 * arch.patch_size}"
+            )
+        arch = replace(arch, image_size=args.image_size)
     tokenizer = args.tokenizer or (args.init if args.init is not None else DEFAULT_TOKENIZER)
     config = TrainConfig(
         seed=args.seed,

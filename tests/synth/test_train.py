@@ -299,6 +299,44 @@ def test_fine_tune_draws_crops_at_the_models_own_size(tmp_path, tiny_arch) -> No
     assert config["vision_config"]["image_size"] == 32
 
 
+def test_image_size_resizes_a_saved_models_positions_and_trains_at_it(tmp_path, tiny_arch) -> None:
+    """``--image-size`` with ``--init``: the 32 px model's 4 x 4 position grid becomes 6 x 6
+    (the class token's row kept), and it trains and is saved at 48 px."""
+    from transformers import CLIPModel
+
+    from streamdet.synth.model import resized_input, save_model
+
+    if not (MODEL_DIR / "tokenizer.json").is_file():
+        pytest.skip("no tokenizer in streamdet/models/scenes-clip")
+    model = build_model(tiny_arch)
+    grown = resized_input(model, 48)
+    old = model.vision_model.embeddings.position_embedding.weight.detach()
+    new = grown.vision_model.embeddings.position_embedding.weight.detach()
+    assert old.shape[0] == 1 + 16 and new.shape[0] == 1 + 36
+    assert torch.equal(new[0], old[0])
+    assert torch.allclose(new[1:].mean(0), old[1:].mean(0), atol=0.05)  # resized, not re-drawn
+    pixels = torch.rand(2, 3, 48, 48)
+    assert grown.get_image_features(pixel_values=pixels) is not None
+    start = tmp_path / "small"
+    save_model(model, start, tokenizer_source=MODEL_DIR, arch=tiny_arch, threshold=None)
+    out, record = tmp_path / "grown", tmp_path / "record.json"
+    argv = ["--out", str(out), "--init", str(start), "--image-size", "48", "--steps", "1"]
+    argv += ["--batch", "4", "--patch-weight", "1", "--easy-until", "0", "--frame-weight", "0"]
+    assert main([*argv, "--checkpoint-minutes", "0", "--record", str(record)]) == 0
+    assert json.loads(record.read_text())["config"]["arch"]["image_size"] == 48
+    saved = CLIPModel.from_pretrained(out)
+    assert saved.config.vision_config.image_size == 48
+    assert saved.vision_model.embeddings.position_embedding.weight.shape[0] == 1 + 36
+
+
+@pytest.mark.parametrize("size", ["50", "8"])
+def test_image_size_must_fit_the_patch_grid(capsys, size) -> None:
+    with pytest.raises(SystemExit):
+        main(["--out", "x", "--steps", "1", "--image-size", size])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--image-size {size}: give a multiple of the model's patch size (8)" in err
+
+
 def test_average_writes_the_mean_of_the_weights(tmp_path, tiny_arch) -> None:
     from safetensors.torch import load_file
 
