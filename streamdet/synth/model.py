@@ -65,7 +65,7 @@ def resized_input(model: CLIPModel, image_size: int) -> CLIPModel:
     config = CLIPConfig.from_dict(model.config.to_dict())
     config.vision_config.image_size = image_size
     resized = CLIPModel(config)
-    resized.load_state_dict(state, strict=False)
+    resized.load_state_dict(state)  # strict: every other weight has the same shape
     return resized
 
 
