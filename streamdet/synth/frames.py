@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from streamdet.clip.frame_tower import dense_last_layer
-from streamdet.detect.onepass import FrameGrid
+from streamdet.config import GridConfig
+from streamdet.detect.onepass import FrameGrid, token_px
 from streamdet.synth.data import CaptionTable, cover_cells, label_cells
-from streamdet.synth.model import CLIP_MEAN, CLIP_STD
+from streamdet.synth.model import CLIP_MEAN, CLIP_STD, DETECTOR_DEFAULTS
 from streamdet.synth.randomise import PLAIN, Variety, varied_scene
 from streamdet.synth.scenes import COLOURS, KINDS, Query, Scene, random_scene
 
@@ -42,6 +43,17 @@ OTHER_SIZE_SHARE = 0.25
 #: Frame pixels per token and model pixels per patch: the detector's defaults for this model.
 TOKEN_PX = 16
 MODEL_PATCH = 8
+
+
+def detector_token_px(image_size: int, model_patch: int = MODEL_PATCH) -> int:
+    """Frame pixels per token of the detector's one pass, at the built-in model's settings
+    (:data:`streamdet.synth.model.DETECTOR_DEFAULTS`), for a model of ``image_size`` input:
+    :data:`TOKEN_PX` (16) at 64 pixels, 11 at 96 (``streamdet.detect.onepass.token_px``).
+    Why: a model trained at another input size (``train --image-size``) is run on tokens of
+    this size, so its frames are trained on them too."""
+    defaults = DETECTOR_DEFAULTS
+    grid = GridConfig(patch=int(defaults["patch"]), window=int(defaults["window"]))
+    return token_px(grid, image_size, model_patch)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from streamdet.synth.data import (
     make_batch,
     single_object_crops,
 )
-from streamdet.synth.frames import frame_token_logits, make_frame_batch
+from streamdet.synth.frames import detector_token_px, frame_token_logits, make_frame_batch
 from streamdet.synth.logits import (
     calibrate_threshold,
     logits_for,
@@ -126,10 +126,13 @@ def _frame_loss(
     """The per-token loss on ``config.frames`` whole generated frames, run in one pass through
     the dense head the detector uses (:mod:`streamdet.synth.frames`): the patch loss on every
     token of the frame instead of every patch of a crop."""
+    arch = config.arch
     batch = make_frame_batch(
         rng,
         table,
         config.frames,
+        token_px=detector_token_px(arch.image_size, arch.patch_size),
+        model_patch=arch.patch_size,
         soft=config.frame_soft,
         randomise=config.randomise,
         variety=config.variety,

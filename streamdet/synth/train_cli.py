@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         "--image-size",
         type=int,
         help="input (and verification view) size in pixels; with --init the model's position "
-        "embeddings are resized to it (default: --init's, or 64)",
+        "embeddings are resized to it (default: --init's, or 64). The detector's one pass "
+        "then has finer tokens (11 frame pixels at 96, not 16), and frames train on those",
     )
     parser.add_argument("--vision-width", type=int, default=128)
     parser.add_argument("--vision-layers", type=int, default=4)

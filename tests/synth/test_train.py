@@ -276,13 +276,27 @@ def test_recipe_chains_eight_stages_the_last_from_an_average(tmp_path, capsys) -
     assert not out.exists() and not (tmp_path / "model.stage1").exists()
 
 
-def test_fine_tune_draws_crops_at_the_models_own_size(tmp_path, tiny_arch) -> None:
+def test_fine_tune_draws_crops_at_the_models_own_size(tmp_path, tiny_arch, monkeypatch) -> None:
     """A model of another input size (32 px here, not the built-in 64) trains on crops of its
-    own size, patch labels on its own token grid, and is validated at that size."""
-    from streamdet.synth.model import save_model
+    own size, patch labels on its own token grid, frames on the tokens the detector's one pass
+    gives it (32 frame pixels, not the 64 px model's 16), and is validated at that size."""
+    from streamdet.config import GridConfig
+    from streamdet.detect.onepass import token_px
+    from streamdet.synth import train as train_module
+    from streamdet.synth.frames import TOKEN_PX
+    from streamdet.synth.model import DETECTOR_DEFAULTS, save_model
 
     if not (MODEL_DIR / "tokenizer.json").is_file():
         pytest.skip("no tokenizer in streamdet/models/scenes-clip")
+    drawn: list[tuple[int, tuple[int, ...]]] = []
+    real_batch = train_module.make_frame_batch
+
+    def recorded(*args, **kwargs):
+        batch = real_batch(*args, **kwargs)
+        drawn.append((kwargs.get("token_px", TOKEN_PX), batch.pixels.shape))
+        return batch
+
+    monkeypatch.setattr(train_module, "make_frame_batch", recorded)
     start = tmp_path / "small"
     save_model(
         build_model(tiny_arch), start, tokenizer_source=MODEL_DIR, arch=tiny_arch, threshold=None
@@ -297,6 +311,12 @@ def test_fine_tune_draws_crops_at_the_models_own_size(tmp_path, tiny_arch) -> No
     assert 0.0 < run["calibration"]["threshold"] < 1.0  # calibrated on 32 px crops too
     config = json.loads((out / "config.json").read_text())
     assert config["vision_config"]["image_size"] == 32
+    grid = GridConfig(patch=DETECTOR_DEFAULTS["patch"], window=DETECTOR_DEFAULTS["window"])
+    runs_on = token_px(grid, 32, tiny_arch.patch_size)  # what Detector's one pass uses
+    assert runs_on == 32 and drawn
+    for px, shape in drawn:  # each token one model patch of 8 px, cut from 32 frame pixels
+        assert px == runs_on
+        assert shape[1] % 8 == 0 and shape[2] % 8 == 0
 
 
 def test_image_size_resizes_a_saved_models_positions_and_trains_at_it(tmp_path, tiny_arch) -> None:
