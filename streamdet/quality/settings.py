@@ -134,7 +134,7 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         s("dense-ts1.25", **at, method="dense", token_scale=1.25),
         # finer tokens than the model's (frame scaled up): more found, at 1.8x to 5x the time
         *(s(f"dense-ts{t}", **at, method="dense", token_scale=t) for t in (0.875, 0.75, 0.5)),
-        # the tokens of a model trained at 96 pixels (11 px): finer tokens, or a bigger model input?
+        # a 96-pixel model's one-pass tokens (11 px) for this model: is the gain in the tokens?
         s("dense-ts0.67", **at, method="dense", token_scale=2 / 3),
         # the dense method's second, finer pass over the first pass's candidates
         # (``streamdet.detect.zoom``): the ``fine`` preset, its first pass at the model's own
