@@ -63,6 +63,7 @@ def test_the_full_run_compares_these_settings():
         "dense-ts0.875",
         "dense-ts0.75",
         "dense-ts0.5",
+        "dense-ts0.67",
         "calibrated-fine",
         "dense-zoom-ts1",
         "dense-zoom-level0.5",
