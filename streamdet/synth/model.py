@@ -46,9 +46,12 @@ def resized_input(model: CLIPModel, image_size: int) -> CLIPModel:
     """``model`` taking ``image_size``-pixel images: its position embeddings resized bicubically
     from its token grid to the new one (the class token's row kept), every other weight as it was.
 
-    Why: the detector cuts its verification views at the model's input size, so a larger input
-    gives the views finer tokens (96 pixels: 12 x 12 instead of 8 x 8) to place boxes with; the
-    resized model is then fine-tuned at that size (``train --init ... --image-size``).
+    Why: the detector's tokens follow the model's input size. A larger input gives its
+    verification views finer tokens (96 pixels: 12 x 12 instead of 8 x 8) and its one pass too
+    (11 frame pixels instead of 16, ``streamdet.detect.onepass.token_px``), which is where a
+    96-pixel model's held-out gain and most of its cost are (docs/models.md, "Input at 96
+    pixels"). The resized model is then fine-tuned at that size (``train --init ...
+    --image-size``).
     """
     vision = model.config.vision_config
     patch, old_grid = vision.patch_size, vision.image_size // vision.patch_size
