@@ -320,7 +320,8 @@ def build_report(
         "blink_ratio": blink_ratio,
         "targets": {
             "idf1_at_least_0.8": idf1 is not None and idf1 >= 0.8,
-            "blink_at_most_half": blink_ratio is not None and blink_ratio <= 0.5,
+            # both zero (no box blinks, tracked or not) meets it: there is nothing to halve
+            "blink_at_most_half": steady["blink"] <= 0.5 * untracked["blink"],
             "ap50_not_lower": (
                 steady["ap50"] is not None
                 and untracked["ap50"] is not None

@@ -36,7 +36,7 @@ def detector(tmp_path_factory):
 
 def test_the_builtin_model_suggests_one_pass_with_fine_tokens(detector):
     assert detector.config.scoring.method == "dense" and detector.config.grid.patch == 32
-    assert detector.frame_grid(360, 640).token_px == 16
+    assert detector.frame_grid(360, 640).token_px == 11  # a 128-px window seen at 96 px
     assert detector.config.sources["method"] == "model"
 
 

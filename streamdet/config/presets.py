@@ -7,7 +7,7 @@ caller's own settings.
   and the image tower in int8 on a CPU (fp16 on a GPU, where int8 does not run).
   docs/benchmarks.md has the measurements behind it.
 * ``fine``: small and cut objects: the ``dense`` method's two passes (``streamdet.detect.zoom``),
-  a first with ``FAST_TOKEN_SCALE`` tokens, then ``FINE_ZOOM`` tokens (12 pixels for the
+  a first with ``FAST_TOKEN_SCALE`` tokens, then ``FINE_ZOOM`` tokens (8 pixels for the
   built-in model) over its candidates: the best held-out quality measured, at about the time of
   one whole pass of such tokens (docs/benchmarks.md, "A second, finer pass").
 * ``writeup``: the original write-up's method as it describes it (sliding windows of 64-pixel
@@ -62,7 +62,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
         "fine": Preset(
             "fine",
             "small and cut objects: the dense method's first pass with tokens 1.5x coarser, "
-            "then a second pass with tokens 0.75x a window's (12 px for the built-in model) "
+            "then a second pass with tokens 0.75x a window's (8 px for the built-in model) "
             "over its candidates; about twice the time of the model's own setting",
             settings={"method": "dense", "token_scale": FAST_TOKEN_SCALE, "zoom_scale": FINE_ZOOM},
         ),

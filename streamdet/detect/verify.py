@@ -28,7 +28,7 @@ extra batch of ``margins x boxes`` crops per frame, not a second pass over the w
 others are dropped: ``strongest``), so a frame full of weak candidates cannot stall a live source.
 
 The view also says where the box should be (``refine_in_views``, the ``verify_refine`` setting):
-the frame's heatmap has cells of 16 pixels or more, so a 30-pixel object's box is off by a good
+the frame's heatmap has cells of 11 pixels or more, so a 30-pixel object's box is off by a good
 share of its size, while the first view shows the object at 1.5 x its longer side across the
 model's whole input. Its patch tokens (when the export has them) are scored against the prompt
 as log-odds against the background prompts, rescaled to the view's own range (``relative_maps``:

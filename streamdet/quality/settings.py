@@ -68,6 +68,8 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         # touching objects as one region, never cut (``split`` 0, the default before it was 2;
         # streamdet.detect.boxes.split_regions): the dense and the windows method
         s("dense-unsplit", **at, method="dense", split=0),
+        # cores of at least 3 or 4 cells: finer tokens (stage 9's 11 px) make more, smaller cores
+        *(s(f"dense-split{n}", **at, method="dense", split=n) for n in (3, 4)),
         s("windows-unsplit", **win, split=0),
         s("reference", **win, scoring="reference", overhang=False),
         s(f"calibrated-w{small}", method="windows", window=small, stride=min(stride, small)),
@@ -141,6 +143,8 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         # tokens, a higher candidate level, less context
         s("calibrated-fine", "fine", window=window),
         s("dense-zoom-ts1", **at, method="dense", token_scale=1.0, zoom_scale=0.75),
+        # a 96-pixel model: first pass at 16-pixel tokens, second at its own 11 px
+        s("dense-ts1.5-zoom1", **at, method="dense", token_scale=1.5, zoom_scale=1.0),
         s("dense-zoom-level0.5", "fine", **at, zoom_level=0.5),
         s("dense-zoom-margin4", "fine", **at, zoom_margin=4),
         # verification crops: one size per box (the built-in model's before it took two), the
@@ -203,7 +207,7 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         # the best crop): less trust at a lower floor, and the mean of the crops
         s("dense-trust0.3", **at, method="dense", verify_trust=0.3, verify_floor=0.5),
         s("dense-trust-mean", **at, method="dense", verify_combine="mean"),
-        # every frame at its own size (``max_side`` 0): 16-pixel tokens over a 1280x720 frame,
+        # every frame at its own size (``max_side`` 0): 11-pixel tokens over a 1280x720 frame,
         # as before the built-in model saw frames longer than 640 pixels as if resized to 640;
         # the same as the default at 640x360 (``--frame-size`` runs tell them apart)
         s("dense-full-res", **at, method="dense", max_side=0),

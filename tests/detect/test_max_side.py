@@ -43,11 +43,12 @@ needs_builtin = pytest.mark.skipif(
 def test_the_built_in_model_sees_large_frames_at_640(tmp_path) -> None:
     det = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path)
     assert det.config.grid.max_side == 640
-    assert det.frame_grid(360, 640).token_px == 16
-    assert det.frame_grid(720, 1280).token_px == 32
-    assert det.frame_grid(1080, 1920).token_px == 48
+    # a 128-pixel window seen at 96 pixels: 10.67-pixel tokens, times the frame's size over 640
+    assert det.frame_grid(360, 640).token_px == 11
+    assert det.frame_grid(720, 1280).token_px == 21
+    assert det.frame_grid(1080, 1920).token_px == 32
     full = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path, max_side=0)
-    assert full.frame_grid(720, 1280).token_px == 16
+    assert full.frame_grid(720, 1280).token_px == 11
 
 
 @needs_builtin
@@ -56,7 +57,7 @@ def test_boxes_and_heatmaps_of_a_large_frame_are_in_its_own_pixels(tmp_path) -> 
     cv2.circle(frame, (400, 340), 100, (35, 30, 215), -1, cv2.LINE_AA)
     cv2.rectangle(frame, (840, 240), (1040, 440), (215, 40, 30), -1)  # a blue square beside it
     result = Detector("streamdet/scenes-clip", ["a red circle"], cache_dir=tmp_path).detect(frame)
-    assert result.patch == 32 and result.heatmaps.shape[1:] == (23, 40)
+    assert result.patch == 21 and result.heatmaps.shape[1:] == (35, 61)
     assert len(result.detections) == 1
     x1, y1, x2, y2 = result.detections.xyxy[0]
     truth = np.array([300, 240, 500, 440], np.float32)
@@ -70,8 +71,8 @@ def test_boxes_and_heatmaps_of_a_large_frame_are_in_its_own_pixels(tmp_path) -> 
 @needs_builtin
 def test_the_second_pass_grows_with_the_first(tmp_path) -> None:
     fine = Detector("streamdet/scenes-clip", ["a red circle"], preset="fine", cache_dir=tmp_path)
-    assert fine.frame_grid(360, 640).token_px == 24 and fine._zoom_token_px(360, 640) == 12
-    assert fine.frame_grid(720, 1280).token_px == 48 and fine._zoom_token_px(720, 1280) == 24
+    assert fine.frame_grid(360, 640).token_px == 16 and fine._zoom_token_px(360, 640) == 8
+    assert fine.frame_grid(720, 1280).token_px == 32 and fine._zoom_token_px(720, 1280) == 16
 
 
 def test_a_bad_max_side_is_refused_in_one_line_and_the_flag_sets_it() -> None:

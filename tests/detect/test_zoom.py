@@ -188,7 +188,7 @@ def test_the_fine_preset_boxes_small_objects_with_the_built_in_model(tmp_path) -
                 background, [Placement(shape, colours[shape], "small", centre, 24.0)]
             )
             result = det.detect(scene.image)
-            assert result.work.zoom_computed >= 1 and result.patch == 12
+            assert result.work.zoom_computed >= 1 and result.patch == 8
             found = [
                 b
                 for b, label in zip(result.detections.xyxy, result.labels(), strict=True)

@@ -195,7 +195,7 @@ def test_train_rejects_a_negative_loss_weight(capsys, option) -> None:
     assert f"{option} is a loss weight" in capsys.readouterr().err
 
 
-def test_recipe_chains_eight_stages_the_last_from_an_average(tmp_path, capsys) -> None:
+def test_recipe_chains_nine_stages_the_eighth_from_an_average(tmp_path, capsys) -> None:
     from streamdet.synth.recipe import average_folder, averaged_sources, stage_commands
     from streamdet.synth.recipe import main as recipe_main
 
@@ -210,6 +210,7 @@ def test_recipe_chains_eight_stages_the_last_from_an_average(tmp_path, capsys) -
         str(tmp_path / "model.stage6"),
         str(tmp_path / "model.stage7"),
         str(tmp_path / "model.stage8"),
+        str(tmp_path / "model.stage9"),
     ]
     assert "--init" not in commands[0]
     assert commands[1][commands[1].index("--init") + 1] == str(tmp_path / "model.stage1")
@@ -252,19 +253,25 @@ def test_recipe_chains_eight_stages_the_last_from_an_average(tmp_path, capsys) -
     assert commands[7][commands[7].index("--init") + 1] == str(tmp_path / "model.average")
     assert "--hard-camera" in commands[7] and "--varied-occluders" in commands[7]
     assert all("--hard-camera" not in c for c in commands[:7])
+    # stage 9 goes on from stage 8 at a 96-pixel input; only it changes the input size
+    assert commands[8][commands[8].index("--init") + 1] == str(tmp_path / "model.stage8")
+    assert commands[8][commands[8].index("--image-size") + 1] == "96"
+    assert "--hard-camera" in commands[8]
+    assert all("--image-size" not in c for c in commands[:8])
     assert recipe_main(["--out", str(out), "--dry-run"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 12 and printed[-1].startswith("streamdet export")
+    assert len(printed) == 13 and printed[-1].startswith("streamdet export")
     assert printed[7].startswith("python -m streamdet.synth.average --out " + str(out) + ".average")
     assert printed[8].startswith(f"python -m streamdet.synth.train --out {out}.stage8")
-    assert printed[9] == f"cp -R {out}.stage8/. {out}/"
+    assert printed[9].startswith(f"python -m streamdet.synth.train --out {out}.stage9")
+    assert printed[10] == f"cp -R {out}.stage9/. {out}/"
     shipped = str(tmp_path / "shipped")
     assert (
         recipe_main(["--out", str(out), "--from-stage", "5", "--init", shipped, "--dry-run"]) == 0
     )
     printed = capsys.readouterr().out.splitlines()
     assert (
-        len(printed) == 8 and f"--init {shipped}" in printed[0] and "--randomise 0.8" in printed[0]
+        len(printed) == 9 and f"--init {shipped}" in printed[0] and "--randomise 0.8" in printed[0]
     )
     assert f"--init {out.with_name('model.stage5')}" in printed[1]
     # stage 8 alone: from the given average, no average made
@@ -272,7 +279,14 @@ def test_recipe_chains_eight_stages_the_last_from_an_average(tmp_path, capsys) -
         recipe_main(["--out", str(out), "--from-stage", "8", "--init", shipped, "--dry-run"]) == 0
     )
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 4 and f"--out {out}.stage8 --init {shipped} " in printed[0]
+    assert len(printed) == 5 and f"--out {out}.stage8 --init {shipped} " in printed[0]
+    assert f"--out {out}.stage9 --init {out}.stage8 " in printed[1]
+    # stage 9 alone: from the given stage-8 model
+    assert (
+        recipe_main(["--out", str(out), "--from-stage", "9", "--init", shipped, "--dry-run"]) == 0
+    )
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 4 and f"--out {out}.stage9 --init {shipped} " in printed[0]
     assert not out.exists() and not (tmp_path / "model.stage1").exists()
 
 

@@ -31,6 +31,7 @@ def test_bench_tracking_quick_writes_a_consistent_report(tmp_path, capsys):
     expected = round(tracked["blink"] / untracked["blink"], 4) if untracked["blink"] else None
     assert report["blink_ratio"] == expected
     assert set(report["targets"]) == {"idf1_at_least_0.8", "blink_at_most_half", "ap50_not_lower"}
+    assert report["targets"]["blink_at_most_half"] is (tracked["blink"] <= 0.5 * untracked["blink"])
     assert report["tracked"]["track_ms_per_frame"] > 0 and report["model_ms_per_frame"] > 0
     assert "| tracked |" in capsys.readouterr().out
 
