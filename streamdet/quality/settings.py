@@ -193,6 +193,9 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
         s("dense-t0.15", **at, method="dense", threshold=0.15),
         # a lower verification floor (the built-in model's is 0.7): more found, more false boxes
         s("dense-floor0.6", **at, method="dense", verify_floor=0.6),
+        # higher floors and less trust: stage 9's training-generator false boxes (0.054 a frame)
+        *(s(f"dense-floor{f}", **at, method="dense", verify_floor=f) for f in (0.75, 0.8)),
+        s("dense-trust0.4", **at, method="dense", verify_trust=0.4),
         # every box held to one floor, whatever its heatmap peak (``verify_trust`` 0): the
         # built-in model's verification before it trusted sure boxes (mean of two views, 0.2)
         s(
@@ -203,7 +206,7 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
             verify_floor=0.2,
             verify_combine="mean",
         ),
-        # neighbours of the built-in model's trust in sure boxes (verify_trust 0.5, floor 0.7,
+        # neighbours of the built-in model's trust in sure boxes (verify_trust 0.5, floor 0.7 then,
         # the best crop): less trust at a lower floor, and the mean of the crops
         s("dense-trust0.3", **at, method="dense", verify_trust=0.3, verify_floor=0.5),
         s("dense-trust-mean", **at, method="dense", verify_combine="mean"),
