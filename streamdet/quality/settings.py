@@ -206,7 +206,7 @@ def make_settings(window: int, stride: int, patch: int = 32) -> dict[str, NamedS
             verify_floor=0.2,
             verify_combine="mean",
         ),
-        # neighbours of the built-in model's trust in sure boxes (verify_trust 0.5, floor 0.7 then,
+        # neighbours of the built-in model's trust in sure boxes (verify_trust 0.5, floor 0.7,
         # the best crop): less trust at a lower floor, and the mean of the crops
         s("dense-trust0.3", **at, method="dense", verify_trust=0.3, verify_floor=0.5),
         s("dense-trust-mean", **at, method="dense", verify_combine="mean"),
